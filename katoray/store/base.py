@@ -1,0 +1,143 @@
+"""The knowledge-base protocol: the one seam between the engine and storage.
+
+A knowledge base (KB) holds one KATO node's long-term memory: patterns (name, events, frequency,
+emotives, metadata), the symbol statistics predictions need (per-symbol total frequency and the
+number of distinct patterns containing it), KATO's global totals, and two indexes: symbol ->
+patterns containing it, and first symbol -> patterns starting with it.
+
+Writes go through one call, ``apply(deltas, batch_id)``: a batch of learned-pattern deltas applied
+atomically. With a ``batch_id`` the call is idempotent: a batch id already applied changes nothing
+and returns False. That is what makes retries and crash-and-resume exactly-once.
+
+Merge rules (KATO's learn, spec §3.3, applied ``count`` times at once):
+- frequency += count; a new pattern stores events and length.
+- emotives: ``(stored + delta.emotives)[-persistence:]``; a delta without emotives leaves them.
+- metadata: per key, the sorted union of unique strings; with ``metadata_cap`` only the
+  ``metadata_cap`` smallest values are kept (min-N of a union is order-independent, so parallel
+  reduction stays deterministic).
+- symbols: for each distinct symbol s occurring c times in the pattern, freq[s] += c * count;
+  pmf[s] += 1 and the indexes gain the pattern only when the pattern is new.
+- totals: total_symbols_in_patterns_frequencies += length * count; for a new pattern
+  total_unique_patterns += 1 and total_pattern_frequencies += 1. (KATO quirk kept on purpose:
+  total_pattern_frequencies is not incremented on re-learn; it only changes ``confluence`` values.)
+"""
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Iterable, Iterator, Mapping, Protocol, Sequence, runtime_checkable
+
+
+@dataclass(frozen=True)
+class PatternRecord:
+    """A stored pattern as KATO's ``GET /pattern`` shows it (``name`` is the bare sha1)."""
+
+    name: str
+    pattern_data: list[list[str]]
+    length: int
+    frequency: int
+    emotives: list[dict[str, float]] = field(default_factory=list)
+    metadata: dict[str, list[str]] = field(default_factory=dict)
+
+    def to_dict(self) -> dict:
+        return {"name": "PTRN|" + self.name, "pattern_data": self.pattern_data, "length": self.length,
+                "frequency": self.frequency, "emotives": self.emotives, "metadata": self.metadata}
+
+
+@dataclass
+class PatternDelta:
+    """``count`` learns of one pattern, to be merged into a KB.
+
+    ``name`` is the bare sha1 of ``events``; ``emotives`` are the per-observation emotive dicts of
+    this learn in order (appended, then cut to the persistence window); ``metadata`` maps each key
+    to string values to union in.
+    """
+
+    name: str
+    events: list[list[str]]
+    count: int = 1
+    emotives: list[dict[str, float]] = field(default_factory=list)
+    metadata: dict[str, list[str]] = field(default_factory=dict)
+
+    @property
+    def length(self) -> int:
+        return sum(len(event) for event in self.events)
+
+
+@dataclass(frozen=True)
+class KBTotals:
+    """KATO's global counters plus the number of distinct symbols (``N_sym`` in spec §4.6)."""
+
+    total_unique_patterns: int = 0
+    total_pattern_frequencies: int = 0
+    total_symbols_in_patterns_frequencies: int = 0
+    num_symbols: int = 0
+
+
+@runtime_checkable
+class KnowledgeBase(Protocol):
+    """What the engine and the runtime need from a node's knowledge base."""
+
+    kb_id: str
+
+    def apply(self, deltas: Sequence[PatternDelta], batch_id: str | None = None, *,
+              persistence: int = 5, metadata_cap: int | None = None) -> bool:
+        """Merge ``deltas`` atomically; False (and no change) if ``batch_id`` was applied before."""
+
+    def is_applied(self, batch_id: str) -> bool:
+        """Whether a batch with this id has been applied."""
+
+    def get_pattern(self, name: str) -> PatternRecord | None:
+        """The pattern with this bare sha1 name, or None."""
+
+    def get_patterns(self, names: Iterable[str]) -> dict[str, PatternRecord]:
+        """Records for the names that exist (missing names are left out)."""
+
+    def patterns_with_any(self, symbols: Iterable[str]) -> set[str]:
+        """Names of patterns that contain at least one of ``symbols`` (symbol index)."""
+
+    def patterns_starting_with(self, symbol: str) -> list[str]:
+        """Names of patterns whose first event's first symbol is ``symbol`` (first-token index)."""
+
+    def symbol_pmf(self, symbols: Iterable[str]) -> dict[str, int]:
+        """Number of distinct patterns containing each known symbol (unknown ones are left out)."""
+
+    def symbol_frequencies(self, symbols: Iterable[str]) -> dict[str, int]:
+        """Total occurrences over all learns for each known symbol."""
+
+    def totals(self) -> KBTotals:
+        """Global counters."""
+
+    def count(self) -> int:
+        """Number of distinct patterns."""
+
+    def iter_patterns(self) -> Iterator[PatternRecord]:
+        """Every pattern, sorted by name (full scan: analysis and reference checks only)."""
+
+    def clear(self) -> None:
+        """Delete every pattern, statistic and applied-batch record of this KB."""
+
+    def close(self) -> None:
+        """Release connections and files."""
+
+
+def symbol_counts(events: Sequence[Sequence[str]]) -> Counter:
+    """Occurrences of each symbol in a pattern's events."""
+    return Counter(symbol for event in events for symbol in event)
+
+
+def merge_emotives(stored: list[dict[str, float]], new: list[dict[str, float]], persistence: int) -> list[dict[str, float]]:
+    """KATO's rolling emotive window: the last ``persistence`` dicts of stored + new."""
+    if not new:
+        return stored
+    return (list(stored) + list(new))[-persistence:]
+
+
+def merge_metadata(stored: Mapping[str, list[str]], new: Mapping[str, Iterable[str]],
+                   cap: int | None = None) -> dict[str, list[str]]:
+    """Per key, the sorted union of unique strings, keeping the ``cap`` smallest when capped."""
+    out = {key: list(values) for key, values in stored.items()}
+    for key, values in new.items():
+        merged = sorted(set(out.get(key, ())) | {str(v) for v in values})
+        out[key] = merged[:cap] if cap is not None else merged
+    return dict(sorted(out.items()))

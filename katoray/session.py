@@ -28,14 +28,14 @@ class KatoSession:
     """
 
     def __init__(self, node_id: str = "node0", store: str | KnowledgeBase = "memory://",
-                 config: Mapping[str, Any] | SessionConfig | None = None) -> None:
+                 config: Mapping[str, Any] | SessionConfig | None = None, metadata_cap: int | None = None) -> None:
         if not isinstance(node_id, str) or not node_id:
             raise ConfigError(f"node_id must be a non-empty string, got {node_id!r}")
         self.node_id = node_id
         self.kb_id = kb_id_for(node_id)
         self.kb = open_store(store, self.kb_id) if isinstance(store, str) else store
         cfg = config if isinstance(config, SessionConfig) else SessionConfig.from_dict(config)
-        self._processor = KatoProcessor(self.kb, cfg)
+        self._processor = KatoProcessor(self.kb, cfg, metadata_cap)
 
     # -- configuration ------------------------------------------------------------------------
     @property

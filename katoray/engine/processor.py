@@ -29,9 +29,11 @@ MAX_STM_EVENTS = 1000
 class KatoProcessor:
     """Observe / learn / clear over one knowledge base, for one session."""
 
-    def __init__(self, kb: KnowledgeBase, config: SessionConfig | None = None) -> None:
+    def __init__(self, kb: KnowledgeBase, config: SessionConfig | None = None,
+                 metadata_cap: int | None = None) -> None:
         self.kb = kb
         self.config = config or SessionConfig()
+        self.metadata_cap = metadata_cap  # values kept per metadata key (None: all, as KATO)
         self.stm: list[list[str]] = []
         self.time = 0
         # (stm length when observed, value): lets ROLLING keep the entries of retained events.
@@ -95,7 +97,7 @@ class KatoProcessor:
         name = pattern_hash(events)
         delta = PatternDelta(name, [list(e) for e in events], 1,
                              emotives[-self.config.persistence:], accumulate_metadata(metadata))
-        self.kb.apply([delta], persistence=self.config.persistence)
+        self.kb.apply([delta], persistence=self.config.persistence, metadata_cap=self.metadata_cap)
         return PATTERN_PREFIX + name
 
     def _consume(self, n_events: int) -> None:

@@ -1,0 +1,177 @@
+"""The pure map: a tokenized document -> the patterns each level learns from it, with counts.
+
+In single-pass hierarchical training every level learns with a manual learn and a cleared STM,
+so what a level learns from a document depends on that document alone. A pattern's name is a
+content hash, so any worker can compute names locally; a level's knowledge base is then the sum
+of these multisets (frequencies add, metadata unions), whatever the order or the worker count.
+
+``HierarchyDeltas`` accumulates many documents (a batch) and hands each level's merged
+``PatternDelta`` list to a knowledge base. The result equals driving KATO sessions node by node
+(observe one symbol per event, learn, pass the name up): ``tests/hierarchy`` pins that.
+"""
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+from typing import Iterable, Sequence
+
+from katoray.hierarchy.config import HierarchyConfig
+from katoray.store.base import PatternDelta
+
+PREFIX = "PTRN|"
+
+# [section][paragraph][sentence] -> token pieces. Chunking mode reads it as one token stream.
+Sections = Sequence[Sequence[Sequence[Sequence[str]]]]
+
+
+@dataclass(frozen=True)
+class TokenizedDocument:
+    """A document after segmentation and tokenization."""
+
+    doc_id: str
+    sections: Sections
+    metadata: dict[str, str] = field(default_factory=dict)  # recorded on patterns of metadata levels
+
+    def num_tokens(self) -> int:
+        return sum(len(s) for sec in self.sections for par in sec for s in par)
+
+    def tokens(self) -> list[str]:
+        return [t for sec in self.sections for par in sec for s in par for t in s]
+
+
+@dataclass
+class LevelDeltas:
+    """One level's merged learning: name -> [events, count, metadata]."""
+
+    patterns: dict[str, list] = field(default_factory=dict)
+    learned: int = 0     # learn events (pattern occurrences)
+    unlearned: int = 0   # symbols left in STM at a document end (fewer than 2: KATO learns nothing)
+
+    def to_deltas(self) -> list[PatternDelta]:
+        """Deltas sorted by name (a deterministic write order)."""
+        return [PatternDelta(name, events, count, [], {k: sorted(v) for k, v in meta.items()} if meta else {})
+                for name, (events, count, meta) in sorted(self.patterns.items())]
+
+
+class HierarchyDeltas:
+    """Accumulates the map of many documents, per level."""
+
+    def __init__(self, config: HierarchyConfig) -> None:
+        self.config = config
+        self.levels = [LevelDeltas() for _ in range(config.num_levels)]
+        self.documents = 0
+        self.tokens = 0
+        self._repr_cache: dict[str, str] = {}  # token -> repr([token]), the per-event text hashed
+
+    # -- public ---------------------------------------------------------------------------------
+    def add(self, doc: TokenizedDocument) -> None:
+        """Map one document into the accumulated deltas."""
+        meta = {k: v for k, v in doc.metadata.items() if v not in (None, "")}
+        metas = [meta if level in self.config.metadata_levels else None for level in range(self.config.num_levels)]
+        if self.config.mode == "chunking":
+            self._chunking(doc.tokens(), metas)
+        else:
+            self._structure(doc.sections, metas)
+        self.documents += 1
+        self.tokens += doc.num_tokens()
+
+    def merge(self, other: "HierarchyDeltas") -> None:
+        """Add another accumulator's deltas (associative and commutative)."""
+        for mine, theirs in zip(self.levels, other.levels):
+            for name, (events, count, meta) in theirs.patterns.items():
+                self._count(mine, name, events, count, meta)
+            mine.learned += theirs.learned
+            mine.unlearned += theirs.unlearned
+        self.documents += other.documents
+        self.tokens += other.tokens
+
+    # -- chunking mode ---------------------------------------------------------------------------
+    def _chunking(self, tokens: list[str], metas: list) -> None:
+        symbols = tokens
+        for level, size in enumerate(self.config.chunk_sizes):
+            names = []
+            acc = self.levels[level]
+            for start in range(0, len(symbols), size):
+                chunk = symbols[start:start + size]
+                if len(chunk) < 2:
+                    acc.unlearned += len(chunk)
+                    continue
+                names.append(self._learn(acc, chunk, metas[level]))
+            symbols = names
+
+    # -- structure mode --------------------------------------------------------------------------
+    def _structure(self, sections: Sections, metas: list) -> None:
+        top = self.config.num_levels - 1
+        section_names = []
+        for section in sections:
+            paragraph_names = []
+            for paragraph in section:
+                sentence_names = [self._unit(0, sentence, metas) for sentence in paragraph]
+                if top >= 1:
+                    paragraph_names.append(self._unit(1, [n for n in sentence_names if n], metas))
+            if top >= 2:
+                section_names.append(self._unit(2, [n for n in paragraph_names if n], metas))
+        if top >= 3:
+            self._unit(3, [n for n in section_names if n], metas)
+
+    def _unit(self, level: int, symbols: list[str], metas: list) -> str | None:
+        acc = self.levels[level]
+        if len(symbols) < 2:
+            acc.unlearned += len(symbols)
+            return None
+        return self._learn(acc, symbols, metas[level])
+
+    # -- the learn step ----------------------------------------------------------------------------
+    def _learn(self, acc: LevelDeltas, symbols: list[str], meta: dict | None) -> str:
+        """Learn ``symbols`` one per event; returns the ``PTRN|`` name passed to the next level."""
+        cache = self._repr_cache
+        parts = []
+        for s in symbols:
+            part = cache.get(s)
+            if part is None:
+                part = cache[s] = repr([s])
+            parts.append(part)
+        # repr([[a], [b]]) == "[" + ", ".join(repr([a]), repr([b])) + "]": the exact text KATO hashes.
+        name = hashlib.sha1(("[" + ", ".join(parts) + "]").encode("utf-8")).hexdigest()
+        entry = acc.patterns.get(name)
+        if entry is None:
+            acc.patterns[name] = [[[s] for s in symbols], 1, _meta_sets(meta)]
+        else:
+            entry[1] += 1
+            if meta:
+                _union_meta(entry, meta, self.config.metadata_cap)
+        acc.learned += 1
+        return PREFIX + name
+
+    def _count(self, acc: LevelDeltas, name: str, events, count: int, meta) -> None:
+        entry = acc.patterns.get(name)
+        if entry is None:
+            acc.patterns[name] = [events, count, {k: set(v) for k, v in meta.items()} if meta else None]
+        else:
+            entry[1] += count
+            if meta:
+                _union_meta(entry, meta, self.config.metadata_cap)
+
+
+def _meta_sets(meta: dict | None) -> dict[str, set[str]] | None:
+    return {k: {str(v)} for k, v in meta.items()} if meta else None
+
+
+def _union_meta(entry: list, meta, cap: int) -> None:
+    """Union metadata values into a pattern entry, keeping the ``cap`` smallest per key."""
+    current = entry[2]
+    if current is None:
+        current = entry[2] = {}
+    for key, value in meta.items():
+        values = current.setdefault(key, set())
+        values.update(value if isinstance(value, (set, list, tuple)) else (str(value),))
+        if len(values) > cap:
+            current[key] = set(sorted(values)[:cap])
+
+
+def map_documents(docs: Iterable[TokenizedDocument], config: HierarchyConfig) -> HierarchyDeltas:
+    """Map documents into one accumulator."""
+    out = HierarchyDeltas(config)
+    for doc in docs:
+        out.add(doc)
+    return out

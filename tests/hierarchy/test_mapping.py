@@ -1,0 +1,110 @@
+"""The pure map equals driving KATO sessions node by node (both modes), and it is order-free."""
+from __future__ import annotations
+
+import gzip
+import json
+import random
+
+import pytest
+
+from katoray import KatoSession, pattern_name
+from katoray.hierarchy.config import HierarchyConfig
+from katoray.hierarchy.mapping import HierarchyDeltas, TokenizedDocument, map_documents
+from katoray.hierarchy.sessions import SessionHierarchy
+from katoray.store.memory import MemoryStore
+
+
+def kb_state(kb):
+    return [r for r in kb.iter_patterns()], kb.totals()
+
+
+def apply_map(deltas: HierarchyDeltas, config: HierarchyConfig):
+    kbs = [MemoryStore(f"node{i}") for i in range(config.num_levels)]
+    for kb, level in zip(kbs, deltas.levels):
+        kb.apply(level.to_deltas(), metadata_cap=config.metadata_cap)
+    return kbs
+
+
+def drive_sessions(docs, config: HierarchyConfig):
+    sessions = [KatoSession(f"node{i}", MemoryStore(f"node{i}"), metadata_cap=config.metadata_cap)
+                for i in range(config.num_levels)]
+    driver = SessionHierarchy(sessions, config)
+    for doc in docs:
+        driver.learn_document(doc)
+    return [s.kb for s in sessions], driver
+
+
+def kjv_documents(kjv_books_path, n_books=3, words_per_par=None):
+    """Real text: KJV books, chapters as sections, verses-sentences split on '. ' (whitespace tokens)."""
+    docs = []
+    with gzip.open(kjv_books_path, "rt", encoding="utf-8") as f:
+        for i, line in zip(range(n_books), f):
+            book = json.loads(line)
+            sections = []
+            for chapter in book["text"].split("CHAPTER ")[1:]:
+                body = chapter.split("\n\n", 1)[1]
+                sentences = [s.split() for s in body.split(". ") if s.strip()]
+                sections.append([sentences[j:j + 7] for j in range(0, len(sentences), 7)])
+            docs.append(TokenizedDocument(book["abbrev"], sections, {"title": book["title"], "source": "kjv"}))
+    return docs
+
+
+@pytest.mark.parametrize("mode,sizes", [("chunking", (8, 8, 8, 8)), ("chunking", (3, 2, 5)), ("structure", (2, 2, 2, 2)),
+                                        ("structure", (2, 2))])
+def test_map_equals_sessions_on_kjv(kjv_books_path, mode, sizes):
+    config = HierarchyConfig(mode, sizes, frozenset(range(1, len(sizes))), metadata_cap=2)
+    docs = kjv_documents(kjv_books_path)
+    deltas = map_documents(docs, config)
+    mapped = apply_map(deltas, config)
+    driven, driver = drive_sessions(docs, config)
+    for level in range(config.num_levels):
+        assert kb_state(mapped[level]) == kb_state(driven[level]), f"node{level} differs"
+        assert deltas.levels[level].learned == driver.learned[level]
+        assert deltas.levels[level].unlearned == driver.unlearned[level]
+    assert mapped[0].count() > 100 and deltas.levels[0].learned > mapped[0].count()  # some reuse
+
+
+def test_chunking_counts_exact():
+    config = HierarchyConfig("chunking", (3, 2))
+    doc = TokenizedDocument("d", [[[list("abcdefghij")]]])  # 10 tokens
+    deltas = map_documents([doc], config)
+    # node0: abc def ghi | j (1 token unlearned); node1: (abc,def) | (ghi) unlearned
+    assert deltas.levels[0].learned == 3 and deltas.levels[0].unlearned == 1
+    assert deltas.levels[1].learned == 1 and deltas.levels[1].unlearned == 1
+    node1 = deltas.levels[1].to_deltas()[0]
+    assert node1.events == [[pattern_name([["a"], ["b"], ["c"]])], [pattern_name([["d"], ["e"], ["f"]])]]
+
+
+def test_structure_levels_follow_text():
+    config = HierarchyConfig("structure", (2, 2, 2, 2))
+    sections = [[[["In", "the"], ["x"]], [["A", "b"], ["C", "d"]], [["y", "z"], ["w", "v"]]],
+                [[["e", "f"], ["g", "h"]], [["i", "j"], ["k", "l"]]]]
+    deltas = map_documents([TokenizedDocument("d", sections)], config)
+    assert [lv.learned for lv in deltas.levels] == [9, 4, 2, 1]
+    # ["x"] is one token (unlearned); its paragraph then has one sentence (unlearned at node1).
+    assert [lv.unlearned for lv in deltas.levels] == [1, 1, 0, 0]
+    lonely = map_documents([TokenizedDocument("d", [sections[0][:1], sections[1][:1]])], config)
+    assert [lv.learned for lv in lonely.levels] == [3, 1, 0, 0]
+    assert [lv.unlearned for lv in lonely.levels] == [1, 1, 1, 0]  # one-paragraph section: node2 unlearned
+
+
+def test_map_is_order_and_batch_independent(kjv_books_path):
+    config = HierarchyConfig("chunking", (4, 3, 2), frozenset({1, 2}), metadata_cap=2)
+    docs = kjv_documents(kjv_books_path, n_books=4)
+    whole = apply_map(map_documents(docs, config), config)
+    shuffled = docs[:]
+    random.Random(7).shuffle(shuffled)
+    parts = [map_documents(shuffled[i:i + 1], config) for i in range(len(shuffled))]
+    merged = parts[0]
+    for part in parts[1:]:
+        merged.merge(part)
+    for a, b in zip(whole, apply_map(merged, config)):
+        assert kb_state(a) == kb_state(b)
+
+
+def test_metadata_cap_keeps_smallest_values():
+    config = HierarchyConfig("chunking", (2, 2), frozenset({0}), metadata_cap=2)
+    docs = [TokenizedDocument(f"d{i}", [[[["same", "pair"]]]], {"doc_id": f"d{i}"}) for i in (3, 1, 2)]
+    kb = apply_map(map_documents(docs, config), config)[0]
+    (record,) = kb.iter_patterns()
+    assert record.frequency == 3 and record.metadata == {"doc_id": ["d1", "d2"]}

@@ -1,8 +1,46 @@
-"""katoray: hierarchies of KATO pattern learners, trained on text in a single pass, on Ray."""
+"""katoray: hierarchies of KATO pattern learners, trained on text in a single pass, on Ray.
+
+The engine names (``KatoSession``, ``pattern_name``) import eagerly; the notebook's names
+(``HierarchicalConceptLearner``, ``train_from_streaming_dataset_parallel``, ...) import on first
+use, so ``import katoray`` stays light (no Ray, no transformers).
+"""
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
 from katoray.engine.config import SessionConfig
 from katoray.engine.naming import pattern_hash, pattern_name, strip_prefix
 from katoray.session import KatoSession
 
 __version__ = "0.1.0"
 
-__all__ = ["KatoSession", "SessionConfig", "pattern_name", "pattern_hash", "strip_prefix", "__version__"]
+# public name -> module that defines it (imported lazily)
+_LAZY = {
+    "HierarchicalNode": "katoray.hierarchy.config",
+    "HierarchyConfig": "katoray.hierarchy.config",
+    "HierarchicalConceptLearner": "katoray.hierarchy.learner",
+    "TokenProcessor": "katoray.hierarchy.learner",
+    "train_hierarchical_single_pass": "katoray.hierarchy.train",
+    "DocumentPreparer": "katoray.hierarchy.prepare",
+    "CorpusSegmenter": "katoray.text.segment",
+    "Document": "katoray.text.segment",
+    "StreamingDatasetLoader": "katoray.text.corpora",
+    "HardwareAnalyzer": "katoray.text.hardware",
+    "recommend_dataset_configuration": "katoray.text.hardware",
+    "load_tokenizer": "katoray.text.tokenizers",
+    "open_store": "katoray.store",
+    "train_from_streaming_dataset": "katoray.runtime.train",
+    "train_from_streaming_dataset_parallel": "katoray.runtime.train",
+}
+
+__all__ = ["KatoSession", "SessionConfig", "pattern_name", "pattern_hash", "strip_prefix", "__version__", *_LAZY]
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'katoray' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value

@@ -15,3 +15,7 @@ class StoreError(KatorayError):
 
 class StoreUnreachableError(StoreError, ConnectionError):
     """A store server did not answer; raised before any training starts."""
+
+
+class DocumentError(KatorayError, ValueError):
+    """A document could not be segmented, tokenized or learned; the message names it."""

@@ -31,6 +31,7 @@ class TokenizedDocument:
     doc_id: str
     sections: Sections
     metadata: dict[str, str] = field(default_factory=dict)  # recorded on patterns of metadata levels
+    dropped: int = 0  # empty or too-short segments segmentation dropped (counted, never silent)
 
     def num_tokens(self) -> int:
         return sum(len(s) for sec in self.sections for par in sec for s in par)
@@ -61,6 +62,7 @@ class HierarchyDeltas:
         self.levels = [LevelDeltas() for _ in range(config.num_levels)]
         self.documents = 0
         self.tokens = 0
+        self.dropped_segments = 0
         self._repr_cache: dict[str, str] = {}  # token -> repr([token]), the per-event text hashed
 
     # -- public ---------------------------------------------------------------------------------
@@ -74,6 +76,7 @@ class HierarchyDeltas:
             self._structure(doc.sections, metas)
         self.documents += 1
         self.tokens += doc.num_tokens()
+        self.dropped_segments += doc.dropped
 
     def merge(self, other: "HierarchyDeltas") -> None:
         """Add another accumulator's deltas (associative and commutative)."""
@@ -84,6 +87,7 @@ class HierarchyDeltas:
             mine.unlearned += theirs.unlearned
         self.documents += other.documents
         self.tokens += other.tokens
+        self.dropped_segments += other.dropped_segments
 
     # -- chunking mode ---------------------------------------------------------------------------
     def _chunking(self, tokens: list[str], metas: list) -> None:

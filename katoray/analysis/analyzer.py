@@ -1,0 +1,125 @@
+"""Store-agnostic knowledge-base analysis with the notebook's names.
+
+``MongoDBAnalyzer(learner.nodes["node0"])`` works whatever the node's backend (memory, sqlite,
+MongoDB); ``.patterns_collection`` (the raw pymongo collection) exists only for MongoDB.
+``StandaloneMongoDBAnalyzer(db_name, mongo_uri)`` opens a KB by database name with no session.
+"""
+from __future__ import annotations
+
+import random
+import statistics
+from collections import Counter
+from typing import Any
+
+from katoray.store import KnowledgeBase, open_store
+
+# kato-lm's frequency buckets for get_stats()["frequency_ranges"]
+FREQUENCY_RANGES = (("1", 1, 1), ("2-5", 2, 5), ("6-10", 6, 10), ("11-50", 11, 50), (">50", 51, None))
+
+
+class KnowledgeBaseAnalyzer:
+    """Statistics, histograms, plots and sampling over one knowledge base."""
+
+    def __init__(self, kb: KnowledgeBase) -> None:
+        self.kb = kb
+
+    def get_frequency_histogram(self) -> dict[int, int]:
+        """``{frequency: number of patterns}``, sorted by frequency."""
+        counts = Counter(record.frequency for record in self.kb.iter_patterns())
+        return dict(sorted(counts.items()))
+
+    def get_patterns_by_frequency(self, min_freq: int = 1, max_freq: int | None = None) -> list[dict[str, Any]]:
+        """Patterns with ``min_freq <= frequency <= max_freq``, most frequent first (ties by name)."""
+        out = [{"name": r.name, "frequency": r.frequency, "pattern_data": r.pattern_data,
+                "length": len(r.pattern_data), "metadata": r.metadata}
+               for r in self.kb.iter_patterns()
+               if r.frequency >= min_freq and (max_freq is None or r.frequency <= max_freq)]
+        out.sort(key=lambda p: (-p["frequency"], p["name"]))
+        return out
+
+    def get_stats(self) -> dict[str, Any]:
+        """Totals and frequency summary (both kato-lm spellings of the average are present)."""
+        histogram = self.get_frequency_histogram()
+        frequencies = [f for f, n in histogram.items() for _ in range(n)]
+        total = len(frequencies)
+        stats: dict[str, Any] = {"total_patterns": total, "total_frequency": sum(frequencies)}
+        if total:
+            avg = stats["total_frequency"] / total
+            stats.update(avg_frequency=avg, average_frequency=avg, max_frequency=max(frequencies),
+                         min_frequency=min(frequencies), median_frequency=statistics.median(frequencies))
+        else:
+            stats.update(avg_frequency=0.0, average_frequency=0.0, max_frequency=0, min_frequency=0, median_frequency=0)
+        stats["frequency_ranges"] = {label: sum(n for f, n in histogram.items() if f >= lo and (hi is None or f <= hi))
+                                     for label, lo, hi in FREQUENCY_RANGES}
+        return stats
+
+    def visualize_frequency_distribution(self, max_freq: int | None = None, use_log_scale: bool = True, ax=None):
+        """Bar chart of the frequency histogram (log y-axis when counts span > 100x); returns the Figure."""
+        if ax is None:
+            import matplotlib.pyplot as plt  # lazy: plotting is optional; pyplot picks Agg when headless
+
+            fig, ax = plt.subplots(figsize=(8, 4))
+        else:
+            fig = ax.figure
+        histogram = {f: n for f, n in self.get_frequency_histogram().items() if max_freq is None or f <= max_freq}
+        ax.bar(list(histogram), list(histogram.values()))
+        if use_log_scale and histogram and max(histogram.values()) > 100 * min(histogram.values()):
+            ax.set_yscale("log")
+        ax.set_xlabel("pattern frequency")
+        ax.set_ylabel("number of patterns")
+        ax.set_title(f"{self.kb.kb_id}: {sum(histogram.values()):,} patterns")
+        return fig
+
+    def sample_patterns(self, num_samples: int = 1, seed: int | None = None) -> list[dict[str, Any]]:
+        """Draw patterns without replacement with probability proportional to frequency."""
+        records = list(self.kb.iter_patterns())
+        rng = random.Random(seed)
+        chosen = []
+        for _ in range(min(num_samples, len(records))):
+            pick = rng.choices(range(len(records)), weights=[r.frequency for r in records])[0]
+            r = records.pop(pick)
+            chosen.append({"name": r.name, "pattern_data": r.pattern_data, "frequency": r.frequency})
+        return chosen
+
+    @property
+    def patterns_collection(self):
+        """The raw pymongo collection (MongoDB knowledge bases only)."""
+        collection = getattr(self.kb, "patterns_collection", None)
+        if collection is None:
+            raise AttributeError(f"{self.kb.kb_id} is not a MongoDB knowledge base; use get_patterns_by_frequency() "
+                                 "or kb.iter_patterns() instead of patterns_collection")
+        return collection
+
+    def close(self) -> None:
+        """Kept for the notebook; the knowledge base stays open for its owner."""
+
+
+class MongoDBAnalyzer(KnowledgeBaseAnalyzer):
+    """The notebook's analyzer for a node (``learner.nodes["node0"]``), any backend."""
+
+    def __init__(self, node: Any, mongo_uri: str | None = None, timeout_ms: int = 30000) -> None:
+        kb = getattr(node, "kb", None)
+        if kb is None:
+            raise TypeError(f"MongoDBAnalyzer needs a node session with a knowledge base (learner.nodes['node0']), "
+                            f"got {type(node).__name__}")
+        super().__init__(kb)
+
+
+class StandaloneMongoDBAnalyzer(KnowledgeBaseAnalyzer):
+    """An analyzer by database name (``node0_<run_id>_kato``) and store URL, no session needed."""
+
+    def __init__(self, db_name: str, mongo_uri: str = "mongodb://localhost:27017/", timeout_ms: int = 30000) -> None:
+        super().__init__(open_store(mongo_uri, db_name))
+
+    def close(self) -> None:
+        self.kb.close()
+
+
+def analyze_all_nodes(learner) -> dict[str, dict[str, Any]]:
+    """``get_stats()`` for every node of a learner."""
+    return {cfg.name: KnowledgeBaseAnalyzer(kb).get_stats() for cfg, kb in zip(learner.node_configs, learner.kbs)}
+
+
+def sample_pattern_by_frequency(node: Any, num_samples: int = 1, seed: int | None = None) -> list[dict[str, Any]]:
+    """The notebook's helper: frequency-weighted samples from a node's knowledge base."""
+    return MongoDBAnalyzer(node).sample_patterns(num_samples, seed)

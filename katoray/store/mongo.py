@@ -1,0 +1,428 @@
+"""MongoDB knowledge base in KATO's MongoDB-era layout (spec §7.2), exactly-once without transactions.
+
+Layout, in database ``<kb_id>`` (KATO's per-node database, e.g. ``node0_<run>_kato``):
+
+- ``patterns_kb``: ``{name: <bare 40-hex sha1>, pattern_data: [[str]], length, frequency,
+  emotives: [{key: value}], metadata: {key: [str]}, symbols: [distinct symbols], first_symbol,
+  seq, created_batch, last_batch}``. Indexes: ``name`` unique; ``symbols`` (multikey, for
+  ``patterns_with_any``); ``(first_symbol, seq)`` (``patterns_starting_with`` in learning order:
+  ``seq`` numbers patterns in the order they were first learned, as MemoryStore lists them).
+  Uncapped metadata values are kept as a set (``$addToSet``) and sorted when read.
+- ``symbols_kb``: ``{name: <symbol>, frequency, pmf, created_batch, last_batch}``; ``name`` unique.
+  ``pmf`` is the number of distinct patterns containing the symbol (KATO HEAD's ``symbols:pmf``),
+  not the Mongo era's per-learn ``pattern_member_frequency``.
+- ``metadata``: ``{class: "totals", total_unique_patterns, total_pattern_frequencies,
+  total_symbols_in_patterns_frequencies, num_symbols, next_seq, last_batch}``; ``class`` unique.
+- ``applied_batches``: the ledger, ``{_id: <batch id>, done: bool}``.
+
+Writes are bulk only. ``apply`` merges repeated names of the batch in Python, then sends
+``bulk_write(ordered=False)`` of one ``UpdateOne(upsert=True)`` per distinct pattern, one per
+distinct symbol, one for the totals and two ledger updates: five write commands per apply (three
+without a batch id), however large the batch.
+
+Exactly once. A standalone mongod has no multi-document transaction, so ``apply(deltas, b)`` is a
+sequence of idempotent steps:
+
+1. ledger: return False if ``b`` is done; refuse if another batch is unfinished; mark ``b`` started.
+2. patterns: each upsert filters ``{name, last_batch: {$ne: b}}`` and sets ``last_batch: b``; on
+   insert it records ``created_batch: b``. A document this batch already updated no longer matches,
+   so its upsert collides with the unique index (E11000), which means "already applied" and is
+   skipped. Any other error is raised.
+3. the patterns new in this batch are those with ``created_batch == b`` (taken from the upsert
+   results, or queried when a replay hit documents a previous attempt had written).
+4. symbols: the same guard; ``pmf`` grows by the number of new patterns holding the symbol.
+5. totals: the same guard on ``class``; new-pattern and new-symbol counts come from step 3's rule.
+6. ledger: mark ``b`` done.
+
+A crash at any point leaves every document either untouched by ``b`` or fully updated by ``b``;
+running ``apply(deltas, b)`` again updates exactly the untouched ones, so the final state equals
+one clean apply. Without a batch id the same steps run under a private one-off id, with no ledger.
+
+Assumptions:
+- One writer per knowledge base, one batch at a time (the runtime's node actor). A lock serialises
+  the threads of this process; two processes writing one KB are not supported.
+- A crashed batch is applied again, with the same deltas, before any other batch: each document
+  remembers only the last batch that touched it. ``apply`` enforces this: it raises
+  ``StoreError`` naming the unfinished batch rather than risk counting it twice.
+- Capped metadata (``metadata_cap``) is read, merged in Python and written back; this is safe
+  only because of the single-writer assumption.
+- Metadata and emotive keys must be legal MongoDB field names (non-empty, no ``.``, no leading
+  ``$``, no NUL), as in KATO's MongoDB era; other keys are refused with a ``ValueError``.
+"""
+from __future__ import annotations
+
+import threading
+import uuid
+from dataclasses import dataclass, field
+from typing import Any, Iterable, Iterator, Sequence
+from urllib.parse import unquote
+
+import pymongo
+from pymongo import UpdateOne
+from pymongo.errors import BulkWriteError, ConfigurationError, ConnectionFailure, OperationFailure, PyMongoError
+
+from katoray.errors import ConfigError, StoreError, StoreUnreachableError
+from katoray.store import redact_url
+from katoray.store.base import KBTotals, PatternDelta, PatternRecord, merge_metadata, symbol_counts
+
+DUPLICATE_KEY = 11000  # MongoDB's E11000: here, "this batch already updated the document"
+DEFAULT_TIMEOUT_S = 5.0  # server selection and connect timeout: an unreachable server fails fast
+_PATTERN_FIELDS = {"_id": 0, "name": 1, "pattern_data": 1, "length": 1, "frequency": 1,
+                   "emotives": 1, "metadata": 1}
+_TOTALS = {"class": "totals"}
+_BAD_DB_NAME_CHARS = set('/\\. "$*<>:|?\x00')
+
+
+@dataclass
+class _Merged:
+    """All learns of one pattern name in a batch."""
+
+    events: list[list[str]]
+    counts: dict[str, int]               # symbol -> occurrences in the pattern
+    count: int = 0
+    emotives: list[dict] = field(default_factory=list)
+    metadata: dict[str, set[str]] | None = None   # None: no delta of the batch carried metadata
+
+
+@dataclass(frozen=True)
+class _Outcome:
+    """What a guarded bulk write did: indexes of the ops that inserted, and whether any op found
+    its document already updated by this batch (a replay)."""
+
+    upserted: frozenset[int]
+    replayed: bool
+
+
+class MongoStore:
+    """A knowledge base in one MongoDB database (see the module docstring for layout and design)."""
+
+    def __init__(self, client: pymongo.MongoClient, kb_id: str, hosts: str) -> None:
+        _check_db_name(kb_id)
+        self.kb_id = kb_id
+        self._hosts = hosts
+        self._client = client
+        db = client[kb_id]
+        self._patterns = db["patterns_kb"]
+        self._symbols = db["symbols_kb"]
+        self._meta = db["metadata"]
+        self._ledger = db["applied_batches"]
+        self._lock = threading.Lock()
+        self._ensure_indexes()
+
+    @classmethod
+    def from_url(cls, url: str, kb_id: str, *, timeout_s: float = DEFAULT_TIMEOUT_S,
+                 **client_options: Any) -> "MongoStore":
+        """Connect to ``url`` and open (creating if needed) the knowledge base ``kb_id``.
+
+        ``client_options`` go to ``pymongo.MongoClient`` (e.g. ``event_listeners``).
+        Raises ``StoreUnreachableError`` naming the host when no server answers within
+        ``timeout_s``; ``ConfigError`` for a malformed URL; ``StoreError`` when the server
+        refuses the credentials. No message contains the password.
+        """
+        _check_db_name(kb_id)
+        hosts = _hosts_of(url)
+        timeout_ms = int(timeout_s * 1000)
+        client = None
+        try:
+            client = pymongo.MongoClient(url, serverSelectionTimeoutMS=timeout_ms,
+                                         connectTimeoutMS=timeout_ms, **client_options)
+            client.admin.command("ping")
+        except PyMongoError as exc:
+            if client is not None:
+                client.close()
+            raise _open_error(url, hosts, timeout_s, exc) from None
+        return cls(client, kb_id, hosts)
+
+    def __repr__(self) -> str:
+        return f"MongoStore(kb_id={self.kb_id!r}, hosts={self._hosts!r})"
+
+    def _ensure_indexes(self) -> None:
+        self._patterns.create_index("name", unique=True)
+        self._patterns.create_index("symbols")
+        self._patterns.create_index([("first_symbol", 1), ("seq", 1)])
+        self._symbols.create_index("name", unique=True)
+        self._meta.create_index("class", unique=True)
+        self._ledger.create_index("done")
+        self._indexes_ready = True
+
+    # -- writes -----------------------------------------------------------------------------
+    def apply(self, deltas: Sequence[PatternDelta], batch_id: str | None = None, *,
+              persistence: int = 5, metadata_cap: int | None = None) -> bool:
+        _check_apply_args(persistence, metadata_cap)
+        merged = _merge_batch(deltas)
+        with self._lock:
+            if not self._indexes_ready:
+                self._ensure_indexes()
+            if batch_id is not None and not self._begin(batch_id):
+                return False
+            token = batch_id if batch_id is not None else f"~{uuid.uuid4().hex}"
+            if merged:
+                self._apply_merged(merged, token, persistence, metadata_cap)
+            if batch_id is not None:
+                self._write(self._ledger, [UpdateOne({"_id": batch_id}, {"$set": {"done": True}})],
+                            guarded=False)
+            return True
+
+    def _begin(self, batch_id: str) -> bool:
+        """Step 1: False if the batch is done; refuse to start while another batch is unfinished."""
+        if not isinstance(batch_id, str):
+            raise ValueError(f"batch_id must be a str, got {batch_id!r}")
+        seen = list(self._ledger.find({"$or": [{"_id": batch_id}, {"done": False}]}))
+        if any(doc["_id"] == batch_id and doc["done"] for doc in seen):
+            return False
+        unfinished = sorted(doc["_id"] for doc in seen if doc["_id"] != batch_id)
+        if unfinished:
+            raise StoreError(
+                f"knowledge base {self.kb_id!r}: batch {unfinished[0]!r} was interrupted before it "
+                f"finished; apply it again (same deltas) before batch {batch_id!r}, or its "
+                "patterns could be counted twice")
+        self._write(self._ledger, [UpdateOne({"_id": batch_id}, {"$setOnInsert": {"done": False}},
+                                             upsert=True)], guarded=False)
+        return True
+
+    def _apply_merged(self, merged: dict[str, _Merged], token: str, persistence: int,
+                      metadata_cap: int | None) -> None:
+        """Steps 2-5."""
+        names = list(merged)
+        seq_base = (self._meta.find_one(_TOTALS, {"next_seq": 1}) or {}).get("next_seq", 0)
+        capped = self._capped_metadata(merged, metadata_cap) if metadata_cap is not None else {}
+        ops = [_pattern_op(name, merged[name], token, seq_base + i, persistence, capped.get(name))
+               for i, name in enumerate(names)]
+        new_names = self._created(self._patterns, names, token, self._write(self._patterns, ops))
+        freq, pmf = _symbol_increments(merged, new_names)
+        symbols = list(freq)
+        ops = [UpdateOne({"name": s, "last_batch": {"$ne": token}},
+                         {"$inc": {"frequency": freq[s], "pmf": pmf[s]}, "$set": {"last_batch": token},
+                          "$setOnInsert": {"created_batch": token}}, upsert=True) for s in symbols]
+        new_symbols = self._created(self._symbols, symbols, token, self._write(self._symbols, ops))
+        increments = {
+            "total_unique_patterns": len(new_names),
+            "total_pattern_frequencies": len(new_names),   # KATO quirk: +1 only for a new pattern
+            "total_symbols_in_patterns_frequencies": sum(sum(m.counts.values()) * m.count
+                                                         for m in merged.values()),
+            "num_symbols": len(new_symbols),
+            "next_seq": len(names),
+        }
+        op = UpdateOne({**_TOTALS, "last_batch": {"$ne": token}},
+                       {"$inc": increments, "$set": {"last_batch": token}}, upsert=True)
+        self._write(self._meta, [op])
+
+    def _capped_metadata(self, merged: dict[str, _Merged], cap: int) -> dict[str, dict[str, list[str]]]:
+        """Name -> {key: merged capped values} for the keys this batch touches (read-modify-write)."""
+        names = [n for n, m in merged.items() if m.metadata is not None]
+        if not names:
+            return {}
+        stored = {doc["name"]: doc.get("metadata", {}) for doc in
+                  self._patterns.find({"name": {"$in": names}}, {"_id": 0, "name": 1, "metadata": 1})}
+        out = {}
+        for name in names:
+            new = merged[name].metadata
+            full = merge_metadata(stored.get(name, {}), new, cap)
+            out[name] = {key: full[key] for key in new}
+        return out
+
+    def _created(self, collection, names: list[str], token: str, outcome: _Outcome) -> set[str]:
+        """Names whose document this batch inserted (``created_batch == token``)."""
+        if not outcome.replayed:
+            return {names[i] for i in outcome.upserted}
+        cursor = collection.find({"name": {"$in": names}, "created_batch": token}, {"_id": 0, "name": 1})
+        return {doc["name"] for doc in cursor}
+
+    def _write(self, collection, ops: list[UpdateOne], *, guarded: bool = True) -> _Outcome:
+        """The only write path: one unordered bulk write; E11000 of guarded ops means "already
+        applied by this batch" and is skipped, every other error is raised."""
+        if not ops:
+            return _Outcome(frozenset(), False)
+        try:
+            result = collection.bulk_write(ops, ordered=False)
+        except BulkWriteError as exc:
+            details = exc.details
+            if (not guarded or details.get("writeConcernErrors")
+                    or any(err.get("code") != DUPLICATE_KEY for err in details.get("writeErrors", ()))):
+                raise
+            return _Outcome(frozenset(up["index"] for up in details.get("upserted", ())), True)
+        return _Outcome(frozenset(result.upserted_ids), False)
+
+    def is_applied(self, batch_id: str) -> bool:
+        return self._ledger.count_documents({"_id": batch_id, "done": True}, limit=1) > 0
+
+    # -- reads ------------------------------------------------------------------------------
+    def get_pattern(self, name: str) -> PatternRecord | None:
+        doc = self._patterns.find_one({"name": name}, _PATTERN_FIELDS)
+        return None if doc is None else _record(doc)
+
+    def get_patterns(self, names: Iterable[str]) -> dict[str, PatternRecord]:
+        wanted = list(dict.fromkeys(names))
+        found = {doc["name"]: _record(doc)
+                 for doc in self._patterns.find({"name": {"$in": wanted}}, _PATTERN_FIELDS)}
+        return {n: found[n] for n in wanted if n in found}
+
+    def patterns_with_any(self, symbols: Iterable[str]) -> set[str]:
+        cursor = self._patterns.find({"symbols": {"$in": list(set(symbols))}}, {"_id": 0, "name": 1})
+        return {doc["name"] for doc in cursor}
+
+    def patterns_starting_with(self, symbol: str) -> list[str]:
+        cursor = self._patterns.find({"first_symbol": symbol}, {"_id": 0, "name": 1}).sort("seq", 1)
+        return [doc["name"] for doc in cursor]
+
+    def symbol_pmf(self, symbols: Iterable[str]) -> dict[str, int]:
+        return self._symbol_field(symbols, "pmf")
+
+    def symbol_frequencies(self, symbols: Iterable[str]) -> dict[str, int]:
+        return self._symbol_field(symbols, "frequency")
+
+    def _symbol_field(self, symbols: Iterable[str], key: str) -> dict[str, int]:
+        wanted = list(dict.fromkeys(symbols))
+        found = {doc["name"]: doc[key]
+                 for doc in self._symbols.find({"name": {"$in": wanted}}, {"_id": 0, "name": 1, key: 1})}
+        return {s: found[s] for s in wanted if s in found}
+
+    def totals(self) -> KBTotals:
+        doc = self._meta.find_one(_TOTALS) or {}
+        return KBTotals(doc.get("total_unique_patterns", 0), doc.get("total_pattern_frequencies", 0),
+                        doc.get("total_symbols_in_patterns_frequencies", 0), doc.get("num_symbols", 0))
+
+    def count(self) -> int:
+        """Distinct patterns, from the totals document (O(1); a full count is slow on big KBs)."""
+        return self.totals().total_unique_patterns
+
+    def iter_patterns(self) -> Iterator[PatternRecord]:
+        for doc in self._patterns.find({}, _PATTERN_FIELDS).sort("name", 1):
+            yield _record(doc)
+
+    # -- lifecycle --------------------------------------------------------------------------
+    def clear(self) -> None:
+        """Drop the KB's database; indexes are made again by the next apply."""
+        with self._lock:
+            self._client.drop_database(self.kb_id)
+            self._indexes_ready = False
+
+    def close(self) -> None:
+        self._client.close()
+
+
+# -- batch preparation (pure) -------------------------------------------------------------------
+def _check_apply_args(persistence: int, metadata_cap: int | None) -> None:
+    if isinstance(persistence, bool) or not isinstance(persistence, int) or persistence < 1:
+        raise ConfigError(f"persistence must be an int >= 1 (emotive dicts kept per pattern), got {persistence!r}")
+    if metadata_cap is not None and (isinstance(metadata_cap, bool) or not isinstance(metadata_cap, int)
+                                     or metadata_cap < 0):
+        raise ConfigError(f"metadata_cap must be None or an int >= 0, got {metadata_cap!r}")
+
+
+def _merge_batch(deltas: Sequence[PatternDelta]) -> dict[str, _Merged]:
+    """One entry per distinct name, in order of first appearance; learns merged as MemoryStore
+    would apply them one after the other (counts add, emotives concatenate, metadata unions)."""
+    merged: dict[str, _Merged] = {}
+    for delta in deltas:
+        entry = merged.get(delta.name)
+        if entry is None:
+            events = [list(event) for event in delta.events]
+            entry = merged[delta.name] = _Merged(events, dict(symbol_counts(events)))
+        entry.count += delta.count
+        for emotive in delta.emotives:
+            for key in emotive:
+                _check_key(key, "emotive", delta.name)
+        entry.emotives.extend(delta.emotives)
+        if delta.metadata:
+            metadata = entry.metadata if entry.metadata is not None else {}
+            for key, values in delta.metadata.items():
+                _check_key(key, "metadata", delta.name)
+                metadata.setdefault(key, set()).update(str(v) for v in values)
+            entry.metadata = metadata
+    return merged
+
+
+def _check_key(key: Any, kind: str, name: str) -> None:
+    if not isinstance(key, str) or not key or "." in key or key.startswith("$") or "\x00" in key:
+        raise ValueError(
+            f"{kind} key {key!r} of pattern {name} cannot be a MongoDB field name; use a non-empty "
+            "string without '.', a leading '$' or NUL")
+
+
+def _pattern_op(name: str, m: _Merged, token: str, seq: int, persistence: int,
+                capped: dict[str, list[str]] | None) -> UpdateOne:
+    """The guarded upsert of one pattern (see module docstring, step 2)."""
+    on_insert: dict[str, Any] = {"pattern_data": m.events, "length": sum(m.counts.values()),
+                                 "symbols": list(m.counts), "created_batch": token, "seq": seq}
+    if m.events and m.events[0]:
+        on_insert["first_symbol"] = m.events[0][0]
+    update: dict[str, Any] = {"$inc": {"frequency": m.count}, "$set": {"last_batch": token}}
+    if m.emotives:  # (stored + new)[-p:] == (stored + new[-p:])[-p:]: send only the tail
+        update["$push"] = {"emotives": {"$each": m.emotives[-persistence:], "$slice": -persistence}}
+    else:
+        on_insert["emotives"] = []
+    if m.metadata is None:
+        on_insert["metadata"] = {}
+    elif capped is not None:
+        update["$set"].update({f"metadata.{key}": values for key, values in capped.items()})
+    else:
+        update["$addToSet"] = {f"metadata.{key}": {"$each": sorted(values)}
+                               for key, values in m.metadata.items()}
+    update["$setOnInsert"] = on_insert
+    return UpdateOne({"name": name, "last_batch": {"$ne": token}}, update, upsert=True)
+
+
+def _symbol_increments(merged: dict[str, _Merged], new_names: set[str]) -> tuple[dict[str, int], dict[str, int]]:
+    """Per symbol (first-appearance order): frequency += c * count; pmf += 1 per new pattern."""
+    freq: dict[str, int] = {}
+    pmf: dict[str, int] = {}
+    for name, m in merged.items():
+        is_new = name in new_names
+        for symbol, c in m.counts.items():
+            freq[symbol] = freq.get(symbol, 0) + c * m.count
+            pmf[symbol] = pmf.get(symbol, 0) + is_new
+    return freq, pmf
+
+
+def _record(doc: dict) -> PatternRecord:
+    metadata = {key: sorted(values) for key, values in sorted(doc.get("metadata", {}).items())}
+    return PatternRecord(doc["name"], [list(event) for event in doc["pattern_data"]], doc["length"],
+                         doc["frequency"], [dict(e) for e in doc.get("emotives", [])], metadata)
+
+
+# -- connection and errors ----------------------------------------------------------------------
+def _check_db_name(kb_id: str) -> None:
+    if (not isinstance(kb_id, str) or not kb_id or len(kb_id.encode()) >= 64
+            or _BAD_DB_NAME_CHARS & set(kb_id)):
+        raise ConfigError(
+            f"kb_id {kb_id!r} is not a legal MongoDB database name (1-63 bytes, none of "
+            "/\\. \"$*<>:|? or NUL); build it with katoray.store.kb_id_for(node_id)")
+
+
+def _hosts_of(url: str) -> str:
+    """``host:port[,host:port]`` of a mongodb URL, never its user or password."""
+    rest = url.split("://", 1)[-1]
+    return rest.rpartition("@")[2].split("/", 1)[0].split("?", 1)[0] or "localhost"
+
+
+def _scrub(text: str, url: str) -> str:
+    """``text`` with the URL's password (raw or percent-decoded) replaced by ``***``."""
+    userinfo = url.split("://", 1)[-1].rpartition("@")[0]
+    password = userinfo.partition(":")[2]
+    for secret in {password, unquote(password)} - {""}:
+        text = text.replace(secret, "***")
+    return text
+
+
+def _safe_url(url: str) -> str:
+    try:
+        return _scrub(redact_url(url), url)
+    except ValueError:  # a URL urlsplit cannot parse: show the hosts only
+        return f"{url.split('://', 1)[0]}://{_hosts_of(url)}"
+
+
+def _open_error(url: str, hosts: str, timeout_s: float, exc: PyMongoError) -> Exception:
+    reason = _scrub(str(exc), url).split(", Timeout:", 1)[0]  # drop pymongo's topology dump
+    where = f"MongoDB store at {hosts} ({_safe_url(url)})"
+    if isinstance(exc, ConfigurationError):
+        return ConfigError(f"{where}: the URL is invalid ({type(exc).__name__}: {reason}); "
+                           "use mongodb://[user:password@]host:port/")
+    if isinstance(exc, OperationFailure):
+        return StoreError(f"{where} refused the connection ({type(exc).__name__}, code {exc.code}): "
+                          "check the user name and password in the store URL")
+    if isinstance(exc, ConnectionFailure):
+        return StoreUnreachableError(
+            f"{where} did not answer within {timeout_s:g} s ({type(exc).__name__}: {reason}); "
+            "start the server or fix the host and port in the store URL")
+    return StoreError(f"{where} could not be opened ({type(exc).__name__}: {reason})")

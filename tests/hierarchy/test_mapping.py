@@ -108,3 +108,14 @@ def test_metadata_cap_keeps_smallest_values():
     kb = apply_map(map_documents(docs, config), config)[0]
     (record,) = kb.iter_patterns()
     assert record.frequency == 3 and record.metadata == {"doc_id": ["d1", "d2"]}
+
+
+@pytest.mark.parametrize("symbols", [
+    ["a", "b"], ["it's", "x"], ['say "hi"', "it's"], ["back\\slash", "y"], ["new\nline", "tab\t"],
+    ["é", "ü", "Ġthe"], ["", "z"], ["\x00", "\u2028"], ["'", '"'], ["PTRN|" + "a" * 40, "PTRN|" + "b" * 40],
+])
+def test_fast_names_equal_kato_names(symbols):
+    config = HierarchyConfig("chunking", (len(symbols),))
+    deltas = map_documents([TokenizedDocument("d", [[[symbols]]])], config)
+    (name,) = deltas.levels[0].patterns
+    assert "PTRN|" + name == pattern_name([[s] for s in symbols])

@@ -62,7 +62,9 @@ class HierarchicalConceptLearner:
         self.hierarchy_config()  # validate early
         self.token_processor = TokenProcessor(tokenizer_name)
         self.tokenizer_name = self.token_processor.tokenizer_name
-        self.kbs: list[KnowledgeBase] = [open_store(store, kb_id_for(self.node_id(i))) for i in range(self.num_nodes)]
+        # Level i's knowledge base; None for a node served by a remote KATO server (base_url).
+        self.kbs: list[KnowledgeBase | None] = [None if cfg.base_url else open_store(store, kb_id_for(self.node_id(i)))
+                                                for i, cfg in enumerate(self.node_configs)]
         self.nodes: dict[str, Any] = {cfg.name: self._session(i, cfg) for i, cfg in enumerate(self.node_configs)}
 
     def node_id(self, level: int) -> str:
@@ -79,10 +81,17 @@ class HierarchicalConceptLearner:
             return RemoteKatoSession(cfg.base_url, self.node_id(level), cfg.session_config.to_dict())
         return KatoSession(self.node_id(level), self.kbs[level], cfg.session_config, self.metadata_cap)
 
+    @property
+    def is_remote(self) -> bool:
+        """Whether any node lives on a remote KATO server."""
+        return any(cfg.base_url for cfg in self.node_configs)
+
     def get_node_stats(self) -> dict[str, dict[str, int]]:
-        """Patterns and KATO totals per level."""
+        """Patterns and KATO totals per local level."""
         out = {}
         for cfg, kb in zip(self.node_configs, self.kbs):
+            if kb is None:
+                continue
             totals = kb.totals()
             out[cfg.name] = {"patterns": kb.count(), "total_symbols_in_patterns_frequencies":
                              totals.total_symbols_in_patterns_frequencies, "symbols": totals.num_symbols}
@@ -90,7 +99,8 @@ class HierarchicalConceptLearner:
 
     def close(self) -> None:
         for kb in self.kbs:
-            kb.close()
+            if kb is not None:
+                kb.close()
 
     def __repr__(self) -> str:
         sizes = ",".join(str(c.chunk_size) for c in self.node_configs)

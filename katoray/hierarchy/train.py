@@ -14,6 +14,7 @@ from typing import Any, Iterable, Iterator, Mapping
 from katoray.errors import ConfigError
 from katoray.hierarchy.mapping import HierarchyDeltas
 from katoray.hierarchy.prepare import DocumentPreparer
+from katoray.hierarchy.sessions import SessionHierarchy
 from katoray.text.segment import Document, Section, Segmented
 
 log = logging.getLogger("katoray")
@@ -28,30 +29,58 @@ def train_hierarchical_single_pass(corpus: Any, learner, num_levels: int | None 
     """
     config = learner.hierarchy_config(num_levels)
     preparer = DocumentPreparer(learner.token_processor.tokenizer, segment_method, config.mode)
-    before = [kb.count() for kb in learner.kbs[:config.num_levels]]
+    kbs = learner.kbs[:config.num_levels]
+    before = [kb.count() if kb is not None else 0 for kb in kbs]
     started = time.perf_counter()
     total = HierarchyDeltas(config)
+    learn = _learn_through_sessions(learner, config) if learner.is_remote else _learn_through_map(kbs, config)
     for batch in _batches(_segmented(corpus, segment_method, preparer), learner.node0_batch_size):
         deltas = HierarchyDeltas(config)
-        for doc in preparer.prepare_segmented(batch):
+        docs = preparer.prepare_segmented(batch)
+        for doc in docs:
             deltas.add(doc)
-        for kb, level in zip(learner.kbs, deltas.levels):
-            kb.apply(level.to_deltas(), metadata_cap=config.metadata_cap)
+        learn(docs, deltas)
         _count_only(total, deltas)
-    stats = level_statistics(total, learner.kbs[:config.num_levels], before)
+    stats = level_statistics(total, kbs, before)
     stats.update(total_time_seconds=time.perf_counter() - started, num_documents=total.documents,
                  tokens_processed=total.tokens, dropped_segments=total.dropped_segments)
     if verbose:
         log.info("learned %d documents (%d tokens) in %.2fs: %s", total.documents, total.tokens,
                  stats["total_time_seconds"],
-                 ", ".join(f"node{i} {stats[f'node{i}_patterns']} patterns" for i in range(config.num_levels)))
+                 ", ".join(f"node{i} {stats[f'node{i}_observations']} learns" for i in range(config.num_levels)))
     return stats
 
 
+def _learn_through_map(kbs, config):
+    """Apply each batch's merged deltas to the local knowledge bases (the fast path)."""
+    def learn(docs, deltas: HierarchyDeltas) -> None:
+        for kb, level in zip(kbs, deltas.levels):
+            kb.apply(level.to_deltas(), metadata_cap=config.metadata_cap)
+    return learn
+
+
+def _learn_through_sessions(learner, config):
+    """Some node is on a remote KATO server: drive every level's session (one call per learn)."""
+    driver = SessionHierarchy([learner.nodes[f"node{i}"] for i in range(config.num_levels)], config)
+
+    def learn(docs, deltas: HierarchyDeltas) -> None:
+        for doc in docs:
+            driver.learn_document(doc)
+    return learn
+
+
 def level_statistics(total: HierarchyDeltas, kbs, before: list[int]) -> dict[str, Any]:
-    """Per level: unique patterns, learn events, unlearned symbols, reuse rate, patterns per doc."""
+    """Per level: unique patterns, learn events, unlearned symbols, reuse rate, patterns per doc.
+
+    Unique-pattern counts (and so the reuse rate) are None for levels on a remote KATO server.
+    """
     stats: dict[str, Any] = {}
     for i, (level, kb) in enumerate(zip(total.levels, kbs)):
+        if kb is None:
+            stats.update({f"node{i}_patterns": None, f"node{i}_observations": level.learned,
+                          f"node{i}_unlearned": level.unlearned, f"node{i}_reuse_rate": None,
+                          f"node{i}_patterns_per_doc": level.learned / total.documents if total.documents else 0.0})
+            continue
         patterns = kb.count()
         new = patterns - before[i]
         stats[f"node{i}_patterns"] = patterns

@@ -1,0 +1,240 @@
+"""Every backend gives MemoryStore's answers: the same scripts of applies, compared state for state.
+
+A script is a list of ``apply`` calls; ``observable_state`` is everything the protocol lets a
+caller see (all records, totals, symbol statistics and both indexes for every symbol). The ``kb``
+fixture runs each test on memory, sqlite and mongo; MemoryStore fed the same script is the
+reference.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from katoray.engine.naming import pattern_hash
+from katoray.store.base import KBTotals, PatternDelta
+from katoray.store.memory import MemoryStore
+
+# Non-ASCII, quotes, backslash and control characters: every way a symbol can travel as JSON.
+ALPHABET = ["a", "b", "c", "Ġthe", 'say "\\n"\t', "é", "😀", "VCTR|f00", "it's", "new\nline"]
+UNKNOWN = ["zz-unknown", ""]
+
+
+def delta(*events: list[str], count: int = 1, emotives=None, metadata=None) -> PatternDelta:
+    events_list = [list(event) for event in events]
+    return PatternDelta(pattern_hash(events_list), events_list, count, emotives or [], metadata or {})
+
+
+@dataclass
+class Apply:
+    deltas: list[PatternDelta]
+    batch_id: str | None = None
+    persistence: int = 5
+    metadata_cap: int | None = None
+    kwargs: dict = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.kwargs = {"persistence": self.persistence, "metadata_cap": self.metadata_cap}
+
+
+def run(kb, script: list[Apply]) -> list[bool]:
+    return [kb.apply(step.deltas, step.batch_id, **step.kwargs) for step in script]
+
+
+def observable_state(kb, symbols=ALPHABET + UNKNOWN) -> dict:
+    """Everything a caller can observe, in backend-independent form."""
+    records = [r.to_dict() for r in kb.iter_patterns()]
+    names = [r["name"][len("PTRN|"):] for r in records]
+    return {
+        "records": records,
+        "count": kb.count(),
+        "totals": kb.totals(),
+        "get_pattern": {n: kb.get_pattern(n).to_dict() for n in names},
+        "get_patterns": {n: r.to_dict() for n, r in kb.get_patterns(names + ["0" * 40]).items()},
+        "pmf": kb.symbol_pmf(symbols),
+        "freq": kb.symbol_frequencies(symbols),
+        "with_any": {s: sorted(kb.patterns_with_any([s])) for s in symbols},
+        "with_any_all": sorted(kb.patterns_with_any(symbols)),
+        "starting_with": {s: sorted(kb.patterns_starting_with(s)) for s in symbols},
+    }
+
+
+def assert_same_as_memory(kb, script: list[Apply]) -> list[bool]:
+    reference = MemoryStore("reference")
+    expected_results = run(reference, script)
+    assert run(kb, script) == expected_results
+    assert observable_state(kb) == observable_state(reference)
+    return expected_results
+
+
+# -- learning: new and re-learned patterns ------------------------------------------------------
+def test_new_pattern(kb):
+    d = delta(["a"], ["b"], ["c"])
+    assert assert_same_as_memory(kb, [Apply([d], "b1")]) == [True]
+    record = kb.get_pattern(d.name)
+    assert (record.pattern_data, record.length, record.frequency) == ([["a"], ["b"], ["c"]], 3, 1)
+    assert kb.totals() == KBTotals(1, 1, 3, 3)
+    assert kb.symbol_pmf(["a", "b", "c", "d"]) == {"a": 1, "b": 1, "c": 1}
+    assert kb.symbol_frequencies(["a", "d"]) == {"a": 1}
+    assert kb.patterns_with_any(["c", "d"]) == {d.name}
+    assert kb.patterns_starting_with("a") == [d.name] and kb.patterns_starting_with("b") == []
+
+
+def test_relearned_pattern_adds_frequency_not_pmf(kb):
+    d = delta(["a", "b"], ["c"])
+    assert_same_as_memory(kb, [Apply([d], "b1"), Apply([d], "b2"), Apply([d])])
+    assert kb.get_pattern(d.name).frequency == 3
+    # KATO quirk: total_pattern_frequencies counts new patterns only.
+    assert kb.totals() == KBTotals(1, 1, 9, 3)
+    assert kb.symbol_pmf(["a"]) == {"a": 1} and kb.symbol_frequencies(["a"]) == {"a": 3}
+    assert kb.patterns_with_any(["a"]) == {d.name}
+
+
+def test_counts_and_repeated_symbols(kb):
+    aba = delta(["a"], ["b"], ["a"], count=3)
+    ab = delta(["a"], ["b"], count=2)
+    assert_same_as_memory(kb, [Apply([aba, ab], "b1"), Apply([aba], "b2")])
+    assert kb.get_pattern(aba.name).frequency == 6
+    assert kb.symbol_frequencies(["a", "b"]) == {"a": 2 * 6 + 2, "b": 6 + 2}
+    assert kb.symbol_pmf(["a", "b"]) == {"a": 2, "b": 2}
+    assert kb.totals() == KBTotals(2, 2, 3 * 6 + 2 * 2, 2)
+
+
+def test_same_name_twice_in_one_batch(kb):
+    d = delta(["x"], ["y"])
+    assert_same_as_memory(kb, [Apply([d, delta(["a"], ["b"]), d], "b1")])
+    assert kb.get_pattern(d.name).frequency == 2 and kb.count() == 2
+
+
+def test_many_patterns_share_symbols(kb):
+    deltas = [delta([ALPHABET[i % 8]], [ALPHABET[(i * 3) % 8]], [str(i)]) for i in range(60)]
+    assert_same_as_memory(kb, [Apply(deltas[:40], "b1"), Apply(deltas[20:], "b2")])
+    assert kb.count() == 60
+
+
+# -- emotives and metadata ----------------------------------------------------------------------
+def test_emotives_window(kb):
+    d = delta(["a"], ["b"])
+    script = [
+        Apply([delta(["a"], ["b"], emotives=[{"joy": 1.0}, {"joy": 0.5, "fear": -2.0}])], "b1", persistence=3),
+        Apply([d], "b2", persistence=3),                                  # no emotives: unchanged
+        Apply([delta(["a"], ["b"], emotives=[{"joy": 3.0}])], "b3", persistence=3),
+        Apply([delta(["a"], ["b"], emotives=[{"fear": 4.0}]),
+               delta(["a"], ["b"], emotives=[{"joy": 5.0}])], "b4", persistence=3),
+    ]
+    assert_same_as_memory(kb, script)
+    assert kb.get_pattern(d.name).emotives == [{"joy": 3.0}, {"fear": 4.0}, {"joy": 5.0}]
+
+
+def test_persistence_per_apply(kb):
+    script = [Apply([delta(["a"], ["b"], emotives=[{"e": float(i)}])], f"b{i}", persistence=p)
+              for i, p in enumerate([5, 5, 5, 2, 4])]
+    assert_same_as_memory(kb, script)
+    assert kb.get_pattern(pattern_hash([["a"], ["b"]])).emotives == [{"e": 2.0}, {"e": 3.0}, {"e": 4.0}]
+
+
+def test_metadata_union(kb):
+    script = [
+        Apply([delta(["a"], ["b"], metadata={"book": ["t2", "t1"]})], "b1"),
+        Apply([delta(["a"], ["b"], metadata={"book": ["t1", "t3"], "author": ["Smith"]})], "b2"),
+        Apply([delta(["a"], ["b"])], "b3"),
+    ]
+    assert_same_as_memory(kb, script)
+    expected = {"author": ["Smith"], "book": ["t1", "t2", "t3"]}
+    assert kb.get_pattern(pattern_hash([["a"], ["b"]])).metadata == expected
+
+
+def test_metadata_cap_keeps_smallest(kb):
+    script = [
+        Apply([delta(["a"], ["b"], metadata={"book": ["m", "z"]})], "b1", metadata_cap=2),
+        Apply([delta(["a"], ["b"], metadata={"book": ["c", "y"]}),
+               delta(["a"], ["b"], metadata={"book": ["a"], "src": ["s"]})], "b2", metadata_cap=2),
+    ]
+    assert_same_as_memory(kb, script)
+    assert kb.get_pattern(pattern_hash([["a"], ["b"]])).metadata == {"book": ["a", "c"], "src": ["s"]}
+
+
+# -- exactly once --------------------------------------------------------------------------------
+def test_batch_ids_are_idempotent(kb):
+    d = delta(["a"], ["b"], emotives=[{"joy": 1.0}], metadata={"k": ["v"]})
+    results = assert_same_as_memory(kb, [Apply([d], "b1"), Apply([d], "b1"), Apply([d, d], "b1"),
+                                         Apply([d], None), Apply([d], None)])
+    assert results == [True, False, False, True, True]
+    assert kb.is_applied("b1") and not kb.is_applied("b2")
+    assert kb.get_pattern(d.name).frequency == 3
+
+
+def test_empty_batch_is_recorded(kb):
+    assert assert_same_as_memory(kb, [Apply([], "empty"), Apply([delta(["a"], ["b"])], "empty")]) == [True, False]
+    assert kb.count() == 0 and kb.is_applied("empty")
+
+
+# -- reads ---------------------------------------------------------------------------------------
+def test_get_pattern_and_get_patterns(kb):
+    ds = [delta(["a"], ["b"]), delta(["b"], ["c"], metadata={"k": ["v"]})]
+    kb.apply(ds, "b1")
+    assert kb.get_pattern("0" * 40) is None
+    got = kb.get_patterns([ds[1].name, "0" * 40, ds[0].name])
+    assert set(got) == {ds[0].name, ds[1].name}
+    assert got[ds[1].name].metadata == {"k": ["v"]} and got[ds[0].name].name == ds[0].name
+    assert kb.get_patterns([]) == {}
+
+
+def test_iter_patterns_sorted_by_name(kb):
+    ds = [delta([s], ["x"]) for s in ALPHABET]
+    kb.apply(ds, "b1")
+    names = [r.name for r in kb.iter_patterns()]
+    assert names == sorted(d.name for d in ds)
+
+
+def test_unknown_symbols(kb):
+    kb.apply([delta(["a"], ["b"])], "b1")
+    assert kb.symbol_pmf(UNKNOWN) == {} and kb.symbol_frequencies(UNKNOWN) == {}
+    assert kb.patterns_with_any(UNKNOWN) == set() and kb.patterns_with_any([]) == set()
+    assert kb.patterns_starting_with("zz-unknown") == []
+
+
+def test_clear_empties_everything(kb):
+    script = [Apply([delta(["a"], ["b"], metadata={"k": ["v"]})], "b1"), Apply([delta(["b"], ["c"])], "b2")]
+    run(kb, script)
+    kb.clear()
+    empty = MemoryStore("empty")
+    assert observable_state(kb) == observable_state(empty)
+    assert kb.totals() == KBTotals() and not kb.is_applied("b1")
+    # Usable after clear, and the old batch ids apply again.
+    assert_same_as_memory(kb, script)
+
+
+# -- property: random scripts --------------------------------------------------------------------
+symbols = st.sampled_from(ALPHABET[:5])
+events = st.lists(symbols, min_size=1, max_size=3, unique=True).map(sorted)
+emotive = st.dictionaries(st.sampled_from(["joy", "fear"]), st.floats(-4, 4, allow_nan=False, width=32),
+                          min_size=1)
+metadata = st.dictionaries(st.sampled_from(["book", "author"]),
+                           st.lists(st.sampled_from(["t1", "t2", "t3", "Smith"]), max_size=3), max_size=2)
+
+
+@st.composite
+def deltas(draw):
+    pattern = draw(st.lists(events, min_size=1, max_size=4))
+    return delta(*pattern, count=draw(st.integers(1, 3)),
+                 emotives=draw(st.lists(emotive, max_size=2)), metadata=draw(metadata))
+
+
+steps = st.builds(Apply, st.lists(deltas(), max_size=6), st.sampled_from(["b0", "b1", "b2", "b3", None]),
+                  st.integers(1, 4), st.none() | st.integers(1, 3))
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(script=st.lists(steps, min_size=1, max_size=5))
+def test_random_scripts_match_memory(kb, script):
+    kb.clear()
+    assert_same_as_memory(kb, script)
+    records = list(kb.iter_patterns())
+    for subset in ([], ALPHABET[:1], ALPHABET[1:3], ALPHABET[:5]):
+        full_scan = {r.name for r in records if {s for e in r.pattern_data for s in e} & set(subset)}
+        assert kb.patterns_with_any(subset) == full_scan
+    for symbol in ALPHABET[:5]:
+        full_scan = [r.name for r in records if r.pattern_data and r.pattern_data[0][:1] == [symbol]]
+        assert sorted(kb.patterns_starting_with(symbol)) == sorted(full_scan)

@@ -5,8 +5,8 @@ from __future__ import annotations
 import threading
 from typing import Iterable, Iterator, Sequence
 
-from katoray.store.base import (KBTotals, PatternDelta, PatternRecord, merge_emotives,
-                                merge_metadata, symbol_counts)
+from katoray.store.base import KBTotals, PatternDelta, PatternRecord, merge_emotives, merge_metadata
+from katoray.util import paused_gc
 
 
 class _Entry:
@@ -40,7 +40,7 @@ class MemoryStore:
     # -- writes -----------------------------------------------------------------------------
     def apply(self, deltas: Sequence[PatternDelta], batch_id: str | None = None, *,
               persistence: int = 5, metadata_cap: int | None = None) -> bool:
-        with self._lock:
+        with self._lock, paused_gc():
             if batch_id is not None:
                 if batch_id in self._applied:
                     return False
@@ -50,24 +50,26 @@ class MemoryStore:
             return True
 
     def _apply_one(self, delta: PatternDelta, persistence: int, metadata_cap: int | None) -> None:
+        # Hot path of learning into memory: plain dict operations, no Counter.
+        symbols = [s for event in delta.events for s in event]
+        count = delta.count
         entry = self._patterns.get(delta.name)
-        counts = symbol_counts(delta.events)
-        freq = self._symbol_freq
         if entry is None:
-            events = [list(e) for e in delta.events]
-            entry = self._patterns[delta.name] = _Entry(events, sum(counts.values()))
+            # The store keeps the delta's event lists: callers hand over freshly built deltas.
+            entry = self._patterns[delta.name] = _Entry(delta.events, len(symbols))
             self._unique += 1
             self._pattern_freq_total += 1
             pmf, index = self._symbol_pmf, self._symbol_patterns
-            for symbol in counts:
+            for symbol in dict.fromkeys(symbols):
                 pmf[symbol] = pmf.get(symbol, 0) + 1
                 index.setdefault(symbol, []).append(delta.name)
-            if events and events[0]:
-                self._first_symbol.setdefault(events[0][0], []).append(delta.name)
-        entry.frequency += delta.count
-        for symbol, c in counts.items():
-            freq[symbol] = freq.get(symbol, 0) + c * delta.count
-        self._symbols_total += entry.length * delta.count
+            if delta.events and delta.events[0]:
+                self._first_symbol.setdefault(delta.events[0][0], []).append(delta.name)
+        entry.frequency += count
+        freq = self._symbol_freq
+        for symbol in symbols:
+            freq[symbol] = freq.get(symbol, 0) + count
+        self._symbols_total += entry.length * count
         if delta.emotives:
             entry.emotives = merge_emotives(entry.emotives, delta.emotives, persistence)
         if delta.metadata:

@@ -1,0 +1,475 @@
+"""The training driver: corpus shards -> Ray Data -> mapper pool -> node actors, with live stats.
+
+    shards --CorpusDatasource--> rows of document batches --HierarchyMapper pool--> deltas
+        --NodeActor.apply (one per level, idempotent by batch key)--> knowledge bases
+    the driver reads one small stats row per finished batch: progress, statistics, checkpoints
+
+Work in flight is bounded by Ray Data's backpressure (a CPU budget of pool + reads) and by the
+mappers, which wait for every node's acknowledgement before taking the next batch. The map is
+order-free, so no ordering is imposed: the knowledge bases come out identical for any number of
+workers. A finished row means its batch is durable at every level; ``completed`` is exactly the
+set of batch ids a resume may skip.
+"""
+from __future__ import annotations
+
+import logging
+import math
+import os
+import sys
+import time
+import warnings
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any, Callable, Iterable, Mapping, Sequence, TextIO
+
+from katoray.errors import ConfigError, KatorayError
+from katoray.hierarchy.config import HierarchyConfig
+from katoray.runtime import options
+from katoray.runtime.source import Batching, Shard, make_datasource
+
+PROGRESS_INTERVAL_S = 0.5      # at most two progress-line updates per second (terminal)
+PROGRESS_LOG_INTERVAL_S = 10.0  # one progress line per 10 s when stderr is a file or pipe
+NODE_STATS_INTERVAL_S = 2.0    # live pattern counts are asked of the node actors this often
+RELEASE_CHECK_TIMEOUT_S = 10.0  # at the end, node actors not up by then are ended anyway
+ACTOR_WAIT_S = 600             # the pool's actors must be up by then (Ray Data's default: forever)
+CheckpointHook = Callable[[frozenset, dict], None]
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class RunSpec:
+    """Everything a training run needs besides its corpus (small and picklable)."""
+
+    run_id: str
+    store: str                             # knowledge-base URL (absolute paths for sqlite)
+    node_ids: tuple[str, ...]              # KATO node id per level (kb id = <node_id>_kato)
+    session_configs: tuple[dict, ...]      # KATO session settings per level
+    hierarchy: HierarchyConfig
+    tokenizer: str | None                  # name or absolute folder; None = built-in default
+    segment_method: str = "simple"
+    batching: Batching = Batching()        # documents per batch (per row, per node write)
+    num_workers: int = 4                   # mapper pool actors
+
+    def __post_init__(self) -> None:
+        if isinstance(self.num_workers, bool) or not isinstance(self.num_workers, int) or self.num_workers < 1:
+            raise ConfigError(f"num_workers must be an integer >= 1, got {self.num_workers!r}")
+        if len(self.node_ids) != self.hierarchy.num_levels or len(self.session_configs) != self.hierarchy.num_levels:
+            raise ConfigError(f"need one node id and one session config per level ({self.hierarchy.num_levels})")
+
+    @property
+    def num_levels(self) -> int:
+        return self.hierarchy.num_levels
+
+    @property
+    def is_local_store(self) -> bool:
+        """``memory://`` lives inside one process: the driver applies the deltas itself."""
+        return self.store.lower().startswith("memory://")
+
+
+# -- Ray ---------------------------------------------------------------------------------------
+def ensure_ray(spec: RunSpec, verbose: bool = True) -> bool:
+    """Use the Ray this process is connected to; else join ``RAY_ADDRESS`` (a job on a
+    cluster); else start a private local one sized for this run. True if started here."""
+    import ray
+
+    if ray.is_initialized():
+        return False
+    if os.environ.get("RAY_ADDRESS"):
+        ray.init(logging_level="WARNING")
+        return True
+    cpus = max(2, math.ceil(options.cpus_needed(spec.num_levels, spec.num_workers)))
+    ray.init(address="local", num_cpus=cpus, include_dashboard=False, logging_level="WARNING",
+             log_to_driver=verbose)
+    return True
+
+
+def _load_tokenizer_here(spec: RunSpec) -> None:
+    """Load the tokenizer once on the driver: an unknown name fails now with its ConfigError,
+    not later as a pool actor that died in its constructor."""
+    from katoray.text.tokenizers import load_tokenizer
+
+    load_tokenizer(spec.tokenizer)
+
+
+def _warn_if_too_small(spec: RunSpec) -> None:
+    """Say so when the cluster cannot hold this run's actors (Ray Data would wait for them; an
+    autoscaling cluster may still grow, so this is a warning, and the wait is bounded)."""
+    import ray
+
+    nodes = 0 if spec.is_local_store else spec.num_levels * options.NODE_NUM_CPUS
+    need = nodes + spec.num_workers * options.MAPPER_NUM_CPUS + options.READ_NUM_CPUS
+    have = ray.cluster_resources().get("CPU", 0.0)
+    if need > have:
+        log.warning("this run needs %.2f logical CPUs (%d workers x %.2f, node actors %.2f, reads %.2f) but the "
+                    "Ray cluster has %.2f now; lower num_workers or give Ray more num_cpus. Waiting up to %d s "
+                    "for actors to fit.", need, spec.num_workers, options.MAPPER_NUM_CPUS, nodes,
+                    options.READ_NUM_CPUS, have, ACTOR_WAIT_S)
+
+
+# -- statistics --------------------------------------------------------------------------------
+@dataclass
+class TrainingStats:
+    """Counters that add up row by row (one row per finished batch)."""
+
+    num_levels: int
+    started: float = field(default_factory=time.monotonic)
+    samples: int = 0
+    tokens: int = 0
+    batches: int = 0
+    batches_already_applied: int = 0
+    empty_documents: int = 0
+    dropped_segments: int = 0
+    learned: list[int] = field(default_factory=list)
+    unlearned: list[int] = field(default_factory=list)
+    new_patterns: list[int] = field(default_factory=list)
+    workers: set[int] = field(default_factory=set)      # pool actor pids that finished a batch
+
+    def __post_init__(self) -> None:
+        self.learned = [0] * self.num_levels
+        self.unlearned = [0] * self.num_levels
+        self.new_patterns = [0] * self.num_levels
+
+    def add(self, row: Mapping[str, Any]) -> None:
+        self.batches += 1
+        self.samples += int(row["num_docs"])
+        self.tokens += int(row["tokens"])
+        self.empty_documents += int(row["empty_docs"])
+        self.dropped_segments += int(row["dropped_segments"])
+        self.workers.add(int(row["worker"]))
+        if not any(row[f"applied_{i}"] for i in range(self.num_levels)):
+            self.batches_already_applied += 1
+        for i in range(self.num_levels):
+            if row[f"applied_{i}"]:            # a batch applied before adds nothing this run
+                self.learned[i] += int(row[f"learned_{i}"])
+                self.unlearned[i] += int(row[f"unlearned_{i}"])
+                self.new_patterns[i] += int(row[f"new_{i}"])
+
+    @property
+    def elapsed(self) -> float:
+        return time.monotonic() - self.started
+
+    def progress_text(self, patterns: Sequence[int] | None) -> str:
+        elapsed = max(self.elapsed, 1e-9)
+        text = (f"katoray {self.samples:,} docs {self.samples / elapsed:,.1f}/s · {_short(self.tokens)} tokens "
+                f"{_short(self.tokens / elapsed)}/s")
+        if patterns:
+            text += " · patterns " + " ".join(f"n{i} {_short(p)}" for i, p in enumerate(patterns))
+        return text
+
+    def counters(self) -> dict[str, Any]:
+        """The counts so far (what a checkpoint records)."""
+        elapsed = self.elapsed
+        out: dict[str, Any] = {
+            "samples_processed": self.samples, "tokens_processed": self.tokens, "total_time_seconds": elapsed,
+            "rate_samples_per_sec": self.samples / elapsed if elapsed else 0.0,
+            "rate_tokens_per_sec": self.tokens / elapsed if elapsed else 0.0, "batches_processed": self.batches,
+            "batches_already_applied": self.batches_already_applied, "empty_documents": self.empty_documents,
+            "dropped_segments": self.dropped_segments, "workers_used": len(self.workers)}
+        for i in range(self.num_levels):
+            out[f"node{i}_observations"] = self.learned[i]
+            out[f"node{i}_unlearned"] = self.unlearned[i]
+            out[f"node{i}_new_patterns"] = self.new_patterns[i]
+            # 1 - new patterns / learn events: the share of this run's learns that hit a known pattern
+            out[f"node{i}_reuse_rate"] = 1.0 - self.new_patterns[i] / self.learned[i] if self.learned[i] else 0.0
+        return out
+
+    def summary(self, spec: RunSpec, patterns: Sequence[int]) -> dict[str, Any]:
+        """The run's statistics: counters plus the unique patterns now in each level's KB."""
+        out = {"run_id": spec.run_id, "num_workers": spec.num_workers, "batch_size": spec.batching.batch_size,
+               **self.counters()}
+        for i, count in enumerate(patterns):
+            out[f"node{i}_patterns"] = count
+        return out
+
+
+def _short(value: float) -> str:
+    for unit, size in (("M", 1e6), ("k", 1e3)):
+        if value >= size:
+            return f"{value / size:.1f}{unit}"
+    return f"{value:.0f}"
+
+
+class ProgressLine:
+    """One status line on a terminal, rewritten in place (``\\r``) at most every ``interval_s``;
+    on a file or pipe (job logs), a new line every ``log_interval_s`` instead."""
+
+    def __init__(self, stream: TextIO | None, interval_s: float = PROGRESS_INTERVAL_S,
+                 log_interval_s: float = PROGRESS_LOG_INTERVAL_S) -> None:
+        self.stream = stream
+        self.is_tty = bool(stream is not None and getattr(stream, "isatty", lambda: False)())
+        self.interval_s = interval_s if self.is_tty else log_interval_s
+        self._last = time.monotonic()
+        self._width = 0
+
+    def is_due(self) -> bool:
+        return self.stream is not None and time.monotonic() - self._last >= self.interval_s
+
+    def update(self, text: str, force: bool = False) -> None:
+        if self.stream is None or not (force or self.is_due()):
+            return
+        self._last = time.monotonic()
+        if self.is_tty:
+            self.stream.write("\r" + text.ljust(self._width))
+            self._width = len(text)
+        else:
+            self.stream.write(text + "\n")
+        self.stream.flush()
+
+    def close(self, text: str | None = None) -> None:
+        """Final line (``text``), or just end the line in place after an error."""
+        if self.stream is None:
+            return
+        if text is not None:
+            self.update(text, force=True)
+        if self.is_tty and self._width:
+            self.stream.write("\n")
+            self._width = 0
+        self.stream.flush()
+
+
+# -- the sinks: node actors, or the driver itself for memory:// ------------------------------------
+class NodeSink:
+    """Deltas go to named node actors (mappers send them); the driver only reads their stats."""
+
+    def __init__(self, spec: RunSpec, detached: bool) -> None:
+        from katoray.runtime.node import start_nodes
+        from katoray.store import kb_id_for, open_store
+
+        for node_id in spec.node_ids:   # an unusable store fails here, clearly, before any actor starts
+            open_store(spec.store, kb_id_for(node_id)).close()
+        self.run_id, self.node_ids = spec.run_id, spec.node_ids
+        # Not waited for: they start while the pool loads its tokenizers; each mapper checks
+        # them (up, serving spec.node_ids) before its first send.
+        self.handles = start_nodes(spec.run_id, spec.store, spec.node_ids, spec.session_configs,
+                                   spec.hierarchy.metadata_cap, detached, wait=False)
+        self._pending: list | None = None
+        self._latest: list[int] | None = None
+        self._asked = 0.0
+
+    def pattern_counts(self) -> list[int]:
+        import ray
+
+        return [s["patterns"] for s in ray.get([h.stats.remote() for h in self.handles])]
+
+    def live_pattern_counts(self) -> list[int] | None:
+        """Latest counts without blocking: ask now and then, read answers when they are in."""
+        import ray
+
+        if self._pending is not None and not ray.wait(self._pending, num_returns=len(self._pending), timeout=0)[1]:
+            self._latest = [s["patterns"] for s in ray.get(self._pending)]
+            self._pending = None
+        if self._pending is None and time.monotonic() - self._asked >= NODE_STATS_INTERVAL_S:
+            self._pending = [h.stats.remote() for h in self.handles]
+            self._asked = time.monotonic()
+        return self._latest
+
+    def accept(self, row: Mapping[str, Any], key: str) -> None:
+        pass   # the mapper already made the batch durable at every node
+
+    def release(self, keep: bool, detached: bool) -> None:
+        from katoray.runtime.node import check_nodes, keep_nodes, stop_nodes
+
+        if detached:
+            return
+        try:
+            check_nodes(self.run_id, self.handles, self.node_ids, RELEASE_CHECK_TIMEOUT_S)
+        except KatorayError:
+            return           # get_if_exists handed us another configuration's actors: not ours to end
+        except Exception:    # dead or never up (the run's own error says why): end what is left
+            pass
+        if keep:
+            keep_nodes(self.run_id, self.handles)
+        else:
+            stop_nodes(self.handles)
+
+
+class DriverSink:
+    """``memory://`` knowledge bases live in this process: apply each row's deltas here."""
+
+    def __init__(self, spec: RunSpec, kbs: Sequence | None) -> None:
+        from katoray.store import kb_id_for, open_store
+
+        self.kbs = list(kbs) if kbs is not None else [open_store(spec.store, kb_id_for(n)) for n in spec.node_ids]
+        self.persistence = [int(c.get("persistence", 5)) for c in spec.session_configs]
+        self.metadata_cap = spec.hierarchy.metadata_cap
+        self.handles: list = []
+
+    def pattern_counts(self) -> list[int]:
+        return [kb.count() for kb in self.kbs]
+
+    live_pattern_counts = pattern_counts
+
+    def accept(self, row: dict[str, Any], key: str) -> None:
+        import pickle
+
+        from katoray.runtime.node import decode_deltas, gc_paused
+
+        with gc_paused():
+            payloads = pickle.loads(row.pop("deltas"))
+            for level, (kb, payload) in enumerate(zip(self.kbs, payloads)):
+                before = kb.count()
+                applied = kb.apply(decode_deltas(payload), key, persistence=self.persistence[level],
+                                   metadata_cap=self.metadata_cap)
+                row[f"applied_{level}"], row[f"new_{level}"] = applied, kb.count() - before
+
+    def release(self, keep: bool, detached: bool) -> None:
+        pass   # the caller owns these knowledge bases
+
+
+# -- the run ---------------------------------------------------------------------------------------
+def run_training(spec: RunSpec, shards: Sequence[Shard], *, verbose: bool = True,
+                 checkpoint_interval: int | None = None, on_checkpoint: CheckpointHook | None = None,
+                 skip_batches: Iterable[str] = (), detached: bool = False, keep_nodes: bool = False,
+                 local_kbs: Sequence | None = None, progress_stream: TextIO | None = None) -> dict[str, Any]:
+    """Train the hierarchy of ``spec`` on ``shards``; returns the run's statistics.
+
+    Args:
+        verbose: one live progress line on stderr (or ``progress_stream``).
+        checkpoint_interval, on_checkpoint: every ``checkpoint_interval`` documents (and once at
+            the end) ``on_checkpoint(completed_batch_ids, statistics)`` is called; every id in
+            the set is durable at every level.
+        skip_batches: batch ids already completed (resume): they are not read again.
+        detached, keep_nodes: node actors outlive the driver (``detached``), or stay up after the
+            run in this driver (``keep_nodes``; re-attach with ``attach_nodes(run_id)``).
+        local_kbs: the knowledge bases to apply to for a ``memory://`` store (e.g. a learner's).
+
+    Raises:
+        DocumentError / CorpusError: a document could not be read or learned (named in the message).
+    """
+    _load_tokenizer_here(spec)
+    ensure_ray(spec, verbose)   # a Ray started here stays up: the caller may train again or analyse
+    _warn_if_too_small(spec)
+    sink = DriverSink(spec, local_kbs) if spec.is_local_store else NodeSink(spec, detached)
+    progress = ProgressLine((progress_stream or sys.stderr) if verbose else None)
+    checkpoint = _Checkpointer(checkpoint_interval, on_checkpoint)
+    try:
+        stats = TrainingStats(spec.num_levels)
+        with _ray_data_quiet():
+            completed = _drive(spec, shards, sink, stats, progress, frozenset(skip_batches), checkpoint)
+        checkpoint.final(completed, stats)
+        patterns = sink.pattern_counts()
+        progress.close(stats.progress_text(patterns))
+        return {**stats.summary(spec, patterns), "checkpoints_saved": checkpoint.calls}
+    finally:
+        progress.close()
+        sink.release(keep=keep_nodes, detached=detached)
+
+
+@contextmanager
+def _ray_data_quiet():
+    """Ray Data logs start-up, "progress bars disabled", finish and, for a failing batch, the
+    whole traceback to the console; during a run it stays quiet: the progress line is ours and
+    errors reach the caller as exceptions."""
+    import ray.data  # noqa: F401  (its import configures this logger: set the level after it)
+
+    logger = logging.getLogger("ray.data")
+    level = logger.level
+    logger.setLevel(logging.CRITICAL)
+    try:
+        with warnings.catch_warnings():
+            # Fewer batches than workers is fine (a small corpus); Ray Data warns about it.
+            warnings.filterwarnings("ignore", message="The minimum number of concurrent actors", category=UserWarning)
+            yield
+    finally:
+        logger.setLevel(level)
+
+
+class _Checkpointer:
+    """Calls the hook each time the document count crosses a multiple of the interval."""
+
+    def __init__(self, interval: int | None, hook: CheckpointHook | None) -> None:
+        if interval is not None and (isinstance(interval, bool) or not isinstance(interval, int) or interval < 1):
+            raise ConfigError(f"checkpoint_interval must be an integer >= 1 (documents) or None, got {interval!r}")
+        self.interval, self.hook = interval, hook
+        self.calls = 0
+        self._mark = interval or 0
+
+    def maybe(self, completed: set[str], stats: TrainingStats) -> None:
+        if self.hook and self.interval and stats.samples >= self._mark:
+            self._call(completed, stats)
+            self._mark = (stats.samples // self.interval + 1) * self.interval
+
+    def final(self, completed: set[str], stats: TrainingStats) -> None:
+        if self.hook:
+            self._call(completed, stats)
+
+    def _call(self, completed: set[str], stats: TrainingStats) -> None:
+        self.hook(frozenset(completed), stats.counters())
+        self.calls += 1
+
+
+def _drive(spec: RunSpec, shards: Sequence[Shard], sink, stats: TrainingStats, progress: ProgressLine,
+           skip: frozenset[str], checkpoint: _Checkpointer) -> set[str]:
+    """Run the pipeline, consuming one stats row per finished batch; returns completed batch ids."""
+    completed = set(skip)
+    if not shards:          # max_samples=0: nothing to read
+        return completed
+    # Idempotency keys: another run, or other data under the same run id, never looks applied.
+    key_prefix = f"{spec.run_id}/{spec.batching.fingerprint(shards)}/"
+    dataset = build_dataset(spec, shards, skip, key_prefix)
+    try:
+        for row in dataset.iter_rows():
+            row = dict(row)
+            sink.accept(row, key_prefix + row["batch_id"])
+            stats.add(row)
+            completed.add(row["batch_id"])
+            if progress.is_due():
+                progress.update(stats.progress_text(sink.live_pattern_counts()))
+            checkpoint.maybe(completed, stats)
+    except Exception as err:
+        found = _user_error(err)
+        if found is err:
+            raise
+        raise found from err
+    return completed
+
+
+def build_dataset(spec: RunSpec, shards: Sequence[Shard], skip: frozenset[str], key_prefix: str):
+    """Read -> map_batches(HierarchyMapper) with the run's pool and quiet, bounded execution."""
+    import ray.data
+
+    from katoray.runtime.mapper import HierarchyMapper, hierarchy_to_dict
+
+    source = make_datasource(shards, spec.batching, skip)
+    reads = ray.data.read_datasource(source, override_num_blocks=max(1, len(shards)), **options.READ_OPTIONS)
+    mapper_args = {"hierarchy": hierarchy_to_dict(spec.hierarchy), "tokenizer": spec.tokenizer,
+                   "segment_method": spec.segment_method, "batch_key_prefix": key_prefix,
+                   "run_id": None if spec.is_local_store else spec.run_id, "node_ids": list(spec.node_ids)}
+    out = reads.map_batches(HierarchyMapper, fn_constructor_kwargs=mapper_args,
+                            compute=ray.data.ActorPoolStrategy(size=spec.num_workers), **options.MAPPER_OPTIONS)
+    _quiet_bounded(out.context, spec)
+    return out
+
+
+def _quiet_bounded(ctx, spec: RunSpec) -> None:
+    """This dataset only: no progress bars or start-up banner; one row per block; CPU budget =
+    pool + two reads."""
+    from ray.data import ExecutionResources
+
+    # Ray Data coalesces a read task's small blocks up to this size; a whole shard would then
+    # reach the pool as one input and one actor. One byte: every batch row is its own block.
+    ctx.target_max_block_size = 1
+    ctx.enable_progress_bars = False
+    ctx.enable_operator_progress_bars = False
+    ctx.print_on_execution_start = False
+    ctx.raise_original_map_exception = True        # a DocumentError reaches the driver as itself
+    ctx.wait_for_min_actors_s = ACTOR_WAIT_S        # a pool that cannot be scheduled fails, not hangs
+    ctx.execution_options.preserve_order = False   # the map is order-free
+    budget = spec.num_workers * options.MAPPER_NUM_CPUS + 2 * options.READ_NUM_CPUS
+    ctx.execution_options.resource_limits = ExecutionResources.for_limits(cpu=budget)
+
+
+def _user_error(err: BaseException) -> BaseException:
+    """The katoray error (bad document, bad corpus row, ...) inside Ray's wrappers, if any."""
+    seen = set()
+    stack = [err]
+    while stack:
+        current = stack.pop()
+        if current is None or id(current) in seen:
+            continue
+        seen.add(id(current))
+        if isinstance(current, KatorayError):
+            return current
+        stack.extend([current.__cause__, current.__context__, getattr(current, "cause", None)])
+    return err

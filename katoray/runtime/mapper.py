@@ -1,0 +1,116 @@
+"""``HierarchyMapper``: the pool actor that turns document batches into knowledge-base writes.
+
+Ray Data builds one per pool actor (``map_batches(HierarchyMapper, compute=ActorPoolStrategy)``)
+and calls it once per row, i.e. per batch of documents. Each call segments and tokenizes the
+batch (the tokenizer is loaded once, in the constructor), maps it through the hierarchy (the pure
+map: names computed here, no round trip), sends each level's merged deltas to that level's
+``NodeActor`` and waits for every acknowledgement. A row coming back therefore means the batch
+is durable at every level, and a slow node slows the pool down (natural backpressure).
+
+With ``run_id=None`` nothing is sent: the row carries the encoded deltas for the driver to apply
+(the path for ``memory://`` stores, which live inside one process).
+"""
+from __future__ import annotations
+
+import os
+import pickle
+from typing import Any, Mapping
+
+import numpy as np
+
+from katoray.errors import DocumentError
+from katoray.hierarchy.config import HierarchyConfig
+from katoray.hierarchy.mapping import HierarchyDeltas
+from katoray.runtime.node import encode_deltas, gc_paused
+from katoray.runtime.source import decode_documents
+
+
+def hierarchy_to_dict(config: HierarchyConfig) -> dict[str, Any]:
+    """A small, picklable form of the hierarchy config for the pool's constructor."""
+    return config.to_dict()
+
+
+def hierarchy_from_dict(values: Mapping[str, Any]) -> HierarchyConfig:
+    return HierarchyConfig(values["mode"], tuple(values["chunk_sizes"]), frozenset(values["metadata_levels"]),
+                           values["metadata_cap"])
+
+
+class HierarchyMapper:
+    """Pool actor: batch of documents -> deltas at every level's node actor -> one stats row.
+
+    Args:
+        hierarchy: ``HierarchyConfig.to_dict()``.
+        tokenizer: tokenizer name or absolute folder path (None = the built-in default).
+        segment_method: ``simple``, ``article`` or ``book``.
+        batch_key_prefix: prepended to batch ids to form the knowledge bases' idempotency keys
+            (run id + corpus fingerprint), so another run's batches never look applied.
+        run_id: whose node actors receive the deltas; None = return deltas to the driver.
+        node_ids: the node ids those actors must serve (checked once, before the first send).
+    """
+
+    def __init__(self, hierarchy: Mapping[str, Any], tokenizer: str | None, segment_method: str,
+                 batch_key_prefix: str, run_id: str | None, node_ids: list[str] | None = None) -> None:
+        os.environ.setdefault("TRANSFORMERS_NO_ADVISORY_WARNINGS", "1")   # workers stay quiet
+        from katoray.hierarchy.prepare import DocumentPreparer
+
+        self.config = hierarchy_from_dict(hierarchy)
+        self.preparer = DocumentPreparer(tokenizer, segment_method, self.config.mode)
+        self.batch_key_prefix = batch_key_prefix
+        self.run_id = run_id
+        self.node_ids = node_ids
+        self._nodes: list | None = None
+
+    def __repr__(self) -> str:
+        return f"HierarchyMapper(run_id={self.run_id!r}, levels={self.config.num_levels})"
+
+    def __call__(self, batch: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+        rows = [self.map_batch(str(bid), payload) for bid, payload in zip(batch["batch_id"], batch["docs"])]
+        return {key: np.array([row[key] for row in rows], dtype=object if key in ("batch_id", "deltas") else None)
+                for key in rows[0]}
+
+    def map_batch(self, batch_id: str, payload: bytes) -> dict[str, Any]:
+        """Map one batch and make it durable at every level; returns its statistics row."""
+        docs = decode_documents(payload)
+        with gc_paused():
+            tokenized = self.preparer.prepare(docs)
+            acc = HierarchyDeltas(self.config)
+            for doc, prepared in zip(docs, tokenized):
+                try:
+                    acc.add(prepared)
+                except Exception as err:
+                    raise DocumentError(f"document {doc.doc_id!r} ({doc.source or 'no source'}) could not be "
+                                        f"mapped: {type(err).__name__}: {err}") from err
+            payloads = [encode_deltas(level.to_deltas()) for level in acc.levels]
+        row = self._stats_row(batch_id, acc, tokenized)
+        if self.run_id is None:
+            row["deltas"] = pickle.dumps(payloads, protocol=5)   # the driver applies them (DriverSink)
+            return row
+        for level, result in enumerate(self._send(self.batch_key_prefix + batch_id, payloads)):
+            row[f"applied_{level}"] = bool(result["applied"])
+            row[f"new_{level}"] = int(result["new_patterns"])
+        return row
+
+    def _send(self, key: str, payloads: list[bytes]) -> list[dict[str, Any]]:
+        import ray
+
+        refs = [node.apply_counted.remote(key, payload) for node, payload in zip(self._node_handles(), payloads)]
+        return ray.get(refs)
+
+    def _node_handles(self) -> list:
+        if self._nodes is None:
+            from katoray.runtime.node import attach_nodes, check_nodes
+
+            nodes = attach_nodes(self.run_id, self.config.num_levels)
+            if self.node_ids is not None:
+                check_nodes(self.run_id, nodes, self.node_ids)
+            self._nodes = nodes
+        return self._nodes
+
+    def _stats_row(self, batch_id: str, acc: HierarchyDeltas, tokenized: list) -> dict[str, Any]:
+        row: dict[str, Any] = {"batch_id": batch_id, "worker": os.getpid(), "num_docs": acc.documents,
+                               "tokens": acc.tokens, "dropped_segments": acc.dropped_segments,
+                               "empty_docs": sum(1 for doc in tokenized if doc.num_tokens() == 0)}
+        for level, deltas in enumerate(acc.levels):
+            row[f"learned_{level}"] = deltas.learned
+            row[f"unlearned_{level}"] = deltas.unlearned
+        return row

@@ -1,0 +1,59 @@
+"""Ray options per role, in one table, so every caller schedules the same way.
+
+Measured on 2-core machines (reference/ray-notes.md): an actor that asks for a whole CPU can
+starve Ray Data's read tasks and hang the pipeline silently, so every role here asks for a
+fraction. ``num_cpus`` is a logical count used for scheduling, not a CPU pin.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+NAMESPACE_PREFIX = "katoray-"     # node actors of run <id> live in namespace katoray-<id>
+
+NODE_NUM_CPUS = 0.25              # one node actor per level: mostly waiting on store writes
+MAPPER_NUM_CPUS = 0.5             # one pool actor per worker: tokenizing and hashing, CPU-bound
+READ_NUM_CPUS = 0.25              # one read task per shard: parsing files; differs from the
+                                  # mapper's so Ray Data never fuses a read into one pool actor
+DRIVER_NUM_CPUS = 1               # head room for the driver and Ray Data's scheduler
+
+# Node actors restart forever and retry their calls: ``apply`` is idempotent by batch id and the
+# constructor reopens the store, so a restarted node loses nothing that was acknowledged.
+NODE_ACTOR_OPTIONS: dict[str, Any] = {
+    "num_cpus": NODE_NUM_CPUS,
+    "max_restarts": -1,
+    "max_task_retries": -1,
+}
+
+# Mapper pool (ray.data map_batches keyword arguments besides compute and the class).
+MAPPER_OPTIONS: dict[str, Any] = {
+    "num_cpus": MAPPER_NUM_CPUS,
+    "batch_size": 1,              # one row = one batch of documents (the source groups them)
+    "zero_copy_batch": True,
+}
+
+READ_OPTIONS: dict[str, Any] = {"num_cpus": READ_NUM_CPUS}
+
+
+def namespace_for(run_id: str) -> str:
+    """Ray namespace holding a run's named node actors."""
+    return NAMESPACE_PREFIX + run_id
+
+
+def node_actor_name(level: int) -> str:
+    """Name of level ``level``'s node actor inside the run's namespace."""
+    return f"node{level}"
+
+
+def node_actor_options(run_id: str, level: int, detached: bool = False, **overrides: Any) -> dict[str, Any]:
+    """``.options(...)`` for level ``level``'s node actor: named, per-run namespace, re-attachable."""
+    options = dict(NODE_ACTOR_OPTIONS, name=node_actor_name(level), namespace=namespace_for(run_id),
+                   get_if_exists=True)
+    if detached:
+        options["lifetime"] = "detached"   # outlives the driver; ray.kill it when done
+    options.update(overrides)
+    return options
+
+
+def cpus_needed(num_levels: int, num_workers: int) -> float:
+    """Logical CPUs a training run reserves: nodes + pool + one read task + the driver."""
+    return num_levels * NODE_NUM_CPUS + num_workers * MAPPER_NUM_CPUS + READ_NUM_CPUS + DRIVER_NUM_CPUS

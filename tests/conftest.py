@@ -14,6 +14,8 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("RAY_DATA_DISABLE_PROGRESS_BARS", "1")
+os.environ.setdefault("RAY_AUTH_MODE", "disabled")  # read when ray is imported: set before any import
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")  # Ray forks; the Rust pool would warn and contend
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED = REPO.parent / "shared"
@@ -94,7 +96,6 @@ def ray_session():
     import ray
 
     os.environ.pop("RAY_ADDRESS", None)
-    os.environ.setdefault("RAY_AUTH_MODE", "disabled")
     ctx = ray.init(address="local", num_cpus=4, include_dashboard=False,
                    object_store_memory=256 * 1024**2, logging_level="ERROR", log_to_driver=False)
     yield ctx

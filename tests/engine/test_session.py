@@ -333,3 +333,43 @@ def test_sessions_share_a_node_knowledge_base(tmp_path, node_id):
     name = learn_seq(a, ["x"], ["y"])
     assert b.get_pattern(name)["frequency"] == 1 and b.get_stm() == []
     a.close(); b.close()
+
+
+# -- predictions through the session, on every backend (§8.2 items 6, 10, 13, 18, 20) ----------
+def test_relearned_pattern_predicted_with_its_frequency(session):
+    for _ in range(3):
+        learn_seq(session, ["freq", "test"])
+    obs(session, "freq", "test")
+    obs(session, "freq")
+    (prediction,) = session.get_predictions()
+    assert prediction["frequency"] == 3 and prediction["name"] == pattern_name([["freq", "test"]])[5:]
+
+
+def test_prediction_emotives_are_averaged(session):
+    learn_seq(session, ["e1"], ["e2"], ["e3"], emotives=[{"joy": 1.0}, {"joy": 0.5}, {"joy": 0.3, "confidence": 0.6}])
+    obs(session, "e1")
+    obs(session, "e2")
+    (prediction,) = session.get_predictions()
+    assert prediction["emotives"] == pytest.approx({"joy": 0.6, "confidence": 0.6})
+
+
+def test_past_present_future_through_session(session):
+    learn_seq(session, ["beginning"], ["middle"], ["end"])
+    obs(session, "middle")
+    obs(session, "end")
+    (p,) = session.get_predictions()
+    assert (p["past"], p["present"], p["future"]) == ([["beginning"]], [["middle"], ["end"]], [])
+    assert p["similarity"] == pytest.approx(0.8)
+
+
+def test_single_symbol_and_threshold_through_session(session):
+    learn_seq(session, ["alpha"], ["beta"], ["gamma"])
+    obs(session, "alpha")
+    assert len(session.get_predictions()) == 1
+    session.clear_stm()
+    session.update_config({"recall_threshold": 0.1})
+    obs(session, "zzz")
+    obs(session, "yyy")
+    assert session.get_predictions() == []
+    session.update_config({"recall_threshold": 0.0})
+    assert all(p["similarity"] == 0.0 and p["matches"] == [] for p in session.get_predictions())

@@ -34,6 +34,7 @@ _LAZY = {
     "StandaloneMongoDBAnalyzer": "katoray.analysis.analyzer",
     "KnowledgeBaseAnalyzer": "katoray.analysis.analyzer",
     "analyze_all_nodes": "katoray.analysis.analyzer",
+    "cleanup_all_nodes": "katoray.analysis.analyzer",
     "sample_pattern_by_frequency": "katoray.analysis.analyzer",
     "transfer_all_names": "katoray.analysis.transfer",
     "transfer_threshold": "katoray.analysis.transfer",

@@ -123,3 +123,26 @@ def analyze_all_nodes(learner) -> dict[str, dict[str, Any]]:
 def sample_pattern_by_frequency(node: Any, num_samples: int = 1, seed: int | None = None) -> list[dict[str, Any]]:
     """The notebook's helper: frequency-weighted samples from a node's knowledge base."""
     return MongoDBAnalyzer(node).sample_patterns(num_samples, seed)
+
+
+def cleanup_all_nodes(learner, threshold: int = 2, verbose: bool = False) -> dict[str, int]:
+    """Delete patterns with frequency < ``threshold`` at every level, keeping the hierarchy whole.
+
+    kato-lm deleted node0 patterns that node1 patterns still referenced, so unravelling lost text.
+    Here levels are cleaned top-down and a pattern stays while any remaining pattern of the level
+    above uses its name; statistics and indexes are updated with the deletions.
+    """
+    import logging
+
+    deleted: dict[str, int] = {}
+    kbs = [kb for kb in learner.kbs if kb is not None]
+    for level in reversed(range(len(kbs))):
+        rare = [r.name for r in kbs[level].iter_patterns() if r.frequency < threshold]
+        if level + 1 < len(kbs) and rare:
+            used = kbs[level + 1].symbol_pmf("PTRN|" + name for name in rare)
+            rare = [name for name in rare if "PTRN|" + name not in used]
+        deleted[learner.node_configs[level].name] = kbs[level].delete_patterns(rare)
+        if verbose:
+            logging.getLogger("katoray").info("node%d: deleted %d patterns with frequency < %d",
+                                              level, deleted[learner.node_configs[level].name], threshold)
+    return dict(sorted(deleted.items()))

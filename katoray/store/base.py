@@ -114,6 +114,10 @@ class KnowledgeBase(Protocol):
     def iter_patterns(self) -> Iterator[PatternRecord]:
         """Every pattern, sorted by name (full scan: analysis and reference checks only)."""
 
+    def delete_patterns(self, names: Iterable[str]) -> int:
+        """Remove these patterns (bare names), undoing their symbol statistics, index entries and
+        totals as if they had never been learned; unknown names are ignored. Returns how many."""
+
     def clear(self) -> None:
         """Delete every pattern, statistic and applied-batch record of this KB."""
 

@@ -75,6 +75,30 @@ class MemoryStore:
         if delta.metadata:
             entry.metadata = merge_metadata(entry.metadata, delta.metadata, metadata_cap)
 
+    def delete_patterns(self, names: Iterable[str]) -> int:
+        """Remove patterns, undoing their symbol statistics, indexes and totals; returns how many."""
+        deleted = 0
+        with self._lock:
+            for name in dict.fromkeys(names):
+                entry = self._patterns.pop(name, None)
+                if entry is None:
+                    continue
+                deleted += 1
+                symbols = [s for event in entry.events for s in event]
+                for symbol in symbols:
+                    self._symbol_freq[symbol] -= entry.frequency
+                for symbol in dict.fromkeys(symbols):
+                    self._symbol_patterns[symbol].remove(name)
+                    self._symbol_pmf[symbol] -= 1
+                    if self._symbol_freq[symbol] == 0:  # no pattern holds it any more: forget it
+                        del self._symbol_freq[symbol], self._symbol_pmf[symbol], self._symbol_patterns[symbol]
+                if entry.events and entry.events[0]:
+                    self._first_symbol[entry.events[0][0]].remove(name)
+                self._unique -= 1
+                self._pattern_freq_total -= 1
+                self._symbols_total -= entry.length * entry.frequency
+        return deleted
+
     def is_applied(self, batch_id: str) -> bool:
         return batch_id in self._applied
 

@@ -88,3 +88,39 @@ def test_transfer_predictions_between_nodes(learner):
     assert result["items_transferred"] == 3 and result["modeling_applied"]
     assert [e[0] for e in target.get_stm()] == transfer_top_n(source.get_predictions()[:5], "name")
     source.clear_stm()
+
+
+def test_cleanup_keeps_the_hierarchy_whole(gpt2_dir, kjv_books_path):
+    from katoray.analysis.analyzer import cleanup_all_nodes
+    from katoray.store.base import PatternDelta
+    from katoray.store.memory import MemoryStore
+
+    with gzip.open(kjv_books_path, "rt", encoding="utf-8") as f:
+        texts = [json.loads(line)["text"] for line in islice(f, 1)]
+    lrn = HierarchicalConceptLearner(num_nodes=2, chunk_size=4, tokenizer_name=str(gpt2_dir))
+    train_hierarchical_single_pass(texts, lrn)
+    before = [kb.count() for kb in lrn.kbs]
+    deleted = cleanup_all_nodes(lrn, threshold=2)
+    assert deleted["node1"] == before[1] - lrn.kbs[1].count() > 0
+    assert 0 < deleted["node0"] == before[0] - lrn.kbs[0].count()
+    for record in lrn.kbs[1].iter_patterns():  # every surviving parent still unravels
+        assert len(unravel_all(lrn, record)) == 16
+    assert all(r.frequency >= 2 or _referenced(lrn, r.name) for r in lrn.kbs[0].iter_patterns())
+    # the knowledge base is as if only the surviving patterns had ever been learned
+    rebuilt = MemoryStore("rebuilt")
+    rebuilt.apply([PatternDelta(r.name, r.pattern_data, r.frequency) for r in lrn.kbs[0].iter_patterns()])
+    symbols = {s for r in rebuilt.iter_patterns() for e in r.pattern_data for s in e} | {"Ġthe", "never-seen"}
+    assert lrn.kbs[0].totals() == rebuilt.totals()
+    assert lrn.kbs[0].symbol_pmf(symbols) == rebuilt.symbol_pmf(symbols)
+    assert lrn.kbs[0].symbol_frequencies(symbols) == rebuilt.symbol_frequencies(symbols)
+    assert sorted(lrn.kbs[0].patterns_with_any(["Ġthe"])) == sorted(rebuilt.patterns_with_any(["Ġthe"]))
+
+
+def unravel_all(lrn, record):
+    from katoray.generation import unravel
+
+    return unravel(lrn.kbs, 1, record.name)
+
+
+def _referenced(lrn, name):
+    return bool(lrn.kbs[1].symbol_pmf(["PTRN|" + name]))

@@ -303,14 +303,14 @@ class DriverSink:
     def accept(self, row: dict[str, Any], key: str) -> None:
         import pickle
 
-        from katoray.runtime.node import decode_deltas, gc_paused
+        from katoray.runtime.node import apply_payload, gc_paused
 
         with gc_paused():
             payloads = pickle.loads(row.pop("deltas"))
             for level, (kb, payload) in enumerate(zip(self.kbs, payloads)):
                 before = kb.count()
-                applied = kb.apply(decode_deltas(payload), key, persistence=self.persistence[level],
-                                   metadata_cap=self.metadata_cap)
+                applied = apply_payload(kb, payload, key, persistence=self.persistence[level],
+                                        metadata_cap=self.metadata_cap)
                 row[f"applied_{level}"], row[f"new_{level}"] = applied, kb.count() - before
 
     def release(self, keep: bool, detached: bool) -> None:

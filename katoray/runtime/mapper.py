@@ -21,7 +21,7 @@ import numpy as np
 from katoray.errors import DocumentError
 from katoray.hierarchy.config import HierarchyConfig
 from katoray.hierarchy.mapping import HierarchyDeltas
-from katoray.runtime.node import encode_deltas, gc_paused
+from katoray.runtime.node import encode_level, gc_paused
 from katoray.runtime.source import decode_documents
 
 
@@ -80,7 +80,7 @@ class HierarchyMapper:
                 except Exception as err:
                     raise DocumentError(f"document {doc.doc_id!r} ({doc.source or 'no source'}) could not be "
                                         f"mapped: {type(err).__name__}: {err}") from err
-            payloads = [encode_deltas(level.to_deltas()) for level in acc.levels]
+            payloads = [encode_level(level) for level in acc.levels]
         row = self._stats_row(batch_id, acc, tokenized)
         if self.run_id is None:
             row["deltas"] = pickle.dumps(payloads, protocol=5)   # the driver applies them (DriverSink)

@@ -5,10 +5,12 @@ batch id); people and analysis scripts talk KATO to it (``observe``, ``learn``,
 ``get_predictions``...). Constructor arguments are small (a store URL, a node id, a config dict)
 and the store is reopened in ``__init__``, so a Ray restart of the actor is safe.
 
-Deltas travel in a compact wire form (``encode_deltas``): plain tuples, one symbol per event
-flattened, equal strings shared so pickle writes each token once. Measured on 4 KJV books
-(160k GPT-2 tokens, 22k patterns, collector paused): dumps + loads of ``PatternDelta`` objects
-0.34 s, of this form 0.05 s.
+Deltas travel in a columnar wire form (``encode_level``, ``encode_deltas``): per level the
+sorted names, each pattern's symbols joined by one separator character, the counts and the
+metadata of the patterns that have any; the node splits the symbols back and applies the columns
+directly (``KnowledgeBase.apply_columns``), never building ``PatternDelta`` objects. Measured on
+the KJV (1M GPT-2 tokens; 123k node0 and 16k node1 patterns, metadata on every pattern), encode
+plus decode of levels 0-1 went from 1.14 CPU s (deltas built, then per-symbol tuples) to 0.43 s.
 """
 from __future__ import annotations
 
@@ -16,48 +18,90 @@ import gc
 import os
 import pickle
 from contextlib import contextmanager
-from typing import Any, Iterable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Iterable, Mapping, Sequence
 
 from katoray.engine.config import SessionConfig
 from katoray.errors import ConfigError
 from katoray.session import KatoSession
-from katoray.store import PatternDelta, kb_id_for, open_store, redact_url
+from katoray.store import KnowledgeBase, PatternDelta, kb_id_for, open_store, redact_url
+from katoray.store.base import DeltaColumns
 
-# (name, symbols or events, count, metadata or None)
-WireDelta = tuple
+if TYPE_CHECKING:
+    from katoray.hierarchy.mapping import LevelDeltas
+
+_SEP = "\x1f"   # joins one pattern's symbols on the wire (used only when no symbol contains it)
+
+
+def encode_level(level: "LevelDeltas") -> bytes:
+    """One level's merged map (``HierarchyDeltas.levels[i]``) -> bytes for ``NodeActor.apply``.
+
+    The same patterns, order (sorted by name) and metadata as ``encode_deltas(level.to_deltas())``,
+    without building the deltas.
+    """
+    patterns = level.patterns
+    names = sorted(patterns)
+    entries = list(map(patterns.__getitem__, names))   # [symbols, count, metadata sets or None]
+    metadata = {i: {key: sorted(values) for key, values in entry[2].items()}
+                for i, entry in enumerate(entries) if entry[2]}
+    return _encode_columns(names, [entry[0] for entry in entries], [entry[1] for entry in entries], metadata)
 
 
 def encode_deltas(deltas: Iterable[PatternDelta]) -> bytes:
     """Deltas -> bytes for ``NodeActor.apply`` (emotives are not part of hierarchy deltas)."""
-    shared: dict[str, str] = {}
-    share = shared.setdefault      # one object per distinct symbol: pickle memoizes repeats
-    rows = []
+    deltas = list(deltas)
     for delta in deltas:
         if delta.emotives:
             raise ValueError(f"pattern {delta.name}: the wire form carries no emotives; "
                              "hierarchy training learns none")
-        events = delta.events
-        if sum(map(len, events)) == len(events):          # one symbol per event (always, in training)
-            flat = [event[0] for event in events]
-            body: list = list(map(share, flat, flat))
-        else:
-            body = [None] + [list(map(share, event, event)) for event in events]   # None: "events as lists"
-        rows.append((delta.name, body, delta.count, delta.metadata or None))
-    return pickle.dumps(rows, protocol=5)
+    if all(delta.events and all(len(event) == 1 for event in delta.events) for delta in deltas):
+        return _encode_columns([d.name for d in deltas], [[event[0] for event in d.events] for d in deltas],
+                               [d.count for d in deltas], {i: d.metadata for i, d in enumerate(deltas) if d.metadata})
+    # Some event holds several symbols (or none): the general form, events as lists.
+    return pickle.dumps(("deltas", [(d.name, d.events, d.count, d.metadata) for d in deltas]), protocol=5)
 
 
-def decode_deltas(payload: bytes | Sequence[WireDelta] | Sequence[PatternDelta]) -> list[PatternDelta]:
+def _encode_columns(names: list[str], symbols: list[list[str]], counts: list[int],
+                    metadata: dict[int, dict[str, list[str]]]) -> bytes:
+    try:
+        joined = list(map(_SEP.join, symbols))
+    except TypeError:   # a symbol that is not a str: only pickle can carry it
+        joined = None
+    # Exact only if no symbol contains the separator (each pattern then adds len - 1 of them) and
+    # no pattern is empty (its "" would split back into [""]).
+    if joined is not None and all(symbols) and "".join(joined).count(_SEP) == sum(map(len, symbols)) - len(symbols):
+        return pickle.dumps(("joined", names, joined, counts, metadata), protocol=5)
+    return pickle.dumps(("lists", names, symbols, counts, metadata), protocol=5)
+
+
+def decode_payload(payload: bytes | Sequence[PatternDelta]) -> DeltaColumns | list[PatternDelta]:
+    """The columns (or, for the general form, the deltas) ``encode_*`` produced; a sequence of
+    ``PatternDelta`` passes through."""
+    if not isinstance(payload, (bytes, bytearray, memoryview)):
+        return list(payload)
+    form, *body = pickle.loads(payload)
+    if form == "deltas":
+        return [PatternDelta(name, events, count, [], metadata) for name, events, count, metadata in body[0]]
+    names, symbols, counts, metadata = body
+    if form == "joined":
+        symbols = [joined.split(_SEP) for joined in symbols]
+    elif form != "lists":
+        raise ValueError(f"unknown delta wire form {form!r}: the sender runs another katoray version")
+    return DeltaColumns(names, symbols, counts, metadata)
+
+
+def decode_deltas(payload: bytes | Sequence[PatternDelta]) -> list[PatternDelta]:
     """The inverse of ``encode_deltas``; a list of ``PatternDelta`` passes through."""
-    rows = pickle.loads(payload) if isinstance(payload, (bytes, bytearray, memoryview)) else payload
-    out = []
-    for row in rows:
-        if isinstance(row, PatternDelta):
-            out.append(row)
-            continue
-        name, body, count, metadata = row
-        events = body[1:] if body and body[0] is None else [[s] for s in body]
-        out.append(PatternDelta(name, events, count, [], metadata or {}))
-    return out
+    decoded = decode_payload(payload)
+    return decoded.to_deltas() if isinstance(decoded, DeltaColumns) else decoded
+
+
+def apply_payload(kb: KnowledgeBase, payload: bytes | Sequence[PatternDelta], batch_id: str | None, *,
+                  persistence: int, metadata_cap: int | None) -> bool:
+    """``kb.apply`` of an encoded batch, through ``apply_columns`` when it is columnar."""
+    decoded = decode_payload(payload)
+    if isinstance(decoded, DeltaColumns):
+        return kb.apply_columns(decoded, batch_id, persistence=persistence, metadata_cap=metadata_cap)
+    return kb.apply(decoded, batch_id, persistence=persistence, metadata_cap=metadata_cap)
 
 
 @contextmanager
@@ -114,9 +158,8 @@ class NodeActor:
         """``apply``, also reporting how many patterns the batch created (``new_patterns``; exact
         unless another process writes this knowledge base at the same moment)."""
         with gc_paused():
-            decoded = decode_deltas(deltas)
             before = self.kb.count()
-            applied = self.kb.apply(decoded, batch_id, persistence=self.config.persistence,
+            applied = apply_payload(self.kb, deltas, batch_id, persistence=self.config.persistence,
                                     metadata_cap=self.metadata_cap)
             new = self.kb.count() - before if applied else 0
         self.num_applied += applied

@@ -65,6 +65,37 @@ class PatternDelta:
 
 
 @dataclass(frozen=True)
+class DeltaColumns:
+    """Deltas whose every event holds one symbol (all hierarchy training learns), as columns.
+
+    Row i is ``counts[i]`` learns of pattern ``names[i]`` (bare sha1) with events
+    ``[[s] for s in symbols[i]]``, no emotives, and ``metadata.get(i)`` to union in. Equivalent
+    to ``to_deltas()``, but cheaper to build, ship between processes and apply.
+    """
+
+    names: Sequence[str]
+    symbols: Sequence[Sequence[str]]
+    counts: Sequence[int]
+    metadata: Mapping[int, Mapping[str, Sequence[str]]] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if not len(self.names) == len(self.symbols) == len(self.counts):
+            raise ValueError(f"DeltaColumns needs one entry per pattern in names, symbols and counts; got "
+                             f"{len(self.names)}, {len(self.symbols)} and {len(self.counts)}")
+        if any(not 0 <= i < len(self.names) for i in self.metadata):
+            raise ValueError(f"DeltaColumns metadata keys must be row numbers 0..{len(self.names) - 1}")
+
+    def __len__(self) -> int:
+        return len(self.names)
+
+    def to_deltas(self) -> list[PatternDelta]:
+        meta = self.metadata
+        return [PatternDelta(name, [[s] for s in symbols], count, [],
+                             {k: list(v) for k, v in meta[i].items()} if i in meta else {})
+                for i, (name, symbols, count) in enumerate(zip(self.names, self.symbols, self.counts))]
+
+
+@dataclass(frozen=True)
 class KBTotals:
     """KATO's global counters plus the number of distinct symbols (``N_sym`` in spec §4.6)."""
 
@@ -83,6 +114,10 @@ class KnowledgeBase(Protocol):
     def apply(self, deltas: Sequence[PatternDelta], batch_id: str | None = None, *,
               persistence: int = 5, metadata_cap: int | None = None) -> bool:
         """Merge ``deltas`` atomically; False (and no change) if ``batch_id`` was applied before."""
+
+    def apply_columns(self, columns: DeltaColumns, batch_id: str | None = None, *,
+                      persistence: int = 5, metadata_cap: int | None = None) -> bool:
+        """``apply(columns.to_deltas(), batch_id, ...)``, without building the deltas where it can."""
 
     def is_applied(self, batch_id: str) -> bool:
         """Whether a batch with this id has been applied."""

@@ -5,7 +5,7 @@ from __future__ import annotations
 import threading
 from typing import Iterable, Iterator, Sequence
 
-from katoray.store.base import KBTotals, PatternDelta, PatternRecord, merge_emotives, merge_metadata
+from katoray.store.base import DeltaColumns, KBTotals, PatternDelta, PatternRecord, merge_emotives, merge_metadata
 from katoray.util import paused_gc
 
 
@@ -46,34 +46,49 @@ class MemoryStore:
                     return False
                 self._applied.add(batch_id)
             for delta in deltas:
-                self._apply_one(delta, persistence, metadata_cap)
+                self._learn(delta.name, [s for event in delta.events for s in event], delta.count,
+                            delta.emotives, delta.metadata, persistence, metadata_cap, delta.events)
             return True
 
-    def _apply_one(self, delta: PatternDelta, persistence: int, metadata_cap: int | None) -> None:
+    def apply_columns(self, columns: DeltaColumns, batch_id: str | None = None, *,
+                      persistence: int = 5, metadata_cap: int | None = None) -> bool:
+        with self._lock, paused_gc():
+            if batch_id is not None:
+                if batch_id in self._applied:
+                    return False
+                self._applied.add(batch_id)
+            metadata = columns.metadata
+            for i, (name, symbols, count) in enumerate(zip(columns.names, columns.symbols, columns.counts)):
+                self._learn(name, symbols, count, None, metadata.get(i), persistence, metadata_cap)
+            return True
+
+    def _learn(self, name: str, symbols: Sequence[str], count: int, emotives, metadata, persistence: int,
+               metadata_cap: int | None, events: list[list[str]] | None = None) -> None:
+        """``count`` learns of one pattern; ``events=None``: one event per symbol."""
         # Hot path of learning into memory: plain dict operations, no Counter.
-        symbols = [s for event in delta.events for s in event]
-        count = delta.count
-        entry = self._patterns.get(delta.name)
+        entry = self._patterns.get(name)
         if entry is None:
             # The store keeps the delta's event lists: callers hand over freshly built deltas.
-            entry = self._patterns[delta.name] = _Entry(delta.events, len(symbols))
+            if events is None:
+                events = [[s] for s in symbols]
+            entry = self._patterns[name] = _Entry(events, len(symbols))
             self._unique += 1
             self._pattern_freq_total += 1
             pmf, index = self._symbol_pmf, self._symbol_patterns
             for symbol in dict.fromkeys(symbols):
                 pmf[symbol] = pmf.get(symbol, 0) + 1
-                index.setdefault(symbol, []).append(delta.name)
-            if delta.events and delta.events[0]:
-                self._first_symbol.setdefault(delta.events[0][0], []).append(delta.name)
+                index.setdefault(symbol, []).append(name)
+            if events and events[0]:
+                self._first_symbol.setdefault(events[0][0], []).append(name)
         entry.frequency += count
         freq = self._symbol_freq
         for symbol in symbols:
             freq[symbol] = freq.get(symbol, 0) + count
         self._symbols_total += entry.length * count
-        if delta.emotives:
-            entry.emotives = merge_emotives(entry.emotives, delta.emotives, persistence)
-        if delta.metadata:
-            entry.metadata = merge_metadata(entry.metadata, delta.metadata, metadata_cap)
+        if emotives:
+            entry.emotives = merge_emotives(entry.emotives, emotives, persistence)
+        if metadata:
+            entry.metadata = merge_metadata(entry.metadata, metadata, metadata_cap)
 
     def delete_patterns(self, names: Iterable[str]) -> int:
         """Remove patterns, undoing their symbol statistics, indexes and totals; returns how many."""

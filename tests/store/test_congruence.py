@@ -9,11 +9,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from katoray.engine.naming import pattern_hash
-from katoray.store.base import KBTotals, PatternDelta
+from katoray.store.base import DeltaColumns, KBTotals, PatternDelta
 from katoray.store.memory import MemoryStore
 
 # Non-ASCII, quotes, backslash and control characters: every way a symbol can travel as JSON.
@@ -238,3 +239,55 @@ def test_random_scripts_match_memory(kb, script):
     for symbol in ALPHABET[:5]:
         full_scan = [r.name for r in records if r.pattern_data and r.pattern_data[0][:1] == [symbol]]
         assert sorted(kb.patterns_starting_with(symbol)) == sorted(full_scan)
+
+
+# -- the columnar form: apply_columns == apply(columns.to_deltas()) ------------------------------
+def columns_of(patterns: list[tuple[list[str], int, dict]]) -> DeltaColumns:
+    """Columns for (symbols, count, metadata) rows, named with KATO's hash of one symbol per event."""
+    names = [pattern_hash([[s] for s in symbols]) for symbols, _, _ in patterns]
+    return DeltaColumns(names, [list(symbols) for symbols, _, _ in patterns], [c for _, c, _ in patterns],
+                        {i: meta for i, (_, _, meta) in enumerate(patterns) if meta})
+
+
+def assert_columns_same_as_memory(kb, script: list[tuple[DeltaColumns, str | None, int | None]]) -> None:
+    reference = MemoryStore("reference")
+    for columns, batch_id, cap in script:
+        expected = reference.apply(columns.to_deltas(), batch_id, metadata_cap=cap)
+        assert kb.apply_columns(columns, batch_id, metadata_cap=cap) is expected
+    assert observable_state(kb) == observable_state(reference)
+
+
+def test_apply_columns(kb):
+    first = columns_of([(["a", "b", "a"], 3, {"book": ["t2", "t1"]}), (ALPHABET[3:7], 1, {}),
+                        (["c", "d"], 1, {}), (["b", "c"], 2, {"book": ["t0"]})])
+    again = columns_of([(["c", "d"], 2, {"book": ["t9"]}), (["a", "b", "a"], 1, {}), (ALPHABET[6:], 1, {})])
+    repeated = columns_of([(["x", "y"], 1, {"k": ["v"]}), (["a", "b"], 1, {}), (["x", "y"], 2, {"k": ["u"]})])
+    assert_columns_same_as_memory(kb, [(first, "b1", None), (again, "b2", 1), (again, "b2", 1),
+                                       (repeated, None, None), (columns_of([]), "b3", None)])
+
+
+def test_apply_and_apply_columns_share_the_batch_ledger(kb):
+    columns = columns_of([(["a", "b"], 1, {})])
+    assert kb.apply(columns.to_deltas(), "b1") and not kb.apply_columns(columns, "b1")
+    assert kb.apply_columns(columns, "b2") and not kb.apply(columns.to_deltas(), "b2")
+    assert kb.get_pattern(columns.names[0]).frequency == 2
+
+
+def test_delta_columns_checks_its_shape():
+    with pytest.raises(ValueError, match="one entry per pattern"):
+        DeltaColumns(["n"], [["a"], ["b"]], [1])
+    with pytest.raises(ValueError, match="row numbers 0..0"):
+        DeltaColumns(["n"], [["a"]], [1], {1: {"k": ["v"]}})
+    assert columns_of([(["a", "b"], 2, {"k": ["v"]})]).to_deltas() == [delta(["a"], ["b"], count=2, metadata={"k": ["v"]})]
+
+
+column_rows = st.tuples(st.lists(symbols, min_size=1, max_size=4), st.integers(1, 3), metadata)
+
+
+@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(script=st.lists(st.tuples(st.lists(column_rows, max_size=6).map(columns_of),
+                                 st.sampled_from(["b0", "b1", None]), st.none() | st.integers(1, 3)),
+                       min_size=1, max_size=4))
+def test_random_columns_match_memory(kb, script):
+    kb.clear()
+    assert_columns_same_as_memory(kb, script)

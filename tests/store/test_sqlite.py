@@ -1,4 +1,5 @@
-"""SQLite-only behaviour: URL rules, WAL, persistence across reopen, rollback, errors, query plans."""
+"""SQLite-only behaviour: URL rules, WAL, persistence across reopen, rollback, errors, query plans,
+the posting-list index layout."""
 from __future__ import annotations
 
 import sqlite3
@@ -12,9 +13,9 @@ import pytest
 from katoray.engine.naming import pattern_hash
 from katoray.errors import ConfigError, StoreError
 from katoray.store import open_store
-from katoray.store.base import PatternDelta
+from katoray.store.base import DeltaColumns, PatternDelta
 from katoray.store.memory import MemoryStore
-from katoray.store.sqlite import STARTING_WITH_SQL, WITH_ANY_SQL, SqliteStore, sqlite_path
+from katoray.store.sqlite import NAMES_OF_IDS_SQL, STARTING_WITH_SQL, WITH_ANY_SQL, SqliteStore, sqlite_path
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -218,7 +219,8 @@ def test_directory_in_place_of_the_file(tmp_path):
 
 
 # -- indexes are searches, never scans -----------------------------------------------------------
-@pytest.mark.parametrize("sql, param", [(WITH_ANY_SQL, '["a"]'), (STARTING_WITH_SQL, "a")])
+@pytest.mark.parametrize("sql, param", [(WITH_ANY_SQL, '["a"]'), (STARTING_WITH_SQL, "a"),
+                                        (NAMES_OF_IDS_SQL, "[1, 2]")])
 def test_index_reads_use_indexes(store, sql, param):
     store.apply(BATCH_1, "b0")
     plan = [row[3] for row in store._conn.execute("EXPLAIN QUERY PLAN " + sql, (param,))]
@@ -249,3 +251,44 @@ def test_reader_process_during_open_write_transaction(store):
         writer.close()
     assert done.returncode == 0, done.stderr
     assert done.stdout.split() == expected   # the committed state, without waiting for the writer
+
+
+# -- posting lists: one index row per symbol per apply -------------------------------------------
+def test_index_rows_are_posting_lists_per_apply(store):
+    first = [delta(["a"], [s], ["a"]) for s in "bcd"]    # "a" twice in each: indexed once
+    second = [delta(["b"], ["a"], [s]) for s in "xyz"] + [first[0]]
+    store.apply(first, "b0")
+    store.apply(second, "b1")
+    rows = store._conn.execute("SELECT symbol, first_id, length(pattern_ids) FROM symbol_patterns "
+                               "WHERE symbol IN ('a', 'b') ORDER BY symbol, first_id").fetchall()
+    assert rows == [("a", 1, 3 * 4), ("a", 4, 3 * 4), ("b", 1, 4), ("b", 4, 3 * 4)]   # uint32 ids
+    assert store.patterns_starting_with("a") == [d.name for d in first]   # re-learn adds no row
+    assert state(store) == state(reference(first, second))
+
+
+def test_apply_columns_in_one_transaction(store):
+    columns = DeltaColumns([d.name for d in BATCH_2], [[e[0] for e in d.events] for d in BATCH_2],
+                           [1, 1, 1], {0: {"book": ["t0"]}})
+    store.apply(BATCH_1, "b0")
+    before = state(store)
+    saboteur = sqlite3.connect(store.path)
+    saboteur.execute("CREATE TRIGGER sabotage BEFORE UPDATE ON totals BEGIN SELECT RAISE(ABORT, 'injected'); END")
+    saboteur.commit()
+    with pytest.raises(StoreError, match="injected"):
+        store.apply_columns(columns, "b1")
+    assert state(store) == before and not store.is_applied("b1")
+    saboteur.execute("DROP TRIGGER sabotage")
+    saboteur.commit()
+    saboteur.close()
+    assert store.apply_columns(columns, "b1") and not store.apply_columns(columns, "b1")
+    assert state(store) == state(reference(BATCH_1, BATCH_2))
+
+
+def test_files_of_another_schema_version_are_refused(tmp_path):
+    SqliteStore(tmp_path / "kb.sqlite", "node0_kato").close()
+    old = sqlite3.connect(tmp_path / "kb.sqlite")
+    old.execute("UPDATE meta SET value = '1' WHERE key = 'schema_version'")
+    old.commit()
+    old.close()
+    with pytest.raises(StoreError, match="schema version 1; this katoray reads version 2. Use a new store URL"):
+        SqliteStore(tmp_path / "kb.sqlite", "node0_kato")

@@ -303,9 +303,10 @@ class DriverSink:
     def accept(self, row: dict[str, Any], key: str) -> None:
         import pickle
 
-        from katoray.runtime.node import apply_payload, gc_paused
+        from katoray.runtime.node import apply_payload
+        from katoray.util import paused_gc
 
-        with gc_paused():
+        with paused_gc():
             payloads = pickle.loads(row.pop("deltas"))
             for level, (kb, payload) in enumerate(zip(self.kbs, payloads)):
                 before = kb.count()

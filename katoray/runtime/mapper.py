@@ -21,7 +21,8 @@ import numpy as np
 from katoray.errors import DocumentError
 from katoray.hierarchy.config import HierarchyConfig
 from katoray.hierarchy.mapping import HierarchyDeltas
-from katoray.runtime.node import encode_level, gc_paused
+from katoray.runtime.node import encode_level
+from katoray.util import paused_gc
 from katoray.runtime.source import decode_documents
 
 
@@ -71,7 +72,7 @@ class HierarchyMapper:
     def map_batch(self, batch_id: str, payload: bytes) -> dict[str, Any]:
         """Map one batch and make it durable at every level; returns its statistics row."""
         docs = decode_documents(payload)
-        with gc_paused():
+        with paused_gc():
             tokenized = self.preparer.prepare(docs)
             acc = HierarchyDeltas(self.config)
             for doc, prepared in zip(docs, tokenized):

@@ -14,10 +14,8 @@ plus decode of levels 0-1 went from 1.14 CPU s (deltas built, then per-symbol tu
 """
 from __future__ import annotations
 
-import gc
 import os
 import pickle
-from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any, Iterable, Mapping, Sequence
 
 from katoray.engine.config import SessionConfig
@@ -25,6 +23,7 @@ from katoray.errors import ConfigError
 from katoray.session import KatoSession
 from katoray.store import KnowledgeBase, PatternDelta, kb_id_for, open_store, redact_url
 from katoray.store.base import DeltaColumns
+from katoray.util import paused_gc
 
 if TYPE_CHECKING:
     from katoray.hierarchy.mapping import LevelDeltas
@@ -104,23 +103,6 @@ def apply_payload(kb: KnowledgeBase, payload: bytes | Sequence[PatternDelta], ba
     return kb.apply(decoded, batch_id, persistence=persistence, metadata_cap=metadata_cap)
 
 
-@contextmanager
-def gc_paused():
-    """Pause the cyclic garbage collector around allocation-heavy, cycle-free work.
-
-    Mapping and decoding a batch allocate hundreds of thousands of small lists; with the
-    collector on, its scans took about half of that time (measured). Refcounting still frees
-    everything: these structures hold no cycles.
-    """
-    was_enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if was_enabled:
-            gc.enable()
-
-
 class NodeActor:
     """One level's knowledge base and a KATO session over it (made remote by ``start_nodes``).
 
@@ -157,7 +139,7 @@ class NodeActor:
     def apply_counted(self, batch_id: str, deltas: bytes | Sequence) -> dict[str, Any]:
         """``apply``, also reporting how many patterns the batch created (``new_patterns``; exact
         unless another process writes this knowledge base at the same moment)."""
-        with gc_paused():
+        with paused_gc():
             before = self.kb.count()
             applied = apply_payload(self.kb, deltas, batch_id, persistence=self.config.persistence,
                                     metadata_cap=self.metadata_cap)

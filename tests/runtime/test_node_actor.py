@@ -117,3 +117,16 @@ def test_restarted_node_keeps_what_it_acknowledged(ray_session, tmp_path, run_id
         assert ray.get(node.stats.remote())["patterns"] == 2
     finally:
         stop_nodes([node])
+
+
+@pytest.mark.parametrize("symbols", [["a", "b", "c"], ["x\x1fy", "z"], ["é", "Ġthe", "it's"]])
+def test_level_wire_format_round_trips(symbols):
+    from katoray.hierarchy.config import HierarchyConfig
+    from katoray.hierarchy.mapping import TokenizedDocument, map_documents
+    from katoray.runtime.node import decode_deltas, encode_level
+
+    config = HierarchyConfig("chunking", (2, 2), frozenset({0, 1}), metadata_cap=3)
+    docs = [TokenizedDocument(f"d{i}", [[[symbols * 3]]], {"doc_id": f"d{i}", "source": "s"}) for i in range(3)]
+    deltas = map_documents(docs, config)
+    for level in deltas.levels:
+        assert decode_deltas(encode_level(level)) == level.to_deltas()

@@ -105,7 +105,7 @@ class MemoryStore:
                 for symbol in dict.fromkeys(symbols):
                     self._symbol_patterns[symbol].remove(name)
                     self._symbol_pmf[symbol] -= 1
-                    if self._symbol_freq[symbol] == 0:  # no pattern holds it any more: forget it
+                    if self._symbol_pmf[symbol] == 0:  # no pattern holds it any more: forget it
                         del self._symbol_freq[symbol], self._symbol_pmf[symbol], self._symbol_patterns[symbol]
                 if entry.events and entry.events[0]:
                     self._first_symbol[entry.events[0][0]].remove(name)

@@ -16,9 +16,18 @@ uint32s. One row per symbol per batch instead of one per (symbol, pattern) made 
 a lookup is still a range read of the symbol's rows, then id -> name through the primary key.
 Merge rules are those of :mod:`katoray.store.base`; every answer equals :class:`MemoryStore`'s.
 
-Each ``apply`` is one ``BEGIN IMMEDIATE`` transaction holding the deltas, the statistics and the
-batch-id record, so a crash never leaves half a batch. The file is in WAL mode: other processes
-may read it (analysis) while a writer trains; writers are serialised by SQLite's write lock.
+Deletion (``delete_patterns``) cuts the deleted ids out of the posting blobs that hold them and
+drops rows left empty, so every read stays an exact index lookup with nothing to filter (no
+tombstones). Finding those blobs is indexed: a symbol's rows are keyed by the first id of the apply
+that wrote them, new ids always exceed every stored id, so the row holding id ``x`` is the
+symbol's last row keyed ``<= x``, and one range read per affected symbol (from the row holding
+its smallest deleted id to its largest) finds them all. Ids of deleted patterns may be given again
+to later patterns; no index refers to them any more.
+
+Each ``apply`` and each ``delete_patterns`` is one ``BEGIN IMMEDIATE`` transaction holding the
+deltas, the statistics and the batch-id record, so a crash never leaves half a batch. The file is
+in WAL mode: other processes may read it (analysis) while a writer trains; writers are serialised
+by SQLite's write lock.
 """
 from __future__ import annotations
 
@@ -341,6 +350,97 @@ class SqliteStore:
     def is_applied(self, batch_id: str) -> bool:
         return bool(self._fetch("SELECT 1 FROM applied_batches WHERE batch_id = ?", (batch_id,)))
 
+    def delete_patterns(self, names: Iterable[str]) -> int:
+        """Remove these patterns as if never learned (see :meth:`KnowledgeBase.delete_patterns`),
+        in one transaction; unknown names are ignored. Returns how many were deleted.
+
+        Raises StoreError if SQLite fails or the statistics and indexes disagree with the deleted
+        patterns (a damaged file); either way the transaction is rolled back, the store unchanged.
+        """
+        wanted = _to_json([name for name in dict.fromkeys(names) if isinstance(name, str)])
+        with self._lock, self._transaction():
+            doomed = self._conn.execute(f"SELECT id, pattern_data, length, frequency FROM patterns "
+                                        f"WHERE name {_IN_JSON} ORDER BY id", (wanted,)).fetchall()
+            if doomed:
+                self._delete(doomed)
+        return len(doomed)
+
+    def _delete(self, doomed: list[tuple[int, str, int, int]]) -> None:
+        """All SQL of one deletion: patterns, symbol statistics, both indexes, totals."""
+        conn = self._conn
+        freq: Counter = Counter()            # symbol -> occurrences times frequency, to subtract
+        holders: dict[str, list[int]] = {}   # symbol -> ids of the deleted patterns holding it
+        firsts: dict[str, list[int]] = {}    # first symbol -> ids of the deleted patterns starting with it
+        symbols_total = 0
+        for pattern_id, pattern_data, length, frequency in doomed:
+            events = json.loads(pattern_data)
+            symbols = list(chain.from_iterable(events))
+            for symbol in symbols:
+                freq[symbol] += frequency
+            for symbol in dict.fromkeys(symbols):
+                holders.setdefault(symbol, []).append(pattern_id)
+            if events and events[0]:
+                firsts.setdefault(events[0][0], []).append(pattern_id)
+            symbols_total += length * frequency
+        conn.execute(f"DELETE FROM patterns WHERE id {_IN_JSON}", (_to_json([row[0] for row in doomed]),))
+        forgotten = self._subtract_symbols(freq, holders)
+        self._cut_postings("symbol_patterns", holders)
+        self._cut_postings("first_symbol", firsts)
+        # A forgotten symbol voids every writer's cache of stored symbols: bump the generation.
+        conn.execute(
+            "UPDATE totals SET generation = generation + (?3 > 0), "
+            "total_unique_patterns = total_unique_patterns - ?1, "
+            "total_pattern_frequencies = total_pattern_frequencies - ?1, "
+            "total_symbols_in_patterns_frequencies = total_symbols_in_patterns_frequencies - ?2, "
+            "num_symbols = num_symbols - ?3", (len(doomed), symbols_total, forgotten))
+
+    def _subtract_symbols(self, freq: Counter, holders: dict[str, list[int]]) -> int:
+        """Undo the deleted patterns' symbol statistics; forget symbols no pattern holds any more.
+        Returns how many were forgotten."""
+        conn = self._conn
+        changed = conn.executemany("UPDATE symbols SET frequency = frequency - ?, pmf = pmf - ? WHERE symbol = ?",
+                                   [(freq[s], len(ids), s) for s, ids in holders.items()]).rowcount
+        affected = _to_json(list(holders))
+        broken = conn.execute(f"SELECT symbol FROM symbols WHERE symbol {_IN_JSON} AND "
+                              "(pmf < 0 OR frequency < 0 OR (pmf = 0 AND frequency != 0)) LIMIT 1",
+                              (affected,)).fetchall()
+        if changed != len(holders) or broken:
+            raise StoreError(f"{str(self.path)!r}: the symbol statistics disagree with the patterns being "
+                             f"deleted (e.g. symbol {broken[0][0] if broken else '?'!r}); the file is damaged, "
+                             "nothing was deleted. Rebuild this KB")
+        return conn.execute(f"DELETE FROM symbols WHERE pmf = 0 AND symbol {_IN_JSON}", (affected,)).rowcount
+
+    def _cut_postings(self, table: str, gone_by_symbol: dict[str, list[int]]) -> None:
+        """Rewrite the posting blobs of ``table`` without the deleted ids (rows left empty go).
+
+        One range read per symbol: from its last row keyed <= the smallest deleted id (the row
+        holding that id, module docstring) to the largest deleted id."""
+        conn = self._conn
+        rewritten: list[tuple[bytes, str, int]] = []
+        emptied: list[tuple[str, int]] = []
+        for symbol, ids in gone_by_symbol.items():
+            gone = set(ids)
+            rows = conn.execute(
+                f"SELECT first_id, pattern_ids FROM {table} WHERE symbol = ?1 AND first_id <= ?3 AND first_id >= "
+                f"coalesce((SELECT max(first_id) FROM {table} WHERE symbol = ?1 AND first_id <= ?2), 0)",
+                (symbol, ids[0], ids[-1]))   # ids ascend: doomed is read in id order
+            cut = 0
+            for first_id, blob in rows:
+                held = _unpack([blob])
+                kept = [i for i in held if i not in gone]
+                if len(kept) < len(held):
+                    cut += len(held) - len(kept)
+                    if kept:
+                        rewritten.append((_pack(kept), symbol, first_id))
+                    else:
+                        emptied.append((symbol, first_id))
+            if cut != len(gone):
+                raise StoreError(f"{str(self.path)!r}: the index {table} lists {cut} of the {len(gone)} deleted "
+                                 f"patterns holding symbol {symbol!r}; the file is damaged, nothing was deleted. "
+                                 "Rebuild this KB")
+        conn.executemany(f"UPDATE {table} SET pattern_ids = ? WHERE symbol = ? AND first_id = ?", rewritten)
+        conn.executemany(f"DELETE FROM {table} WHERE symbol = ? AND first_id = ?", emptied)
+
     def clear(self) -> None:
         with self._lock, self._transaction():
             for table in ("patterns", "symbols", "symbol_patterns", "first_symbol", "applied_batches"):
@@ -475,10 +575,15 @@ def _group_firsts(symbols: Iterable[str | None], first_id: int) -> dict[str, lis
 
 def _posting_rows(postings: dict[str, list[int]], first_id: int) -> Iterator[tuple[str, int, bytes]]:
     for symbol, ids in postings.items():
-        packed = array("I", ids)
-        if not _LITTLE_ENDIAN:
-            packed.byteswap()
-        yield symbol, first_id, packed.tobytes()
+        yield symbol, first_id, _pack(ids)
+
+
+def _pack(ids: Iterable[int]) -> bytes:
+    """Pattern ids as a posting blob: little-endian uint32s."""
+    packed = array("I", ids)
+    if not _LITTLE_ENDIAN:
+        packed.byteswap()
+    return packed.tobytes()
 
 
 def _unpack(blobs: Iterable[bytes]) -> array:

@@ -291,3 +291,198 @@ column_rows = st.tuples(st.lists(symbols, min_size=1, max_size=4), st.integers(1
 def test_random_columns_match_memory(kb, script):
     kb.clear()
     assert_columns_same_as_memory(kb, script)
+
+
+# -- deletion: as if the deleted patterns had never been learned -------------------------------------
+def survivors_only(script: list[Apply], deleted: set[str], after: list[Apply] = ()) -> MemoryStore:
+    """MemoryStore fed only the surviving patterns' deltas of the applies that took effect in
+    ``script``, then every effective apply of ``after`` (learned after the deletes)."""
+    probe, reference = MemoryStore("probe"), MemoryStore("survivors")
+    for step in script:
+        if probe.apply(step.deltas, step.batch_id, **step.kwargs):
+            reference.apply([d for d in step.deltas if d.name not in deleted], **step.kwargs)
+    for step in after:
+        if probe.apply(step.deltas, step.batch_id, **step.kwargs):
+            reference.apply(step.deltas, **step.kwargs)
+    return reference
+
+
+def assert_deletes_match(kb, script: list[Apply], deletes: list[list[str]], after: list[Apply] = (),
+                         symbols=ALPHABET + UNKNOWN) -> list[int]:
+    """Run ``script``, the ``deletes`` and ``after`` on ``kb`` and on MemoryStore, and compare both,
+    and a MemoryStore that never learned the deleted patterns, state for state."""
+    same = MemoryStore("same-deletes")
+    run(same, script)
+    run(kb, script)
+    learned = {r.name for r in same.iter_patterns()}
+    counts = [kb.delete_patterns(names) for names in deletes]
+    assert counts == [same.delete_patterns(names) for names in deletes]
+    deleted = learned & {name for names in deletes for name in names}
+    assert sum(counts) == len(deleted)
+    assert run(kb, list(after)) == run(same, list(after))
+    state = observable_state(kb, symbols)
+    assert state == observable_state(same, symbols)
+    assert state == observable_state(survivors_only(script, deleted, after), symbols)
+    # Learning order survives deletion (observable_state compares sorted lists).
+    assert {s: kb.patterns_starting_with(s) for s in symbols} == {s: same.patterns_starting_with(s) for s in symbols}
+    return counts
+
+
+def test_delete_patterns(kb):
+    shared = [delta([ALPHABET[i % 6]], [ALPHABET[(i * 5) % 7], "x"], [str(i % 4)], count=1 + i % 3) for i in range(24)]
+    special = [delta(["a"], ["b"], ["a"], count=2, emotives=[{"joy": 1.0}], metadata={"book": ["t1"]}),
+               delta(["new\nline"], ['say "\\n"\t'], count=3), delta(["😀", "é"], ["é"])]
+    script = [Apply(shared[:12], "b1"), Apply(shared[8:] + special, "b2"), Apply(shared[:3], "b1"),
+              Apply([special[0], shared[5]], None, persistence=2, metadata_cap=1)]
+    doomed = [d.name for d in shared[::3]] + [special[1].name, special[2].name]
+    deletes = [doomed[:4] + ["0" * 40, doomed[0]], doomed[2:], doomed[:2], [], ["f" * 40]]
+    # After the deletes: re-learn a deleted pattern, a survivor, and new patterns (fresh ids).
+    after = [Apply([special[2], shared[1], delta(["a"], ["zz"])], "b3"), Apply([shared[0]], "b1")]
+    symbols = ALPHABET + UNKNOWN + ["x", "zz"] + [str(i) for i in range(4)]
+    counts = assert_deletes_match(kb, script, deletes, after, symbols)
+    assert counts == [4, len(doomed) - 4, 0, 0, 0]
+
+
+def test_delete_forgets_symbols_no_pattern_holds(kb):
+    lone, kept = delta(["q"], ["r"], ["a"], count=2), delta(["a"], ["b"])
+    kb.apply([lone, kept], "b1")
+    assert kb.totals() == KBTotals(2, 2, 3 * 2 + 2, 4)
+    assert kb.delete_patterns([lone.name, lone.name]) == 1
+    assert kb.totals() == KBTotals(1, 1, 2, 2)
+    assert kb.symbol_frequencies(["q", "r", "a"]) == {"a": 1} and kb.symbol_pmf(["q", "a"]) == {"a": 1}
+    assert kb.patterns_with_any(["q", "r"]) == set() and kb.patterns_starting_with("q") == []
+    assert kb.get_pattern(lone.name) is None and kb.count() == 1
+    # A forgotten symbol learned again is new again (num_symbols counts it once more).
+    kb.apply([delta(["q"], ["a"])], "b2")
+    assert kb.totals().num_symbols == 3 and kb.symbol_pmf(["q"]) == {"q": 1}
+
+
+def test_delete_everything_leaves_an_empty_kb(kb):
+    ds = [delta([s], ["x"], [s]) for s in ALPHABET]
+    kb.apply(ds, "b1")
+    assert kb.delete_patterns(d.name for d in ds) == len(ds)
+    assert observable_state(kb) == observable_state(MemoryStore("empty"))
+    assert kb.totals() == KBTotals() and kb.is_applied("b1")
+    assert kb.delete_patterns([d.name for d in ds]) == 0
+
+
+@settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(script=st.lists(steps, min_size=1, max_size=4), after=st.lists(steps, max_size=2), data=st.data())
+def test_random_deletes_match_memory(kb, script, after, data):
+    kb.clear()
+    reference = MemoryStore("names")
+    run(reference, script)
+    pool = sorted(r.name for r in reference.iter_patterns()) + ["0" * 40]
+    deletes = data.draw(st.lists(st.lists(st.sampled_from(pool), max_size=6), min_size=1, max_size=3))
+    assert_deletes_match(kb, script, deletes, after)
+
+
+# -- SQLite: a deletion is one transaction --------------------------------------------------------
+def failing_on(path, table: str) -> None:
+    """Make every later UPDATE and DELETE of ``table`` fail inside SQLite (a real mid-way error)."""
+    import sqlite3
+
+    conn = sqlite3.connect(path)
+    for op in ("UPDATE", "DELETE"):
+        conn.execute(f"CREATE TRIGGER fail_{op.lower()}_{table} BEFORE {op} ON {table} "
+                     "BEGIN SELECT RAISE(ABORT, 'injected failure'); END")
+    conn.commit()
+    conn.close()
+
+
+@pytest.mark.parametrize("table", ["patterns", "symbols", "symbol_patterns", "first_symbol", "totals"])
+def test_sqlite_delete_is_transactional(tmp_path, table):
+    import sqlite3
+
+    from katoray.errors import StoreError
+    from katoray.store.sqlite import SqliteStore
+
+    path = tmp_path / "kb.sqlite"
+    kb = SqliteStore(path, "kb")
+    ds = [delta(["a"], ["b"]), delta(["b"], ["c"], ["a"]), delta(["c"], ["a"]), delta(["q"], ["b"])]
+    kb.apply(ds[:2], "b1")
+    kb.apply(ds[2:], "b2")
+    before = observable_state(kb, ALPHABET + ["q"])
+    # Deleting ds[1:] rewrites and empties posting rows, forgets "q", and updates every table.
+    doomed = [d.name for d in ds[1:]]
+    failing_on(path, table)
+    with pytest.raises(StoreError, match="rolled back"):
+        kb.delete_patterns(doomed)
+    assert observable_state(kb, ALPHABET + ["q"]) == before
+    conn = sqlite3.connect(path)
+    conn.executescript(f"DROP TRIGGER fail_update_{table}; DROP TRIGGER fail_delete_{table};")
+    conn.close()
+    assert [kb.delete_patterns(doomed), kb.delete_patterns(doomed)] == [3, 0]
+    reference = survivors_only([Apply(ds[:2], "b1"), Apply(ds[2:], "b2")], set(doomed))
+    assert observable_state(kb, ALPHABET + ["q"]) == observable_state(reference, ALPHABET + ["q"])
+    kb.close()
+
+
+def test_sqlite_delete_refuses_a_damaged_index(tmp_path):
+    import sqlite3
+
+    from katoray.errors import StoreError
+    from katoray.store.sqlite import SqliteStore
+
+    path = tmp_path / "kb.sqlite"
+    kb = SqliteStore(path, "kb")
+    ds = [delta(["a"], ["b"]), delta(["b"], ["c"])]
+    kb.apply(ds, "b1")
+    before = observable_state(kb)
+    conn = sqlite3.connect(path)
+    conn.execute("DELETE FROM symbol_patterns WHERE symbol = 'c'")   # ds[1] no longer indexed under "c"
+    conn.commit()
+    conn.close()
+    with pytest.raises(StoreError, match="index symbol_patterns lists 0 of the 1"):
+        kb.delete_patterns([ds[1].name])
+    after = observable_state(kb)
+    assert after["records"] == before["records"] and after["totals"] == before["totals"]
+    assert after["pmf"] == before["pmf"] and after["freq"] == before["freq"]
+    kb.close()
+
+
+# -- MongoDB: a deletion without transactions ---------------------------------------------------------
+def mongo_kb(mongo_uri: str, node_id: str):
+    from katoray.store import kb_id_for
+    from katoray.store.mongo import MongoStore
+
+    return MongoStore.from_url(mongo_uri, kb_id_for(node_id))
+
+
+MONGO_SCRIPT = [Apply([delta(["a"], ["b"], ["a"], count=2), delta(["q"], ["b"]), delta(["c"], ["r"], ["q"])], "b1"),
+                Apply([delta(["a"], ["b"], ["a"]), delta(["b"], ["c"], metadata={"k": ["v"]}), delta(["r"])], "b2")]
+
+
+@pytest.mark.parametrize("crash_after", range(5))
+def test_mongo_interrupted_delete_is_finished_by_the_next(mongo_uri, node_id, crash_after):
+    """A deletion that stopped after any of its steps is finished, exactly, by the next call."""
+    kb = mongo_kb(mongo_uri, node_id)
+    try:
+        run(kb, MONGO_SCRIPT)
+        doomed = [d.name for d in MONGO_SCRIPT[0].deltas[1:]] + [MONGO_SCRIPT[1].deltas[2].name]
+        plan = kb._deletion_plan(doomed)
+        token = "~delete-crashed"
+        kb._pending_deletions.insert_one({"_id": token, "plan": kb._encode_plan(plan, token)})
+        for step in kb._deletion_steps(token, plan)[:crash_after]:
+            step()
+        resumed = mongo_kb(mongo_uri, node_id)   # a new process: only the database remembers
+        assert resumed.delete_patterns([]) == 0 and resumed.delete_patterns([doomed[0]]) == 0
+        symbols = ALPHABET + ["q", "r"]
+        assert observable_state(resumed, symbols) == observable_state(survivors_only(MONGO_SCRIPT, set(doomed)), symbols)
+        resumed.close()
+    finally:
+        kb.clear()
+        kb.close()
+
+
+def test_mongo_delete_in_chunks(mongo_uri, node_id):
+    kb = mongo_kb(mongo_uri, node_id)
+    kb.DELETE_CHUNK = 2
+    try:
+        names = [d.name for step in MONGO_SCRIPT for d in step.deltas]
+        others = [name for name in names if name != names[0]]   # 4 patterns in 3 chunks, aba stays
+        assert_deletes_match(kb, MONGO_SCRIPT, [["0" * 40] + others + others[:1]], symbols=ALPHABET + ["q", "r"])
+        assert kb.count() == 1 and not list(kb._pending_deletions.find({}))
+    finally:
+        kb.clear()
+        kb.close()

@@ -108,6 +108,7 @@ class HierarchyDeltas:
             acc.unlearned += rest if rest < 2 else 0
             learn, meta = self._learn, metas[level]
             symbols = [learn(acc, symbols[i:i + size], meta) for i in range(0, end, size)]
+            acc.learned += len(symbols)
 
     # -- structure mode --------------------------------------------------------------------------
     def _structure(self, sections: Sections, metas: list) -> None:
@@ -129,11 +130,13 @@ class HierarchyDeltas:
         if len(symbols) < 2:
             acc.unlearned += len(symbols)
             return None
+        acc.learned += 1
         return self._learn(acc, symbols, metas[level])
 
     # -- the learn step ----------------------------------------------------------------------------
     def _learn(self, acc: LevelDeltas, symbols: list[str], meta: dict | None) -> str:
-        """Learn ``symbols`` one per event; returns the ``PTRN|`` name passed to the next level.
+        """Count one learn of ``symbols`` (one per event; callers count ``acc.learned``); returns
+        the ``PTRN|`` name passed to the next level.
 
         Hot path (once per chunk per level). KATO hashes repr([[a], [b], ...]); for symbols that
         repr writes as plain 'text' (printable, no quote or backslash: every GPT-2 piece and every
@@ -147,12 +150,11 @@ class HierarchyDeltas:
         name = sha1(text.encode("utf-8")).hexdigest()
         entry = acc.patterns.get(name)
         if entry is None:
-            acc.patterns[name] = [symbols, 1, _meta_sets(meta)]  # events built lazily: to_deltas()
+            acc.patterns[name] = [symbols, 1, _meta_sets(meta) if meta else None]  # events built in to_deltas()
         else:
             entry[1] += 1
             if meta:
                 _union_meta(entry, meta, self.config.metadata_cap)
-        acc.learned += 1
         return PREFIX + name
 
     def _count(self, acc: LevelDeltas, name: str, symbols, count: int, meta) -> None:
@@ -165,8 +167,8 @@ class HierarchyDeltas:
                 _union_meta(entry, meta, self.config.metadata_cap)
 
 
-def _meta_sets(meta: dict | None) -> dict[str, set[str]] | None:
-    return {k: {str(v)} for k, v in meta.items()} if meta else None
+def _meta_sets(meta: dict) -> dict[str, set[str]]:
+    return {k: {str(v)} for k, v in meta.items()}
 
 
 def _union_meta(entry: list, meta, cap: int) -> None:

@@ -250,6 +250,8 @@ def _unreachable_message(name: str, reason: str) -> str:
 
 
 def _auto_tokenizer(source: str, **kwargs: Any) -> Any:
+    # katoray needs tokenizers only: keep transformers' "PyTorch was not found" advice off stderr.
+    os.environ.setdefault("TRANSFORMERS_NO_ADVISORY_WARNINGS", "1")
     from transformers import AutoTokenizer  # heavy import (about 1.5 s): only when needed
 
     return AutoTokenizer.from_pretrained(source, model_max_length=_NO_LIMIT, **kwargs)

@@ -41,10 +41,8 @@ class MemoryStore:
     def apply(self, deltas: Sequence[PatternDelta], batch_id: str | None = None, *,
               persistence: int = 5, metadata_cap: int | None = None) -> bool:
         with self._lock, paused_gc():
-            if batch_id is not None:
-                if batch_id in self._applied:
-                    return False
-                self._applied.add(batch_id)
+            if not self._claim(batch_id):
+                return False
             for delta in deltas:
                 self._learn(delta.name, [s for event in delta.events for s in event], delta.count,
                             delta.emotives, delta.metadata, persistence, metadata_cap, delta.events)
@@ -53,14 +51,21 @@ class MemoryStore:
     def apply_columns(self, columns: DeltaColumns, batch_id: str | None = None, *,
                       persistence: int = 5, metadata_cap: int | None = None) -> bool:
         with self._lock, paused_gc():
-            if batch_id is not None:
-                if batch_id in self._applied:
-                    return False
-                self._applied.add(batch_id)
+            if not self._claim(batch_id):
+                return False
             metadata = columns.metadata
             for i, (name, symbols, count) in enumerate(zip(columns.names, columns.symbols, columns.counts)):
                 self._learn(name, symbols, count, None, metadata.get(i), persistence, metadata_cap)
             return True
+
+    def _claim(self, batch_id: str | None) -> bool:
+        """Record a batch id; False if it was applied before (the batch must change nothing)."""
+        if batch_id is None:
+            return True
+        if batch_id in self._applied:
+            return False
+        self._applied.add(batch_id)
+        return True
 
     def _learn(self, name: str, symbols: Sequence[str], count: int, emotives, metadata, persistence: int,
                metadata_cap: int | None, events: list[list[str]] | None = None) -> None:

@@ -44,8 +44,17 @@ _LAZY = {
     "unravel": "katoray.generation",
     "decode_pattern": "katoray.generation",
     "RemoteKatoSession": "katoray.remote",
-    "train_from_streaming_dataset": "katoray.runtime.train",
-    "train_from_streaming_dataset_parallel": "katoray.runtime.train",
+    "train_from_streaming_dataset": "katoray.jobs.notebook",
+    "train_from_streaming_dataset_parallel": "katoray.jobs.notebook",
+    "TrainingManifest": "katoray.jobs",
+    "load_latest_manifest": "katoray.jobs",
+    "list_all_training_runs": "katoray.jobs",
+    "create_training_run_nodes": "katoray.jobs",
+    "delete_training_run": "katoray.jobs",
+    "fingerprint": "katoray.jobs",
+    "TrainConfig": "katoray.jobs",
+    "start_run": "katoray.jobs",
+    "resume_run": "katoray.jobs",
 }
 
 __all__ = ["KatoSession", "SessionConfig", "pattern_name", "pattern_hash", "strip_prefix", "__version__", *_LAZY]

@@ -57,7 +57,8 @@ class HierarchicalConceptLearner:
             raise ValueError(f"node0_batch_size must be an integer >= 1, got {node0_batch_size!r}")
         self.node0_batch_size = node0_batch_size
         self.store = store
-        self.run_id = run_id
+        # create_training_run_nodes(run_id=...) returns nodes that carry their run id
+        self.run_id = run_id if run_id is not None else getattr(nodes, "run_id", None)
         self.metadata_cap = metadata_cap
         self.hierarchy_config()  # validate early
         self.token_processor = TokenProcessor(tokenizer_name)

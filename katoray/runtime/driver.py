@@ -123,12 +123,14 @@ class TrainingStats:
     learned: list[int] = field(default_factory=list)
     unlearned: list[int] = field(default_factory=list)
     new_patterns: list[int] = field(default_factory=list)
+    replayed: list[int] = field(default_factory=list)   # learns of batches found already applied
     workers: set[int] = field(default_factory=set)      # pool actor pids that finished a batch
 
     def __post_init__(self) -> None:
         self.learned = [0] * self.num_levels
         self.unlearned = [0] * self.num_levels
         self.new_patterns = [0] * self.num_levels
+        self.replayed = [0] * self.num_levels
 
     def add(self, row: Mapping[str, Any]) -> None:
         self.batches += 1
@@ -144,6 +146,10 @@ class TrainingStats:
                 self.learned[i] += int(row[f"learned_{i}"])
                 self.unlearned[i] += int(row[f"unlearned_{i}"])
                 self.new_patterns[i] += int(row[f"new_{i}"])
+            else:
+                # A replay of a batch some earlier attempt applied (after its last checkpoint, or
+                # before a Ray retry): counted apart, so a resume can add what no checkpoint holds.
+                self.replayed[i] += int(row[f"learned_{i}"])
 
     @property
     def elapsed(self) -> float:
@@ -170,6 +176,7 @@ class TrainingStats:
             out[f"node{i}_observations"] = self.learned[i]
             out[f"node{i}_unlearned"] = self.unlearned[i]
             out[f"node{i}_new_patterns"] = self.new_patterns[i]
+            out[f"node{i}_replayed_observations"] = self.replayed[i]
             # 1 - new patterns / learn events: the share of this run's learns that hit a known pattern
             out[f"node{i}_reuse_rate"] = 1.0 - self.new_patterns[i] / self.learned[i] if self.learned[i] else 0.0
         return out

@@ -73,8 +73,9 @@ def train_from_streaming_dataset_parallel(
     """
     del profiler
     if resume_from_checkpoint:
-        raise ConfigError("resume_from_checkpoint: pass the run's run_id and skip_batches=<completed batch ids> "
-                          "(from its checkpoint) instead")
+        raise ConfigError("resume_from_checkpoint: resume a run with katoray.jobs.resume_run(run_id, runs_dir) "
+                          "or `katoray resume RUN_ID` (they read the run's checkpoint); or pass run_id= and "
+                          "skip_batches=<completed batch ids> here")
     spec, local_kbs = _run_spec(learner, num_levels, num_workers, segment_method, nodes, tokenizer, tokenizer_name,
                                 store, run_id, metadata_cap, Batching(text_field, batch_size, batch_chars))
     shards = plan_shards(data, dataset_key, text_field, max_samples)

@@ -13,7 +13,9 @@ Layout, in database ``<kb_id>`` (KATO's per-node database, e.g. ``node0_<run>_ka
   not the Mongo era's per-learn ``pattern_member_frequency``.
 - ``metadata``: ``{class: "totals", total_unique_patterns, total_pattern_frequencies,
   total_symbols_in_patterns_frequencies, num_symbols, next_seq, last_batch}``; ``class`` unique.
-- ``applied_batches``: the ledger, ``{_id: <batch id>, done: bool}``.
+- ``applied_batches``: the ledger, ``{_id: <batch id>, done: bool}``; while a batch is in flight
+  its document also holds the batch's merged deltas (``payload``: zlib-compressed JSON) and its
+  ``persistence`` and ``metadata_cap``, removed when the batch is done.
 
 Writes are bulk only. ``apply`` merges repeated names of the batch in Python, then sends
 ``bulk_write(ordered=False)`` of one ``UpdateOne(upsert=True)`` per distinct pattern, one per
@@ -23,7 +25,8 @@ without a batch id), however large the batch.
 Exactly once. A standalone mongod has no multi-document transaction, so ``apply(deltas, b)`` is a
 sequence of idempotent steps:
 
-1. ledger: return False if ``b`` is done; refuse if another batch is unfinished; mark ``b`` started.
+1. ledger: return False if ``b`` is done; finish any other unfinished batch first (roll-forward,
+   below); mark ``b`` started, storing its merged deltas.
 2. patterns: each upsert filters ``{name, last_batch: {$ne: b}}`` and sets ``last_batch: b``; on
    insert it records ``created_batch: b``. A document this batch already updated no longer matches,
    so its upsert collides with the unique index (E11000), which means "already applied" and is
@@ -38,12 +41,20 @@ A crash at any point leaves every document either untouched by ``b`` or fully up
 running ``apply(deltas, b)`` again updates exactly the untouched ones, so the final state equals
 one clean apply. Without a batch id the same steps run under a private one-off id, with no ledger.
 
+Roll-forward. Each document remembers only the last batch that touched it, so an interrupted batch
+must be finished before any other batch touches its documents. After a crash the next batch to
+arrive is not necessarily the interrupted one (a resumed run re-sends batches in any order), so
+``apply`` finishes the interrupted batch itself first, from the deltas its ledger document holds:
+steps 2-6 again under its id, which the guards make idempotent. The stored deltas must fit in one
+MongoDB document (16 MiB); a batch whose compressed deltas do not is refused before any write,
+with the advice to use smaller batches.
+
 Assumptions:
 - One writer per knowledge base, one batch at a time (the runtime's node actor). A lock serialises
   the threads of this process; two processes writing one KB are not supported.
-- A crashed batch is applied again, with the same deltas, before any other batch: each document
-  remembers only the last batch that touched it. ``apply`` enforces this: it raises
-  ``StoreError`` naming the unfinished batch rather than risk counting it twice.
+- A crashed batch is finished from its stored deltas before any other batch (roll-forward). A
+  ledger entry without stored deltas (written by an older katoray) cannot be rolled forward:
+  ``apply`` raises ``StoreError`` naming it rather than risk counting it twice.
 - Capped metadata (``metadata_cap``) is read, merged in Python and written back; this is safe
   only because of the single-writer assumption.
 - Metadata and emotive keys must be legal MongoDB field names (non-empty, no ``.``, no leading
@@ -51,19 +62,22 @@ Assumptions:
 """
 from __future__ import annotations
 
+import json
 import threading
 import uuid
+import zlib
 from dataclasses import dataclass, field
 from typing import Any, Iterable, Iterator, Sequence
 from urllib.parse import unquote
 
 import pymongo
+from bson import Binary
 from pymongo import UpdateOne
 from pymongo.errors import BulkWriteError, ConfigurationError, ConnectionFailure, OperationFailure, PyMongoError
 
 from katoray.errors import ConfigError, StoreError, StoreUnreachableError
 from katoray.store import redact_url
-from katoray.store.base import KBTotals, PatternDelta, PatternRecord, merge_metadata, symbol_counts
+from katoray.store.base import DeltaColumns, KBTotals, PatternDelta, PatternRecord, merge_metadata, symbol_counts
 
 DUPLICATE_KEY = 11000  # MongoDB's E11000: here, "this batch already updated the document"
 DEFAULT_TIMEOUT_S = 5.0  # server selection and connect timeout: an unreachable server fails fast
@@ -71,6 +85,10 @@ _PATTERN_FIELDS = {"_id": 0, "name": 1, "pattern_data": 1, "length": 1, "frequen
                    "emotives": 1, "metadata": 1}
 _TOTALS = {"class": "totals"}
 _BAD_DB_NAME_CHARS = set('/\\. "$*<>:|?\x00')
+# Bytes of compressed deltas a ledger document may hold: MongoDB's 16 MiB document limit, less
+# head room for the document's other fields and BSON framing.
+MAX_RECOVERY_BYTES = 15 * 1024 * 1024
+_RECOVERY_FIELDS = ("payload", "persistence", "metadata_cap")
 
 
 @dataclass
@@ -136,6 +154,11 @@ class MongoStore:
     def __repr__(self) -> str:
         return f"MongoStore(kb_id={self.kb_id!r}, hosts={self._hosts!r})"
 
+    @property
+    def patterns_collection(self):
+        """The raw ``patterns_kb`` collection (the notebook's analyzers query it directly)."""
+        return self._patterns
+
     def _ensure_indexes(self) -> None:
         self._patterns.create_index("name", unique=True)
         self._patterns.create_index("symbols")
@@ -153,32 +176,58 @@ class MongoStore:
         with self._lock:
             if not self._indexes_ready:
                 self._ensure_indexes()
-            if batch_id is not None and not self._begin(batch_id):
-                return False
+            self._finish_deletions()  # a deletion a crash cut short is completed before any learn
+            if batch_id is not None:
+                recovery = {"payload": _encode_payload(merged, batch_id, self.kb_id),
+                            "persistence": persistence, "metadata_cap": metadata_cap}
+                if not self._begin(batch_id, recovery):
+                    return False
             token = batch_id if batch_id is not None else f"~{uuid.uuid4().hex}"
             if merged:
                 self._apply_merged(merged, token, persistence, metadata_cap)
             if batch_id is not None:
-                self._write(self._ledger, [UpdateOne({"_id": batch_id}, {"$set": {"done": True}})],
-                            guarded=False)
+                self._finish(batch_id)
             return True
 
-    def _begin(self, batch_id: str) -> bool:
-        """Step 1: False if the batch is done; refuse to start while another batch is unfinished."""
+    def apply_columns(self, columns: DeltaColumns, batch_id: str | None = None, *,
+                      persistence: int = 5, metadata_cap: int | None = None) -> bool:
+        """``apply(columns.to_deltas(), ...)``: a MongoDB write costs far more than the conversion."""
+        return self.apply(columns.to_deltas(), batch_id, persistence=persistence, metadata_cap=metadata_cap)
+
+    def _begin(self, batch_id: str, recovery: dict[str, Any]) -> bool:
+        """Step 1: False if the batch is done; finish any other unfinished batch first; mark this
+        one started with what a later roll-forward needs (``recovery``)."""
         if not isinstance(batch_id, str):
             raise ValueError(f"batch_id must be a str, got {batch_id!r}")
-        seen = list(self._ledger.find({"$or": [{"_id": batch_id}, {"done": False}]}))
+        seen = list(self._ledger.find({"$or": [{"_id": batch_id}, {"done": False}]}, {"_id": 1, "done": 1}))
         if any(doc["_id"] == batch_id and doc["done"] for doc in seen):
             return False
-        unfinished = sorted(doc["_id"] for doc in seen if doc["_id"] != batch_id)
-        if unfinished:
-            raise StoreError(
-                f"knowledge base {self.kb_id!r}: batch {unfinished[0]!r} was interrupted before it "
-                f"finished; apply it again (same deltas) before batch {batch_id!r}, or its "
-                "patterns could be counted twice")
-        self._write(self._ledger, [UpdateOne({"_id": batch_id}, {"$setOnInsert": {"done": False}},
+        for unfinished in sorted(doc["_id"] for doc in seen if doc["_id"] != batch_id):
+            self._roll_forward(unfinished, batch_id)
+        self._write(self._ledger, [UpdateOne({"_id": batch_id}, {"$setOnInsert": {"done": False, **recovery}},
                                              upsert=True)], guarded=False)
         return True
+
+    def _roll_forward(self, unfinished: str, arriving: str) -> None:
+        """Finish an interrupted batch from the deltas its ledger document holds (steps 2-6)."""
+        doc = self._ledger.find_one({"_id": unfinished})
+        if doc is None or doc.get("done"):
+            return
+        if "payload" not in doc:
+            raise StoreError(
+                f"knowledge base {self.kb_id!r}: batch {unfinished!r} was interrupted before it "
+                f"finished and its ledger entry holds no deltas to finish it with (written by an older "
+                f"katoray); apply it again (same deltas) before batch {arriving!r}, or its patterns "
+                "could be counted twice")
+        merged = _decode_payload(doc["payload"])
+        if merged:
+            self._apply_merged(merged, unfinished, doc["persistence"], doc["metadata_cap"])
+        self._finish(unfinished)
+
+    def _finish(self, batch_id: str) -> None:
+        """Step 6: mark the batch done and drop its stored deltas (the ledger stays small)."""
+        update = {"$set": {"done": True}, "$unset": {key: "" for key in _RECOVERY_FIELDS}}
+        self._write(self._ledger, [UpdateOne({"_id": batch_id}, update)], guarded=False)
 
     def _apply_merged(self, merged: dict[str, _Merged], token: str, persistence: int,
                       metadata_cap: int | None) -> None:
@@ -245,6 +294,102 @@ class MongoStore:
 
     def is_applied(self, batch_id: str) -> bool:
         return self._ledger.count_documents({"_id": batch_id, "done": True}, limit=1) > 0
+
+    # -- deletion ---------------------------------------------------------------------------
+    DELETE_CHUNK = 5000   # patterns per deletion plan: a plan must fit one MongoDB document
+
+    def delete_patterns(self, names: Iterable[str]) -> int:
+        """Remove these patterns as if never learned (see :meth:`KnowledgeBase.delete_patterns`);
+        unknown names are ignored. Returns how many were deleted.
+
+        Without transactions a deletion is made of idempotent steps, like ``apply``. For each chunk
+        of ``DELETE_CHUNK`` names a plan is computed from the stored documents (what each symbol
+        and the totals lose, which symbols no remaining pattern holds) and stored in
+        ``pending_deletions``; then symbol and totals updates guarded by ``last_delete: <plan id>``
+        (as ``last_batch`` guards applies), the deletes, and the plan's removal. A plan left by a
+        crash is finished first by the next ``delete_patterns`` or ``apply`` (``delete_patterns([])``
+        finishes it alone), and an apply interrupted by a crash is rolled forward before anything
+        is planned. Raises StoreError if the symbol
+        statistics disagree with the patterns (nothing is written then).
+        """
+        wanted = [name for name in dict.fromkeys(names) if isinstance(name, str)]
+        with self._lock:
+            self._finish_deletions()
+            for unfinished in sorted(doc["_id"] for doc in self._ledger.find({"done": False}, {"_id": 1})):
+                self._roll_forward(unfinished, "delete_patterns")
+            deleted = 0
+            for start in range(0, len(wanted), self.DELETE_CHUNK):
+                plan = self._deletion_plan(wanted[start:start + self.DELETE_CHUNK])
+                if plan is not None:
+                    token = f"~delete-{uuid.uuid4().hex}"
+                    self._pending_deletions.insert_one({"_id": token, "plan": self._encode_plan(plan, token)})
+                    self._carry_out_deletion(token, plan)
+                    deleted += len(plan["names"])
+            return deleted
+
+    @property
+    def _pending_deletions(self):
+        return self._patterns.database["pending_deletions"]
+
+    def _finish_deletions(self) -> None:
+        """Carry out the plans a crash left stored (at most one: plans run one at a time)."""
+        for doc in self._pending_deletions.find({}).sort("_id", 1):
+            self._carry_out_deletion(doc["_id"], json.loads(zlib.decompress(doc["plan"])))
+
+    def _deletion_plan(self, names: list[str]) -> dict[str, Any] | None:
+        """What deleting the stored patterns among ``names`` subtracts and forgets; None if none exist."""
+        docs = list(self._patterns.find({"name": {"$in": names}},
+                                        {"_id": 0, "name": 1, "pattern_data": 1, "length": 1, "frequency": 1}))
+        if not docs:
+            return None
+        freq: dict[str, int] = {}   # symbol -> occurrences times frequency
+        pmf: dict[str, int] = {}    # symbol -> deleted patterns holding it
+        for doc in docs:
+            for symbol, occurrences in symbol_counts(doc["pattern_data"]).items():
+                freq[symbol] = freq.get(symbol, 0) + occurrences * doc["frequency"]
+                pmf[symbol] = pmf.get(symbol, 0) + 1
+        stored = {doc["name"]: doc["pmf"] for doc in
+                  self._symbols.find({"name": {"$in": list(pmf)}}, {"_id": 0, "name": 1, "pmf": 1})}
+        short = [s for s in pmf if stored.get(s, 0) < pmf[s]]
+        if short:
+            raise StoreError(
+                f"knowledge base {self.kb_id!r}: symbol {short[0]!r} is held by fewer patterns than are "
+                "being deleted; the statistics are damaged, nothing was deleted. Rebuild this KB")
+        return {"names": [doc["name"] for doc in docs],
+                "symbols": [[s, freq[s], pmf[s]] for s in pmf],
+                "forget": [s for s in pmf if stored[s] == pmf[s]],
+                "symbols_total": sum(doc["length"] * doc["frequency"] for doc in docs)}
+
+    def _encode_plan(self, plan: dict[str, Any], token: str) -> Binary:
+        encoded = zlib.compress(json.dumps(plan, separators=(",", ":")).encode("ascii"), 1)
+        if len(encoded) > MAX_RECOVERY_BYTES:
+            raise StoreError(
+                f"knowledge base {self.kb_id!r}: deletion plan {token!r} takes {len(encoded) / 2**20:.1f} MiB, "
+                f"more than one MongoDB document holds; lower MongoStore.DELETE_CHUNK (now {self.DELETE_CHUNK})")
+        return Binary(encoded)
+
+    def _carry_out_deletion(self, token: str, plan: dict[str, Any]) -> None:
+        for step in self._deletion_steps(token, plan):
+            step()
+
+    def _deletion_steps(self, token: str, plan: dict[str, Any]) -> list:
+        """The plan's idempotent steps (callables), in order: symbols, totals, forgotten symbols,
+        patterns, the plan itself. After a crash between any two, running them all again ends as
+        one clean run would."""
+        guard = {"last_delete": {"$ne": token}}
+        mark = {"last_delete": token}
+        symbol_ops = [UpdateOne({"name": s, **guard}, {"$inc": {"frequency": -f, "pmf": -p}, "$set": mark})
+                      for s, f, p in plan["symbols"]]
+        removed = len(plan["names"])
+        decrements = {"total_unique_patterns": -removed, "total_pattern_frequencies": -removed,
+                      "total_symbols_in_patterns_frequencies": -plan["symbols_total"],
+                      "num_symbols": -len(plan["forget"])}
+        totals_op = UpdateOne({**_TOTALS, **guard}, {"$inc": decrements, "$set": mark})
+        return [lambda: self._write(self._symbols, symbol_ops, guarded=False),
+                lambda: self._write(self._meta, [totals_op], guarded=False),
+                lambda: self._symbols.delete_many({"name": {"$in": plan["forget"]}, "pmf": 0}),
+                lambda: self._patterns.delete_many({"name": {"$in": plan["names"]}}),
+                lambda: self._pending_deletions.delete_one({"_id": token})]
 
     # -- reads ------------------------------------------------------------------------------
     def get_pattern(self, name: str) -> PatternRecord | None:
@@ -330,6 +475,29 @@ def _merge_batch(deltas: Sequence[PatternDelta]) -> dict[str, _Merged]:
                 _check_key(key, "metadata", delta.name)
                 metadata.setdefault(key, set()).update(str(v) for v in values)
             entry.metadata = metadata
+    return merged
+
+
+def _encode_payload(merged: dict[str, _Merged], batch_id: str, kb_id: str) -> Binary:
+    """A batch's merged deltas as compressed JSON for its ledger document (roll-forward)."""
+    rows = [[name, m.events, m.count, m.emotives,
+             None if m.metadata is None else {key: sorted(values) for key, values in m.metadata.items()}]
+            for name, m in merged.items()]
+    payload = zlib.compress(json.dumps(rows, separators=(",", ":")).encode("ascii"), 1)
+    if len(payload) > MAX_RECOVERY_BYTES:
+        raise StoreError(
+            f"knowledge base {kb_id!r}: batch {batch_id!r} is too large to apply safely to MongoDB: its "
+            f"deltas take {len(payload) / 2**20:.1f} MiB compressed, more than the {MAX_RECOVERY_BYTES / 2**20:.0f} "
+            "MiB a crash-recovery record may hold (MongoDB's 16 MiB document limit). Use smaller batches "
+            "(--batch-size, or batch_size= / batch_chars=)")
+    return Binary(payload)
+
+
+def _decode_payload(payload: bytes) -> dict[str, _Merged]:
+    merged: dict[str, _Merged] = {}
+    for name, events, count, emotives, metadata in json.loads(zlib.decompress(payload)):
+        merged[name] = _Merged(events, dict(symbol_counts(events)), count, emotives,
+                               None if metadata is None else {key: set(values) for key, values in metadata.items()})
     return merged
 
 

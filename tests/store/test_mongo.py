@@ -249,18 +249,56 @@ def test_crash_anywhere_then_replay_equals_one_clean_apply(client, mongo_uri, mo
         client.drop_database(store.kb_id)
 
 
-def test_another_batch_is_refused_while_one_is_unfinished(client, mongo_uri, kb_id):
-    store = CrashingStore(client, kb_id, "")
+@pytest.mark.parametrize("mode", ["prefix", "suffix"])
+def test_another_batch_rolls_the_interrupted_one_forward_first(client, mongo_uri, mode):
+    """After a crash anywhere in b1, the next batch to arrive is b2 (a resumed run re-sends batches
+    in any order): b1 is finished from the deltas its ledger entry holds, then b2 is applied, and
+    the re-sent b1 is recognised as done. A new store object (a restarted process) does the same."""
+    expected = reference([("b0", PRIOR), ("b1", BATCH), ("b2", FOLLOW)], persistence=3, metadata_cap=2)
+    hosts = mongo_uri.split("://", 1)[1].split("/", 1)[0]
+    total = 2 + len({d.name for d in BATCH}) + 7 + 1
+    for budget in range(1, total):       # budget 0: not even the ledger entry landed
+        kb_id = kb_id_for(f"t{uuid.uuid4().hex[:10]}")
+        store = CrashingStore(client, kb_id, hosts)
+        store.apply(PRIOR, "b0", persistence=3, metadata_cap=2)
+        store.budget, store.mode = budget, mode
+        with pytest.raises(SimulatedCrash):
+            store.apply(BATCH, "b1", persistence=3, metadata_cap=2)
+        restarted = MongoStore(client, kb_id, hosts) if budget % 2 else store
+        restarted.budget = None
+        assert restarted.apply(FOLLOW, "b2", persistence=3, metadata_cap=2) is True
+        assert restarted.is_applied("b1") and restarted.is_applied("b2")
+        assert restarted.apply(BATCH, "b1", persistence=3, metadata_cap=2) is False
+        assert observable(restarted) == expected, f"crash after {budget} ops ({mode})"
+        assert list(client[kb_id]["applied_batches"].find({}, {"_id": 1, "done": 1}).sort("_id", 1)) == [
+            {"_id": b, "done": True} for b in ("b0", "b1", "b2")]     # stored deltas dropped once done
+        client.drop_database(kb_id)
+
+
+def test_interrupted_batch_without_stored_deltas_is_refused(client, mongo_uri, kb_id):
+    store = MongoStore.from_url(mongo_uri, kb_id)
     store.apply(PRIOR, "b0")
-    store.budget = 4
-    with pytest.raises(SimulatedCrash):
-        store.apply(BATCH, "b1")
-    store.budget = None
-    with pytest.raises(StoreError, match="batch 'b1' was interrupted.*before batch 'b2'"):
+    client[kb_id]["applied_batches"].insert_one({"_id": "b1", "done": False})   # an older katoray's entry
+    with pytest.raises(StoreError, match="batch 'b1' was interrupted.*no deltas.*before batch 'b2'"):
         store.apply(FOLLOW, "b2")
     assert not store.is_applied("b2")
     assert store.apply(BATCH, "b1") and store.apply(FOLLOW, "b2")
     assert observable(store) == reference([("b0", PRIOR), ("b1", BATCH), ("b2", FOLLOW)])
+    store.close()
+
+
+def test_batch_too_large_to_recover_is_refused_before_any_write(client, mongo_uri, kb_id, monkeypatch):
+    from katoray.store import mongo
+
+    store = MongoStore.from_url(mongo_uri, kb_id)
+    store.apply(PRIOR, "b0")
+    before = observable(store)
+    monkeypatch.setattr(mongo, "MAX_RECOVERY_BYTES", 64)
+    with pytest.raises(StoreError, match=r"batch 'b1' is too large.*smaller batches \(--batch-size"):
+        store.apply(BATCH, "b1")
+    assert observable(store) == before and not store.is_applied("b1")
+    assert client[kb_id]["applied_batches"].count_documents({}) == 1
+    store.close()
 
 
 # -- connection failures and credentials ---------------------------------------------------------

@@ -1,0 +1,327 @@
+"""The run registry (``<runs_dir>/<run_id>/``) and the notebook's run-management names.
+
+    manifest = load_latest_manifest()                 # the newest run in ./runs
+    analyzers = manifest.get_analyzers()              # {node name: KnowledgeBaseAnalyzer}, no Ray
+    runs = list_all_training_runs()                   # {run_id: summary}
+    fingerprint("20261126-101500-3fa9c2")             # per level: patterns, total frequency, sha256
+    delete_training_run("20261126-101500-3fa9c2")     # asks for DELETE on a terminal
+
+    nodes = create_training_run_nodes(run_id="baseline")
+    learner = HierarchicalConceptLearner(nodes=nodes, run_id=nodes.run_id)   # node0_baseline_kato, ...
+
+Unlike kato-lm's, these work from manifests (any store), group MongoDB databases by their real run
+id (B20: default databases are listed under ``None``, not mislabelled), never prompt when nobody
+can answer, and ``create_training_run_nodes`` returns nodes instead of raising ``TypeError`` (B1).
+"""
+from __future__ import annotations
+
+import fcntl
+import hashlib
+import os
+import re
+import shutil
+import socket
+import sys
+from pathlib import Path
+from typing import Any, Iterator
+
+from katoray.errors import ConfigError, KatorayError
+from katoray.jobs.manifest import MANIFEST_FILE, RunNotFoundError, TrainingManifest, usable_store_url
+
+DEFAULT_RUNS_DIR = "runs"
+LOCK_FILE = ".lock"
+MONGO_TIMEOUT_MS = 5000          # an unreachable MongoDB fails within this, naming the host
+_NODE_DB = re.compile(r"^node(\d+)(?:_(.+))?_kato$")
+
+
+class RunBusyError(KatorayError):
+    """Another process is training this run right now."""
+
+
+# -- the registry ------------------------------------------------------------------------------------
+def resolve_runs_dir(runs_dir: str | os.PathLike = DEFAULT_RUNS_DIR) -> Path:
+    """The runs folder as an absolute path (Ray workers and job drivers run elsewhere)."""
+    return Path(runs_dir).expanduser().resolve()
+
+
+def check_run_id(run_id: Any) -> None:
+    """A run id names a folder and the knowledge bases: no separators, spaces or leading dot."""
+    if (not isinstance(run_id, str) or not run_id or run_id.startswith(".")
+            or any(c in run_id for c in "/\\ \t\n\x00")):
+        raise ConfigError(f"run id must be a non-empty name without slashes, spaces or a leading dot, got {run_id!r}")
+
+
+def run_path(run_id: str, runs_dir: str | os.PathLike = DEFAULT_RUNS_DIR) -> Path:
+    check_run_id(run_id)
+    return resolve_runs_dir(runs_dir) / run_id
+
+
+def load_manifest(run_id: str, runs_dir: str | os.PathLike = DEFAULT_RUNS_DIR) -> TrainingManifest:
+    """The manifest of run ``run_id``. Raises ``RunNotFoundError`` naming the folder looked in."""
+    return TrainingManifest.load(run_path(run_id, runs_dir))
+
+
+def iter_manifests(runs_dir: str | os.PathLike = DEFAULT_RUNS_DIR) -> Iterator[TrainingManifest]:
+    """Every run's manifest in ``runs_dir``, oldest start first."""
+    root = resolve_runs_dir(runs_dir)
+    found = [TrainingManifest.load(path.parent) for path in root.glob(f"*/{MANIFEST_FILE}")] if root.is_dir() else []
+    yield from sorted(found, key=lambda m: (m.started, m.run_id))
+
+
+class RunLock:
+    """Held while a process trains a run: a second ``start`` or ``resume`` of it is refused.
+
+    An advisory ``flock`` on ``<run_dir>/.lock``: the kernel releases it when the holder exits,
+    even on SIGKILL, so a crashed run never stays locked.
+    """
+
+    def __init__(self, run_dir: Path) -> None:
+        self.path = Path(run_dir) / LOCK_FILE
+        self._fd: int | None = None
+
+    def __enter__(self) -> "RunLock":
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.pread(fd, 200, 0).decode(errors="replace") or "another process"
+            os.close(fd)
+            raise RunBusyError(f"run {self.path.parent.name!r} is being trained right now ({holder}); wait for it to "
+                               "finish, or stop it (it can be resumed)") from None
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"pid {os.getpid()} on {socket.gethostname()}".encode(), 0)
+        self._fd = fd
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        if self._fd is not None:
+            fcntl.flock(self._fd, fcntl.LOCK_UN)
+            os.close(self._fd)
+            self._fd = None
+
+
+# -- the notebook's names ------------------------------------------------------------------------------
+def load_latest_manifest(runs_dir: str | os.PathLike = DEFAULT_RUNS_DIR) -> TrainingManifest:
+    """The manifest of the most recently started run in ``runs_dir``."""
+    manifests = list(iter_manifests(runs_dir))
+    if not manifests:
+        raise RunNotFoundError(f"no runs in {str(resolve_runs_dir(runs_dir))!r}: train one (katoray train) or pass "
+                               "the runs folder it used")
+    return manifests[-1]
+
+
+def list_all_training_runs(runs_dir: str | os.PathLike = DEFAULT_RUNS_DIR,
+                           mongo_uri: str | None = None) -> dict[str | None, dict[str, Any]]:
+    """{run id: summary} of every run with a manifest in ``runs_dir``, oldest first.
+
+    With ``mongo_uri``, also the ``*_kato`` databases on that server: each is listed under the run
+    it belongs to (``databases``); databases of runs without a manifest here are grouped by the
+    run id in their name (status ``"no manifest"``), and those without a run id (``node0_kato``:
+    the notebook's default node ids) under the key ``None``.
+    """
+    manifests = list(iter_manifests(runs_dir))
+    runs: dict[str | None, dict[str, Any]] = {m.run_id: _summary(m) for m in manifests}
+    if mongo_uri is None:
+        return runs
+    owner = {node["kb_id"]: m.run_id for m in manifests for node in m.nodes.values()}
+    for name in _mongo_databases(mongo_uri):
+        match = _NODE_DB.match(name)
+        if name in owner:
+            runs[owner[name]]["databases"].append(name)
+        elif match:
+            run_id = match.group(2)     # as the database name spells it (kb_id_for replaces '-' by '_')
+            entry = runs.setdefault(run_id, {"run_id": run_id, "status": "no manifest", "databases": []})
+            entry["databases"].append(name)
+    for entry in runs.values():
+        entry["databases"].sort(key=_level_order)
+    return runs
+
+
+def _level_order(db_name: str) -> tuple[int, str]:
+    match = _NODE_DB.match(db_name)
+    return (int(match.group(1)) if match else -1, db_name)
+
+
+def _summary(m: TrainingManifest) -> dict[str, Any]:
+    return {"run_id": m.run_id, "status": m.status, "started": m.started, "finished": m.finished,
+            "documents": m.documents, "tokens": m.tokens, "nodes": len(m.nodes),
+            "chunk_sizes": m.config.get("chunk_sizes"), "mode": m.config.get("mode"), "store": m.store,
+            "run_dir": str(m.run_dir), "databases": []}
+
+
+class TrainingRunNodes(list):
+    """A list of ``HierarchicalNode`` that also carries the run id they were made for."""
+
+    def __init__(self, nodes: list, run_id: str) -> None:
+        super().__init__(nodes)
+        self.run_id = run_id
+
+
+def create_training_run_nodes(run_id: str | None = None, num_nodes: int = 4, chunk_size: int = 8,
+                              mode: str = "chunking", base_url: str | None = None) -> TrainingRunNodes:
+    """Nodes for an isolated training run (kato-lm's function, which raised ``TypeError``: B1).
+
+    Node names stay ``node0`` ... (the hierarchy's levels); the run id isolates the knowledge bases
+    once it reaches the learner, which names them ``node{i}_<run_id>_kato``::
+
+        nodes = create_training_run_nodes(run_id="baseline_8chunks")
+        learner = HierarchicalConceptLearner(nodes=nodes, run_id=nodes.run_id, store="sqlite:///kb")
+
+    Args:
+        run_id: the run's id; None = a new one (UTC time + random suffix).
+        num_nodes, chunk_size, mode: a uniform hierarchy.
+        base_url: a remote KATO server for every node (None = the built-in engine).
+    """
+    from katoray.hierarchy.config import HierarchicalNode
+    from katoray.runtime.train import new_run_id
+
+    run_id = run_id or new_run_id()
+    check_run_id(run_id)
+    if isinstance(num_nodes, bool) or not isinstance(num_nodes, int) or num_nodes < 1:
+        raise ConfigError(f"num_nodes must be an integer >= 1, got {num_nodes!r}")
+    nodes = [HierarchicalNode(f"node{i}", chunk_size=chunk_size, mode=mode, base_url=base_url) for i in range(num_nodes)]
+    return TrainingRunNodes(nodes, run_id)
+
+
+def delete_training_run(run_id: str, runs_dir: str | os.PathLike = DEFAULT_RUNS_DIR, mongo_uri: str | None = None,
+                        confirm: bool = True) -> dict[str, Any]:
+    """Delete a run: its knowledge bases (SQLite files or MongoDB databases) and its folder.
+
+    Args:
+        run_id: the run to delete.
+        runs_dir: the runs folder holding its manifest.
+        mongo_uri: the MongoDB server (with credentials) for a MongoDB run, or to delete databases
+            of a run that has no manifest here.
+        confirm: ask to type ``DELETE`` first. Only on a terminal: without one (scripts, CI)
+            nobody could answer, so this raises ``ConfigError``; pass ``confirm=False`` there.
+
+    Returns:
+        ``{"run_id", "deleted": bool, "run_dir", "files": [...], "databases": [...]}``
+        (``deleted`` is False when the prompt was not answered with ``DELETE``).
+
+    Raises:
+        RunNotFoundError: no such run here (nor databases of it at ``mongo_uri``).
+        RunBusyError: the run is being trained right now.
+    """
+    folder = run_path(run_id, runs_dir)
+    manifest = TrainingManifest.load(folder) if (folder / MANIFEST_FILE).exists() else None
+    files, databases, mongo = _run_stores(run_id, manifest, mongo_uri)
+    if manifest is None and not databases and not folder.exists():
+        where = f" nor databases of it at {_hosts(mongo_uri)}" if mongo_uri else ""
+        raise RunNotFoundError(f"no run {run_id!r} in {str(folder.parent)!r}{where}")
+    plan = {"run_id": run_id, "deleted": False, "run_dir": str(folder) if folder.exists() else None,
+            "files": [str(f) for f in files], "databases": databases}
+    if confirm and not _confirmed(plan):
+        return plan
+    with RunLock(folder) if folder.exists() else _nothing():
+        for path in files:
+            path.unlink(missing_ok=True)
+        if mongo is not None:
+            for name in databases:
+                mongo.drop_database(name)
+            mongo.close()
+    if folder.exists():
+        shutil.rmtree(folder)
+    return {**plan, "deleted": True}
+
+
+def _run_stores(run_id: str, manifest: TrainingManifest | None, mongo_uri: str | None):
+    """(SQLite files outside the run folder, MongoDB database names, a client for them or None)."""
+    from katoray.store import kb_id_for
+
+    files: list[Path] = []
+    url = usable_store_url(manifest.store, mongo_uri if _is_mongo(manifest.store) else None) if manifest else mongo_uri
+    if manifest is not None and url.lower().startswith("sqlite:///"):
+        from katoray.store.sqlite import sqlite_path
+
+        for node in manifest.nodes.values():
+            kb_file = sqlite_path(url, node["kb_id"])
+            if manifest.run_dir not in kb_file.parents:      # inside the run folder: removed with it
+                files += [p for p in (kb_file, Path(f"{kb_file}-wal"), Path(f"{kb_file}-shm")) if p.exists()]
+    if url is None or not _is_mongo(url):
+        return files, [], None
+    client = _mongo_client(url)
+    present = set(client.list_database_names())
+    if manifest is not None:
+        wanted = [node["kb_id"] for node in manifest.nodes.values()]
+    else:
+        wanted = [name for name in present if (m := _NODE_DB.match(name)) and name == kb_id_for(f"node{m.group(1)}_{run_id}")]
+    return files, sorted(name for name in wanted if name in present), client
+
+
+def _confirmed(plan: dict[str, Any]) -> bool:
+    what = [f"folder {plan['run_dir']}"] if plan["run_dir"] else []
+    what += [f"{len(plan['files'])} knowledge-base file(s)"] * bool(plan["files"])
+    what += [f"MongoDB databases {', '.join(plan['databases'])}"] * bool(plan["databases"])
+    if sys.stdin is None or not sys.stdin.isatty():
+        raise ConfigError(f"refusing to delete run {plan['run_id']!r} ({'; '.join(what)}) without confirmation: "
+                          "nobody can answer a prompt here (stdin is not a terminal). Pass confirm=False "
+                          "(katoray runs delete --yes)")
+    answer = input(f"Delete run {plan['run_id']}: {'; '.join(what)}? Type DELETE to confirm: ")
+    return answer.strip() == "DELETE"
+
+
+class _nothing:
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, *exc: Any) -> None:
+        return None
+
+
+# -- fingerprints ------------------------------------------------------------------------------------
+def fingerprint(run_id: str, runs_dir: str | os.PathLike = DEFAULT_RUNS_DIR,
+                mongo_uri: str | None = None) -> dict[str, dict[str, Any]]:
+    """Per level: ``patterns``, ``total_frequency`` and ``sha256`` over the sorted (name, frequency)
+    pairs of the run's knowledge bases. Equal fingerprints mean equal counts, pattern by pattern:
+    how an interrupted-and-resumed run is checked against an uninterrupted one."""
+    stores = load_manifest(run_id, runs_dir).open_stores(mongo_uri)
+    try:
+        return {name: fingerprint_kb(kb) for name, kb in stores.items()}
+    finally:
+        for kb in stores.values():
+            kb.close()
+
+
+def fingerprint_kb(kb: Any) -> dict[str, Any]:
+    """The fingerprint of one knowledge base (``iter_patterns`` yields patterns sorted by name)."""
+    digest, patterns, total = hashlib.sha256(), 0, 0
+    for record in kb.iter_patterns():
+        digest.update(f"{record.name}\t{record.frequency}\n".encode())
+        patterns += 1
+        total += record.frequency
+    return {"patterns": patterns, "total_frequency": total, "sha256": digest.hexdigest()}
+
+
+# -- MongoDB helpers -------------------------------------------------------------------------------
+def _is_mongo(url: str) -> bool:
+    return url.lower().startswith(("mongodb://", "mongodb+srv://"))
+
+
+def _hosts(url: str) -> str:
+    return url.split("://", 1)[-1].rpartition("@")[2].split("/", 1)[0]
+
+
+def _mongo_client(url: str):
+    import pymongo
+    from pymongo.errors import PyMongoError
+
+    from katoray.errors import StoreUnreachableError
+
+    client = pymongo.MongoClient(url, serverSelectionTimeoutMS=MONGO_TIMEOUT_MS, connectTimeoutMS=MONGO_TIMEOUT_MS)
+    try:
+        client.admin.command("ping")
+    except PyMongoError as err:
+        client.close()
+        raise StoreUnreachableError(f"MongoDB at {_hosts(url)} did not answer ({type(err).__name__}); start it or fix "
+                                    "the URL") from None
+    return client
+
+
+def _mongo_databases(url: str) -> list[str]:
+    client = _mongo_client(url)
+    try:
+        return sorted(name for name in client.list_database_names() if name.endswith("_kato"))
+    finally:
+        client.close()

@@ -16,7 +16,7 @@ import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
-GPT2 = REPO.parent / "shared" / "tokenizers" / "gpt2"
+GPT2 = (REPO.parent / "shared" / "tokenizers" / "gpt2").resolve()  # as TrainConfig records it
 SUBPROCESS_TIMEOUT_S = 240
 _CACHE: dict = {}
 

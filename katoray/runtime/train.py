@@ -85,17 +85,6 @@ def train_from_streaming_dataset_parallel(
     return {**stats, "store": _redacted(spec.store)}
 
 
-def train_from_streaming_dataset(dataset_key: str | None = None, max_samples: int | None = None, learner: Any = None,
-                                 num_levels: int = 4, segment_method: str = "simple", verbose: bool = True,
-                                 **kwargs: Any) -> dict[str, Any]:
-    """``train_from_streaming_dataset_parallel`` with one worker (the notebook's sequential name)."""
-    if "num_workers" in kwargs:
-        raise ConfigError("train_from_streaming_dataset uses one worker; call "
-                          "train_from_streaming_dataset_parallel(num_workers=...) for more")
-    return train_from_streaming_dataset_parallel(dataset_key, max_samples, learner, num_levels, 1, segment_method,
-                                                 verbose, **kwargs)
-
-
 # -- the run spec --------------------------------------------------------------------------------
 def _run_spec(learner: Any, num_levels: int, num_workers: int, segment_method: str, nodes, tokenizer,
               tokenizer_name, store, run_id, metadata_cap, batching: Batching) -> tuple[RunSpec, list | None]:

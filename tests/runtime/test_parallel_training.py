@@ -17,7 +17,8 @@ from katoray.errors import ConfigError, DocumentError
 from katoray.hierarchy.config import HierarchicalNode, HierarchyConfig
 from katoray.hierarchy.mapping import HierarchyDeltas
 from katoray.hierarchy.prepare import DocumentPreparer
-from katoray.runtime import train_from_streaming_dataset, train_from_streaming_dataset_parallel
+from katoray.jobs.notebook import train_from_streaming_dataset
+from katoray.runtime import train_from_streaming_dataset_parallel
 from katoray.runtime.source import Batching, Shard, iter_batches, plan_shards
 from katoray.store import kb_id_for, open_store
 from katoray.store.memory import MemoryStore

@@ -33,16 +33,6 @@ def books(kjv_books_path):
         return [json.loads(line) for line in rows]
 
 
-@pytest.fixture(scope="module")
-def gpt2(gpt2_dir):
-    return load_tokenizer(str(gpt2_dir))
-
-
-@pytest.fixture(scope="module")
-def default():
-    return load_tokenizer()
-
-
 # -- books -------------------------------------------------------------------------------------------
 def test_kjv_chapters_per_book(books):
     counts = [len(segment(Document(b["text"], b["abbrev"]), "book").sections) for b in books]

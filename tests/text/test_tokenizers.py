@@ -46,16 +46,6 @@ UNREACHABLE = "http://127.0.0.1:9"   # the discard port: refused at once, no net
 
 
 @pytest.fixture(scope="module")
-def gpt2(gpt2_dir):
-    return load_tokenizer(str(gpt2_dir))
-
-
-@pytest.fixture(scope="module")
-def default():
-    return load_tokenizer()
-
-
-@pytest.fixture(scope="module")
 def genesis(kjv_books_path):
     with gzip.open(kjv_books_path, "rt", encoding="utf-8") as rows:
         return json.loads(next(rows))["text"]

@@ -22,10 +22,10 @@ from pathlib import Path
 from typing import Iterator
 
 from katoray.engine.config import SessionConfig
-from katoray.engine.naming import pattern_hash
 from katoray.engine.predict import predict, predict_full_scan
 from katoray.store.base import PatternDelta
 from katoray.store.memory import MemoryStore
+from scripts.benchmarks.store import distinct_deltas
 
 SHARED = Path(__file__).resolve().parents[3] / "shared"
 KJV_BOOKS = SHARED / "data" / "kjv" / "kjv_books.jsonl.gz"
@@ -62,17 +62,8 @@ def _chunks(texts: list[list[str]]) -> Iterator[list[str]]:
 
 def kjv_deltas(n_patterns: int, books: list[list[str]], verses: list[list[str]]) -> list[PatternDelta]:
     """``n_patterns`` distinct 8-token patterns (one token per event), books first, then verses."""
-    deltas: dict[str, PatternDelta] = {}
-    for texts in (books, verses):
-        for chunk in _chunks(texts):
-            events = [[token] for token in chunk]
-            name = pattern_hash(events)
-            if name not in deltas:
-                deltas[name] = PatternDelta(name, events)
-                if len(deltas) == n_patterns:
-                    return list(deltas.values())
-    raise ValueError(f"the KJV gives only {len(deltas)} distinct {CHUNK}-token patterns; "
-                     f"ask for n_patterns <= {len(deltas)}")
+    chunks = (chunk for texts in (books, verses) for chunk in _chunks(texts))
+    return distinct_deltas(chunks, n_patterns, "the KJV")
 
 
 def build_kb(deltas: list[PatternDelta]) -> MemoryStore:

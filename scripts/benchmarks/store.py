@@ -42,17 +42,22 @@ def kjv_patterns(corpus_path: str | Path, tokenizer_path: str | Path, n_patterns
     boundaries give other patterns).
     """
     books = _book_tokens(str(corpus_path), str(tokenizer_path))
+    chunks = (tokens[start:start + CHUNK] for offset in range(CHUNK) for tokens in books
+              for start in range(offset, len(tokens) - CHUNK + 1, CHUNK))
+    return distinct_deltas(chunks, n_patterns, str(corpus_path))
+
+
+def distinct_deltas(chunks, n_patterns: int, source: str) -> list[PatternDelta]:
+    """The first ``n_patterns`` distinct patterns of ``chunks`` (one token per event), in order."""
     deltas: dict[str, PatternDelta] = {}
-    for offset in range(CHUNK):
-        for tokens in books:
-            for start in range(offset, len(tokens) - CHUNK + 1, CHUNK):
-                events = [[token] for token in tokens[start:start + CHUNK]]
-                name = pattern_hash(events)
-                if name not in deltas:
-                    deltas[name] = PatternDelta(name, events)
-                    if len(deltas) == n_patterns:
-                        return list(deltas.values())
-    raise ValueError(f"{corpus_path} gives only {len(deltas)} distinct {CHUNK}-token patterns; "
+    for chunk in chunks:
+        events = [[token] for token in chunk]
+        name = pattern_hash(events)
+        if name not in deltas:
+            deltas[name] = PatternDelta(name, events)
+            if len(deltas) == n_patterns:
+                return list(deltas.values())
+    raise ValueError(f"{source} gives only {len(deltas)} distinct {CHUNK}-token patterns; "
                      f"ask for n_patterns <= {len(deltas)}")
 
 

@@ -6,6 +6,7 @@ import sqlite3
 import subprocess
 import sys
 import textwrap
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -52,6 +53,20 @@ def store(tmp_path):
 
 
 # -- URL rules -----------------------------------------------------------------------------------
+@contextmanager
+def sabotaged(store, event: str):
+    """A trigger (from another connection) that aborts ``event`` statements: a failure inside SQL."""
+    saboteur = sqlite3.connect(store.path)
+    saboteur.execute(f"CREATE TRIGGER sabotage BEFORE {event} BEGIN SELECT RAISE(ABORT, 'injected'); END")
+    saboteur.commit()
+    try:
+        yield
+    finally:
+        saboteur.execute("DROP TRIGGER sabotage")
+        saboteur.commit()
+        saboteur.close()
+
+
 @pytest.mark.parametrize("url, expected", [
     ("sqlite:////data/kbs", "/data/kbs/node0_kato.sqlite"),          # four slashes: absolute
     ("sqlite:///kbs", "kbs/node0_kato.sqlite"),                      # three: relative to cwd
@@ -169,15 +184,9 @@ def test_unserialisable_delta_rolls_back(store):
 def test_failure_inside_sql_rolls_back_the_whole_batch(store, event):
     store.apply(BATCH_1, "b0")
     before = state(store)
-    saboteur = sqlite3.connect(store.path)
-    saboteur.execute(f"CREATE TRIGGER sabotage BEFORE {event} BEGIN SELECT RAISE(ABORT, 'injected'); END")
-    saboteur.commit()
-    with pytest.raises(StoreError, match="injected.*rolled back"):
+    with sabotaged(store, event), pytest.raises(StoreError, match="injected.*rolled back"):
         store.apply(BATCH_2, "b1")
     assert state(store) == before and not store.is_applied("b1")
-    saboteur.execute("DROP TRIGGER sabotage")
-    saboteur.commit()
-    saboteur.close()
     assert store.apply(BATCH_2, "b1")   # the symbols of the failed batch are created afresh
     assert state(store) == state(reference(BATCH_1, BATCH_2))
 
@@ -271,15 +280,9 @@ def test_apply_columns_in_one_transaction(store):
                            [1, 1, 1], {0: {"book": ["t0"]}})
     store.apply(BATCH_1, "b0")
     before = state(store)
-    saboteur = sqlite3.connect(store.path)
-    saboteur.execute("CREATE TRIGGER sabotage BEFORE UPDATE ON totals BEGIN SELECT RAISE(ABORT, 'injected'); END")
-    saboteur.commit()
-    with pytest.raises(StoreError, match="injected"):
+    with sabotaged(store, "UPDATE ON totals"), pytest.raises(StoreError, match="injected"):
         store.apply_columns(columns, "b1")
     assert state(store) == before and not store.is_applied("b1")
-    saboteur.execute("DROP TRIGGER sabotage")
-    saboteur.commit()
-    saboteur.close()
     assert store.apply_columns(columns, "b1") and not store.apply_columns(columns, "b1")
     assert state(store) == state(reference(BATCH_1, BATCH_2))
 

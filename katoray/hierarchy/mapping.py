@@ -11,10 +11,11 @@ of these multisets (frequencies add, metadata unions), whatever the order or the
 """
 from __future__ import annotations
 
-from hashlib import sha1
+from collections import Counter
 from dataclasses import dataclass, field
+from hashlib import sha1
 from itertools import chain
-from typing import Iterable, Sequence
+from typing import Iterable, Mapping, Sequence
 
 from katoray.hierarchy.config import HierarchyConfig
 from katoray.store.base import PatternDelta
@@ -48,16 +49,48 @@ class TokenizedDocument:
 
 @dataclass
 class LevelDeltas:
-    """One level's merged learning: name -> [symbols (one per event), count, metadata]."""
+    """One level's merged learning, by bare name: learn counts, symbols (one per event), metadata.
 
-    patterns: dict[str, list] = field(default_factory=dict)
+    A pattern's symbols are kept joined by ``SYMBOL_SEP`` (a tuple instead if one holds it): a
+    dict of str values is invisible to the cyclic garbage collector, which otherwise rescans the
+    ~100k lists of a batch (a quarter of the map's time), and the joined form is what the wire
+    carries (``runtime.node.encode_level``).
+    """
+
+    counts: Counter = field(default_factory=Counter)                  # name -> learns
+    symbols: dict[str, str | tuple[str, ...]] = field(default_factory=dict)  # name -> its symbols
+    metadata: dict[str, dict[str, set[str]]] = field(default_factory=dict)  # names that have any
     learned: int = 0     # learn events (pattern occurrences)
     unlearned: int = 0   # symbols left in STM at a document end (fewer than 2: KATO learns nothing)
 
+    def count(self, names: list[str], symbols: Iterable[str | tuple[str, ...]], meta: dict | None,
+              cap: int) -> None:
+        """One learn of each ``names[i]`` (whose symbols, joined, are the i-th of ``symbols``)."""
+        self.counts.update(names)                 # C loops: the hot path of the map
+        self.symbols.update(zip(names, symbols))  # an existing name gets equal symbols again
+        if meta:
+            for name in dict.fromkeys(names):     # a union is idempotent: once per name suffices
+                self.union_metadata(name, meta, cap)
+
+    def symbols_of(self, name: str) -> list[str]:
+        joined = self.symbols[name]
+        return joined.split(SYMBOL_SEP) if isinstance(joined, str) else list(joined)
+
+    def union_metadata(self, name: str, meta: Mapping[str, Iterable[str]], cap: int) -> None:
+        """Union metadata values into a pattern's, keeping the ``cap`` smallest per key."""
+        current = self.metadata.setdefault(name, {})
+        for key, values in meta.items():
+            kept = current.setdefault(key, set())
+            kept.update(values)
+            if len(kept) > cap:
+                current[key] = set(sorted(kept)[:cap])
+
     def to_deltas(self) -> list[PatternDelta]:
         """Deltas sorted by name (a deterministic write order)."""
-        return [PatternDelta(name, [[s] for s in symbols], count, [], {k: sorted(v) for k, v in meta.items()} if meta else {})
-                for name, (symbols, count, meta) in sorted(self.patterns.items())]
+        meta = self.metadata
+        return [PatternDelta(name, [[s] for s in self.symbols_of(name)], count, [],
+                             {k: sorted(v) for k, v in meta[name].items()} if name in meta else {})
+                for name, count in sorted(self.counts.items())]
 
 
 class HierarchyDeltas:
@@ -77,7 +110,8 @@ class HierarchyDeltas:
             self._add(doc)
 
     def _add(self, doc: TokenizedDocument) -> None:
-        meta = {k: v for k, v in doc.metadata.items() if v not in (None, "")}
+        # Metadata values as one-element sets: what LevelDeltas.union_metadata takes.
+        meta = {k: {str(v)} for k, v in doc.metadata.items() if v not in (None, "")}
         metas = [meta if level in self.config.metadata_levels else None for level in range(self.config.num_levels)]
         if self.config.mode == "chunking":
             self._chunking(doc.tokens(), metas)
@@ -89,9 +123,12 @@ class HierarchyDeltas:
 
     def merge(self, other: "HierarchyDeltas") -> None:
         """Add another accumulator's deltas (associative and commutative)."""
+        cap = self.config.metadata_cap
         for mine, theirs in zip(self.levels, other.levels):
-            for name, (symbols, count, meta) in theirs.patterns.items():
-                self._count(mine, name, symbols, count, meta)
+            mine.counts.update(theirs.counts)
+            mine.symbols.update(theirs.symbols)
+            for name, meta in theirs.metadata.items():
+                mine.union_metadata(name, meta, cap)
             mine.learned += theirs.learned
             mine.unlearned += theirs.unlearned
         self.documents += other.documents
@@ -100,15 +137,26 @@ class HierarchyDeltas:
 
     # -- chunking mode ---------------------------------------------------------------------------
     def _chunking(self, tokens: list[str], metas: list) -> None:
-        symbols = tokens
+        """Every level at once per level: names of all its chunks in one comprehension.
+
+        Hot path. KATO names a pattern sha1(repr([[a], [b], ...])), and that repr is
+        "[[" + "], [".join(repr(a), repr(b), ...) + "]]": each symbol's repr is looked up once
+        (token pieces come from a bounded vocabulary) and a level's names are built per chunk
+        with one C join, one encode and one sha1.
+        """
+        symbols, reprs = tokens, symbol_reprs(tokens)
+        cap = self.config.metadata_cap
         for level, size in enumerate(self.config.chunk_sizes):
             acc = self.levels[level]
             full, rest = divmod(len(symbols), size)
             end = full * size + (rest if rest >= 2 else 0)  # a 1-symbol remainder cannot be learned
             acc.unlearned += rest if rest < 2 else 0
-            learn, meta = self._learn, metas[level]
-            symbols = [learn(acc, symbols[i:i + size], meta) for i in range(0, end, size)]
-            acc.learned += len(symbols)
+            starts = range(0, end, size)
+            names = [sha1(("[[" + _JOIN(reprs[i:i + size]) + "]]").encode()).hexdigest() for i in starts]
+            acc.count(names, _joined_chunks(symbols, starts, size), metas[level], cap)
+            acc.learned += len(names)
+            symbols = [PREFIX + name for name in names]
+            reprs = ["'" + symbol + "'" for symbol in symbols]  # a PTRN| name needs no escaping
 
     # -- structure mode --------------------------------------------------------------------------
     def _structure(self, sections: Sections, metas: list) -> None:
@@ -126,61 +174,44 @@ class HierarchyDeltas:
             self._unit(3, [n for n in section_names if n], metas)
 
     def _unit(self, level: int, symbols: list[str], metas: list) -> str | None:
+        """Learn one unit (a sentence, paragraph, ...) at ``level``; its PTRN| name, or None."""
         acc = self.levels[level]
         if len(symbols) < 2:
             acc.unlearned += len(symbols)
             return None
         acc.learned += 1
-        return self._learn(acc, symbols, metas[level])
-
-    # -- the learn step ----------------------------------------------------------------------------
-    def _learn(self, acc: LevelDeltas, symbols: list[str], meta: dict | None) -> str:
-        """Count one learn of ``symbols`` (one per event; callers count ``acc.learned``); returns
-        the ``PTRN|`` name passed to the next level.
-
-        Hot path (once per chunk per level). KATO hashes repr([[a], [b], ...]); for symbols that
-        repr writes as plain 'text' (printable, no quote or backslash: every GPT-2 piece and every
-        PTRN| name) that is "[['" + "'], ['".join(symbols) + "']]", built in one C call.
-        """
-        body = "'], ['".join(symbols)
-        if body.count("'") == 2 * len(symbols) - 2 and "\\" not in body and body.isprintable():
-            text = "[['" + body + "']]"
-        else:
-            text = repr([[s] for s in symbols])  # some symbol needs repr's escaping or other quotes
-        name = sha1(text.encode("utf-8")).hexdigest()
-        entry = acc.patterns.get(name)
-        if entry is None:
-            acc.patterns[name] = [symbols, 1, _meta_sets(meta) if meta else None]  # events built in to_deltas()
-        else:
-            entry[1] += 1
-            if meta:
-                _union_meta(entry, meta, self.config.metadata_cap)
+        name = sha1(("[[" + _JOIN(symbol_reprs(symbols)) + "]]").encode()).hexdigest()
+        acc.count([name], _joined_chunks(symbols, range(1), len(symbols)), metas[level], self.config.metadata_cap)
         return PREFIX + name
 
-    def _count(self, acc: LevelDeltas, name: str, symbols, count: int, meta) -> None:
-        entry = acc.patterns.get(name)
-        if entry is None:
-            acc.patterns[name] = [symbols, count, {k: set(v) for k, v in meta.items()} if meta else None]
-        else:
-            entry[1] += count
-            if meta:
-                _union_meta(entry, meta, self.config.metadata_cap)
+
+SYMBOL_SEP = "\x1f"   # joins a pattern's symbols in LevelDeltas (and on the wire)
+_JOIN = "], [".join
 
 
-def _meta_sets(meta: dict) -> dict[str, set[str]]:
-    return {k: {str(v)} for k, v in meta.items()}
+def _joined_chunks(symbols: list[str], starts: range, size: int) -> list[str] | list[tuple[str, ...]]:
+    """``symbols[i:i + size]`` for each start, joined by SYMBOL_SEP (tuples if a symbol holds it)."""
+    if SYMBOL_SEP in "".join(symbols):
+        return [tuple(symbols[i:i + size]) for i in starts]
+    join = SYMBOL_SEP.join
+    return [join(symbols[i:i + size]) for i in starts]
+_REPRS: dict[str, str] = {}   # symbol -> repr(symbol), shared by every map of the process
+_REPRS_MAX = 1_000_000        # token pieces are a bounded vocabulary; other symbols may not be
 
 
-def _union_meta(entry: list, meta, cap: int) -> None:
-    """Union metadata values into a pattern entry, keeping the ``cap`` smallest per key."""
-    current = entry[2]
-    if current is None:
-        current = entry[2] = {}
-    for key, value in meta.items():
-        values = current.setdefault(key, set())
-        values.update(value if isinstance(value, (set, list, tuple)) else (str(value),))
-        if len(values) > cap:
-            current[key] = set(sorted(values)[:cap])
+def symbol_reprs(symbols: list[str]) -> list[str]:
+    """``[repr(s) for s in symbols]``, through a process-wide cache."""
+    try:
+        return list(map(_REPRS.__getitem__, symbols))
+    except KeyError:
+        if len(_REPRS) > _REPRS_MAX:
+            _REPRS.clear()
+        for symbol in symbols:
+            if symbol not in _REPRS:
+                if not isinstance(symbol, str):
+                    raise TypeError(f"symbols must be str, got {type(symbol).__name__} {symbol!r}") from None
+                _REPRS[symbol] = repr(symbol)
+        return list(map(_REPRS.__getitem__, symbols))
 
 
 def map_documents(docs: Iterable[TokenizedDocument], config: HierarchyConfig) -> HierarchyDeltas:

@@ -16,33 +16,34 @@ from __future__ import annotations
 
 import os
 import pickle
-from typing import TYPE_CHECKING, Any, Iterable, Mapping, Sequence
+from typing import Any, Iterable, Mapping, Sequence
 
 from katoray.engine.config import SessionConfig
 from katoray.errors import ConfigError
+from katoray.hierarchy.mapping import SYMBOL_SEP, LevelDeltas
 from katoray.session import KatoSession
 from katoray.store import KnowledgeBase, PatternDelta, kb_id_for, open_store, redact_url
 from katoray.store.base import DeltaColumns
 from katoray.util import paused_gc
 
-if TYPE_CHECKING:
-    from katoray.hierarchy.mapping import LevelDeltas
-
-_SEP = "\x1f"   # joins one pattern's symbols on the wire (used only when no symbol contains it)
+_SEP = SYMBOL_SEP   # joins a pattern's symbols on the wire, as the map already joins them
 
 
-def encode_level(level: "LevelDeltas") -> bytes:
+def encode_level(level: LevelDeltas) -> bytes:
     """One level's merged map (``HierarchyDeltas.levels[i]``) -> bytes for ``NodeActor.apply``.
 
     The same patterns, order (sorted by name) and metadata as ``encode_deltas(level.to_deltas())``,
     without building the deltas.
     """
-    patterns = level.patterns
-    names = sorted(patterns)
-    entries = list(map(patterns.__getitem__, names))   # [symbols, count, metadata sets or None]
-    metadata = {i: {key: sorted(values) for key, values in entry[2].items()}
-                for i, entry in enumerate(entries) if entry[2]}
-    return _encode_columns(names, [entry[0] for entry in entries], [entry[1] for entry in entries], metadata)
+    names = sorted(level.counts)
+    meta = level.metadata
+    metadata = {i: {key: sorted(values) for key, values in meta[name].items()}
+                for i, name in enumerate(names) if name in meta}
+    counts = list(map(level.counts.__getitem__, names))
+    joined = list(map(level.symbols.__getitem__, names))
+    if all(isinstance(symbols, str) for symbols in joined):   # the map joined them with _SEP already
+        return pickle.dumps(("joined", names, joined, counts, metadata), protocol=5)
+    return _encode_columns(names, list(map(level.symbols_of, names)), counts, metadata)
 
 
 def encode_deltas(deltas: Iterable[PatternDelta]) -> bytes:

@@ -117,5 +117,5 @@ def test_metadata_cap_keeps_smallest_values():
 def test_fast_names_equal_kato_names(symbols):
     config = HierarchyConfig("chunking", (len(symbols),))
     deltas = map_documents([TokenizedDocument("d", [[[symbols]]])], config)
-    (name,) = deltas.levels[0].patterns
+    (name,) = deltas.levels[0].counts
     assert "PTRN|" + name == pattern_name([[s] for s in symbols])

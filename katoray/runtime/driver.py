@@ -26,6 +26,7 @@ from katoray.errors import ConfigError, KatorayError
 from katoray.hierarchy.config import HierarchyConfig
 from katoray.runtime import options
 from katoray.runtime.source import Batching, Shard, make_datasource
+from katoray.text.tokenizers import TextTokenizer
 
 PROGRESS_INTERVAL_S = 0.5      # at most two progress-line updates per second (terminal)
 PROGRESS_LOG_INTERVAL_S = 10.0  # one progress line per 10 s when stderr is a file or pipe
@@ -84,12 +85,12 @@ def ensure_ray(spec: RunSpec, verbose: bool = True) -> bool:
     return True
 
 
-def _load_tokenizer_here(spec: RunSpec) -> None:
+def _load_tokenizer_here(spec: RunSpec) -> TextTokenizer:
     """Load the tokenizer once on the driver: an unknown name fails now with its ConfigError,
-    not later as a pool actor that died in its constructor."""
-    from katoray.text.tokenizers import load_tokenizer
+    not later as a pool actor that died in its constructor; the pool receives this one."""
+    from katoray.text.tokenizers import load_tokenizer   # transformers loads only here, if needed
 
-    load_tokenizer(spec.tokenizer)
+    return load_tokenizer(spec.tokenizer)
 
 
 def _warn_if_too_small(spec: RunSpec) -> None:
@@ -345,7 +346,7 @@ def run_training(spec: RunSpec, shards: Sequence[Shard], *, verbose: bool = True
     Raises:
         DocumentError / CorpusError: a document could not be read or learned (named in the message).
     """
-    _load_tokenizer_here(spec)
+    tokenizer = _load_tokenizer_here(spec)
     ensure_ray(spec, verbose)   # a Ray started here stays up: the caller may train again or analyse
     _warn_if_too_small(spec)
     sink = DriverSink(spec, local_kbs) if spec.is_local_store else NodeSink(spec, detached)
@@ -354,7 +355,7 @@ def run_training(spec: RunSpec, shards: Sequence[Shard], *, verbose: bool = True
     try:
         stats = TrainingStats(spec.num_levels)
         with _ray_data_quiet():
-            completed = _drive(spec, shards, sink, stats, progress, frozenset(skip_batches), checkpoint)
+            completed = _drive(spec, tokenizer, shards, sink, stats, progress, frozenset(skip_batches), checkpoint)
         checkpoint.final(completed, stats)
         patterns = sink.pattern_counts()
         progress.close(stats.progress_text(patterns))
@@ -407,7 +408,7 @@ class _Checkpointer:
         self.calls += 1
 
 
-def _drive(spec: RunSpec, shards: Sequence[Shard], sink, stats: TrainingStats, progress: ProgressLine,
+def _drive(spec: RunSpec, tokenizer: TextTokenizer, shards: Sequence[Shard], sink, stats: TrainingStats, progress: ProgressLine,
            skip: frozenset[str], checkpoint: _Checkpointer) -> set[str]:
     """Run the pipeline, consuming one stats row per finished batch; returns completed batch ids."""
     completed = set(skip)
@@ -415,7 +416,7 @@ def _drive(spec: RunSpec, shards: Sequence[Shard], sink, stats: TrainingStats, p
         return completed
     # Idempotency keys: another run, or other data under the same run id, never looks applied.
     key_prefix = f"{spec.run_id}/{spec.batching.fingerprint(shards)}/"
-    dataset = build_dataset(spec, shards, skip, key_prefix)
+    dataset = build_dataset(spec, tokenizer, shards, skip, key_prefix)
     try:
         for row in dataset.iter_rows():
             row = dict(row)
@@ -433,15 +434,17 @@ def _drive(spec: RunSpec, shards: Sequence[Shard], sink, stats: TrainingStats, p
     return completed
 
 
-def build_dataset(spec: RunSpec, shards: Sequence[Shard], skip: frozenset[str], key_prefix: str):
-    """Read -> map_batches(HierarchyMapper) with the run's pool and quiet, bounded execution."""
+def build_dataset(spec: RunSpec, tokenizer: TextTokenizer, shards: Sequence[Shard], skip: frozenset[str],
+                  key_prefix: str):
+    """Read -> map_batches(HierarchyMapper) with the run's pool and quiet, bounded execution.
+    The pool gets ``tokenizer`` itself (pickled), not its name: no actor loads it again."""
     import ray.data
 
     from katoray.runtime.mapper import HierarchyMapper, hierarchy_to_dict
 
     source = make_datasource(shards, spec.batching, skip)
     reads = ray.data.read_datasource(source, override_num_blocks=max(1, len(shards)), **options.READ_OPTIONS)
-    mapper_args = {"hierarchy": hierarchy_to_dict(spec.hierarchy), "tokenizer": spec.tokenizer,
+    mapper_args = {"hierarchy": hierarchy_to_dict(spec.hierarchy), "tokenizer": tokenizer,
                    "segment_method": spec.segment_method, "batch_key_prefix": key_prefix,
                    "run_id": None if spec.is_local_store else spec.run_id, "node_ids": list(spec.node_ids)}
     out = reads.map_batches(HierarchyMapper, fn_constructor_kwargs=mapper_args,

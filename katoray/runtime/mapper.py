@@ -22,8 +22,9 @@ from katoray.errors import DocumentError
 from katoray.hierarchy.config import HierarchyConfig
 from katoray.hierarchy.mapping import HierarchyDeltas
 from katoray.runtime.node import encode_level
-from katoray.util import paused_gc
 from katoray.runtime.source import decode_documents
+from katoray.text.tokenizers import TextTokenizer
+from katoray.util import paused_gc
 
 
 def hierarchy_to_dict(config: HierarchyConfig) -> dict[str, Any]:
@@ -41,7 +42,8 @@ class HierarchyMapper:
 
     Args:
         hierarchy: ``HierarchyConfig.to_dict()``.
-        tokenizer: tokenizer name or absolute folder path (None = the built-in default).
+        tokenizer: a loaded ``TextTokenizer`` (the driver's, pickled: the fast path), or a name
+            or absolute folder path (None = the built-in default).
         segment_method: ``simple``, ``article`` or ``book``.
         batch_key_prefix: prepended to batch ids to form the knowledge bases' idempotency keys
             (run id + corpus fingerprint), so another run's batches never look applied.
@@ -49,7 +51,7 @@ class HierarchyMapper:
         node_ids: the node ids those actors must serve (checked once, before the first send).
     """
 
-    def __init__(self, hierarchy: Mapping[str, Any], tokenizer: str | None, segment_method: str,
+    def __init__(self, hierarchy: Mapping[str, Any], tokenizer: TextTokenizer | str | None, segment_method: str,
                  batch_key_prefix: str, run_id: str | None, node_ids: list[str] | None = None) -> None:
         os.environ.setdefault("TRANSFORMERS_NO_ADVISORY_WARNINGS", "1")   # workers stay quiet
         from katoray.hierarchy.prepare import DocumentPreparer

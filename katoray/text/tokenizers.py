@@ -159,9 +159,22 @@ class HuggingFaceTokenizer(TextTokenizer):
         self.source = source
         self.scheme = _piece_scheme(backend)
         self._hf = hf_tokenizer
+        self._hf_class = type(hf_tokenizer).__name__
         self._backend = backend
         self._pieces = _piece_table(backend)
         self._vocab_sha256: str | None = None
+
+    def __getstate__(self) -> dict[str, Any]:
+        # Pool actors receive the driver's tokenizer pickled: the Rust backend travels as itself
+        # (~1.5 MB for GPT-2, 0.07 s to load), so they never import transformers nor convert
+        # vocab files (about 0.75 CPU s per actor). The transformers object is reloaded only if
+        # decode needs it.
+        state = dict(self.__dict__)
+        state["_hf"] = None
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
 
     def tokenize_batch(self, texts: Sequence[str]) -> list[list[str]]:
         # encode_batch_fast skips offsets and is about twice the speed of encode_batch, but its
@@ -173,6 +186,8 @@ class HuggingFaceTokenizer(TextTokenizer):
     def decode(self, pieces: Sequence[str]) -> str:
         if self._backend.decoder is not None:
             return self._backend.decoder.decode(list(pieces))
+        if self._hf is None:   # unpickled: load transformers' tokenizer the way the original was
+            self._hf = load_tokenizer(self.name)._hf
         return self._hf.convert_tokens_to_string(list(pieces))
 
     def identity(self) -> dict[str, Any]:
@@ -181,7 +196,7 @@ class HuggingFaceTokenizer(TextTokenizer):
             by_id = sorted(vocab.items(), key=lambda item: item[1])
             self._vocab_sha256 = _sha256(json.dumps(by_id, ensure_ascii=False))
         return {"name": self.name, "kind": "huggingface", "path": self.source,
-                "class": type(self._hf).__name__, "scheme": self.scheme,
+                "class": self._hf_class, "scheme": self.scheme,
                 "vocab_size": len(vocab), "vocab_sha256": self._vocab_sha256}
 
 

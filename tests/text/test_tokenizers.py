@@ -5,6 +5,8 @@ import gzip
 import json
 import logging
 import pickle
+import subprocess
+import sys
 import time
 import warnings
 
@@ -118,6 +120,18 @@ def test_identity_pins_the_vocabulary(gpt2, gpt2_dir, default):
 def test_pickles_for_ray(tokenizer):
     clone = pickle.loads(pickle.dumps(tokenizer))
     assert clone.tokenize(TRICKY[6]) == tokenizer.tokenize(TRICKY[6])
+    assert clone.identity() == tokenizer.identity() and clone.scheme == tokenizer.scheme
+    assert clone.decode(clone.tokenize(TRICKY[6])) == TRICKY[6]
+
+
+def test_unpickling_needs_no_transformers(gpt2, genesis, tmp_path):
+    """Pool actors get the driver's tokenizer pickled; loading it must not import transformers."""
+    (tmp_path / "tok.pickle").write_bytes(pickle.dumps(gpt2))
+    code = ("import pickle, sys; tok = pickle.load(open(sys.argv[1], 'rb')); "
+            "print(len(tok.tokenize(sys.argv[2])), 'transformers' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code, str(tmp_path / "tok.pickle"), genesis[:5000]],
+                         capture_output=True, text=True, check=True).stdout.split()
+    assert out == [str(len(gpt2.tokenize(genesis[:5000]))), "False"]
 
 
 @pytest.mark.parametrize("piece, next_piece, expected", [

@@ -3,7 +3,8 @@
 Trains a chunking hierarchy (GPT-2 tokens, ``levels`` levels of ``chunk`` symbols) on every
 KJV book into fresh SQLite stores with 1, 2, ... workers, and times one process doing nothing but
 ``tokenize_batch`` on the same documents. Reports tokens/s end to end (actor start-up included)
-and after the first batch ("steady"), each as a ratio to tokenizing alone.
+and after the first batch ("steady"), each as a ratio to tokenizing alone (wall clock, all
+cores) and to the 2-core tokenize-only limit (twice one core's rate; the target is >= 0.4).
 
     python -m scripts.benchmarks.train --corpus ../shared/data/kjv/kjv_books.jsonl.gz \
         --tokenizer ../shared/tokenizers/gpt2 --workers 1 2
@@ -20,17 +21,23 @@ from typing import Sequence
 
 
 def tokenize_only(corpus: str | Path, tokenizer: str | Path) -> dict:
-    """Tokens/s of ``tokenize_batch`` over every document's text, one process, one call."""
+    """Tokens/s of ``tokenize_batch`` over every document's text, one process, one call.
+
+    The Rust tokenizer spreads one batch over a thread pool, so wall-clock tokens/s of "one
+    process" already uses every core here. The issue's yardstick is one process on one core:
+    that is tokens per CPU second (all threads counted), and the 2-core limit is twice it.
+    """
     from katoray.text.corpora import iter_local_documents
     from katoray.text.tokenizers import load_tokenizer
 
     texts = [doc.text for doc in iter_local_documents(corpus)]
     tok = load_tokenizer(str(tokenizer))
     tok.tokenize_batch(texts[:1])   # warm up the Rust side outside the timing
-    started = time.perf_counter()
+    started, started_cpu = time.perf_counter(), time.process_time()
     tokens = sum(map(len, tok.tokenize_batch(texts)))
-    seconds = time.perf_counter() - started
-    return {"documents": len(texts), "tokens": tokens, "seconds": seconds, "tokens_per_sec": tokens / seconds}
+    seconds, cpu = time.perf_counter() - started, time.process_time() - started_cpu
+    return {"documents": len(texts), "tokens": tokens, "seconds": seconds, "tokens_per_sec": tokens / seconds,
+            "cpu_seconds": cpu, "tokens_per_cpu_sec": tokens / cpu, "two_core_limit": 2 * tokens / cpu}
 
 
 def train_once(corpus: str | Path, tokenizer: str | Path, workers: int, levels: int, chunk: int,
@@ -76,9 +83,11 @@ def bench_train(corpus: str | Path, tokenizer: str | Path, workers: Sequence[int
         runs.append({"workers": n, "tokens": stats["tokens_processed"], "seconds": stats["total_time_seconds"],
                      "wall_seconds": stats["wall_seconds"], "tokens_per_sec": stats["rate_tokens_per_sec"],
                      "ratio_to_tokenize": stats["rate_tokens_per_sec"] / baseline["tokens_per_sec"],
+                     "ratio_to_two_core_limit": stats["rate_tokens_per_sec"] / baseline["two_core_limit"],
                      "first_batch_seconds": stats["first_batch_seconds"],
                      "steady_tokens_per_sec": stats["steady_tokens_per_sec"],
                      "steady_ratio_to_tokenize": stats["steady_tokens_per_sec"] / baseline["tokens_per_sec"],
+                     "steady_ratio_to_two_core_limit": stats["steady_tokens_per_sec"] / baseline["two_core_limit"],
                      "batches": stats["batches_processed"],
                      "patterns": [stats[f"node{i}_patterns"] for i in range(levels)]})
     return {"tokenize_only": baseline, "runs": runs, "levels": levels, "chunk": chunk, "store_root": str(root)}

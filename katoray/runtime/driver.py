@@ -8,7 +8,9 @@ Work in flight is bounded by Ray Data's backpressure (a CPU budget of pool + rea
 mappers, which wait for every node's acknowledgement before taking the next batch. The map is
 order-free, so no ordering is imposed: the knowledge bases come out identical for any number of
 workers. A finished row means its batch is durable at every level; ``completed`` is exactly the
-set of batch ids a resume may skip.
+set of batch ids a resume may skip. Statistics and the progress line live in
+:mod:`katoray.runtime.progress`; where deltas go (node actors, or the driver for ``memory://``),
+in :mod:`katoray.runtime.sinks`.
 """
 from __future__ import annotations
 
@@ -16,22 +18,19 @@ import logging
 import math
 import os
 import sys
-import time
 import warnings
 from contextlib import contextmanager
-from dataclasses import dataclass, field
-from typing import Any, Callable, Iterable, Mapping, Sequence, TextIO
+from dataclasses import dataclass
+from typing import Any, Callable, Iterable, Sequence, TextIO
 
 from katoray.errors import ConfigError, KatorayError
 from katoray.hierarchy.config import HierarchyConfig
 from katoray.runtime import options
+from katoray.runtime.progress import ProgressLine, TrainingStats
+from katoray.runtime.sinks import DriverSink, NodeSink
 from katoray.runtime.source import Batching, Shard, make_datasource
 from katoray.text.tokenizers import TextTokenizer
 
-PROGRESS_INTERVAL_S = 0.5      # at most two progress-line updates per second (terminal)
-PROGRESS_LOG_INTERVAL_S = 10.0  # one progress line per 10 s when stderr is a file or pipe
-NODE_STATS_INTERVAL_S = 2.0    # live pattern counts are asked of the node actors this often
-RELEASE_CHECK_TIMEOUT_S = 10.0  # at the end, node actors not up by then are ended anyway
 ACTOR_WAIT_S = 600             # the pool's actors must be up by then (Ray Data's default: forever)
 CheckpointHook = Callable[[frozenset, dict], None]
 
@@ -106,224 +105,6 @@ def _warn_if_too_small(spec: RunSpec) -> None:
                     "Ray cluster has %.2f now; lower num_workers or give Ray more num_cpus. Waiting up to %d s "
                     "for actors to fit.", need, spec.num_workers, options.MAPPER_NUM_CPUS, nodes,
                     options.READ_NUM_CPUS, have, ACTOR_WAIT_S)
-
-
-# -- statistics --------------------------------------------------------------------------------
-@dataclass
-class TrainingStats:
-    """Counters that add up row by row (one row per finished batch)."""
-
-    num_levels: int
-    started: float = field(default_factory=time.monotonic)
-    samples: int = 0
-    tokens: int = 0
-    batches: int = 0
-    batches_already_applied: int = 0
-    empty_documents: int = 0
-    dropped_segments: int = 0
-    learned: list[int] = field(default_factory=list)
-    unlearned: list[int] = field(default_factory=list)
-    new_patterns: list[int] = field(default_factory=list)
-    replayed: list[int] = field(default_factory=list)   # learns of batches found already applied
-    workers: set[int] = field(default_factory=set)      # pool actor pids that finished a batch
-
-    def __post_init__(self) -> None:
-        self.learned = [0] * self.num_levels
-        self.unlearned = [0] * self.num_levels
-        self.new_patterns = [0] * self.num_levels
-        self.replayed = [0] * self.num_levels
-
-    def add(self, row: Mapping[str, Any]) -> None:
-        self.batches += 1
-        self.samples += int(row["num_docs"])
-        self.tokens += int(row["tokens"])
-        self.empty_documents += int(row["empty_docs"])
-        self.dropped_segments += int(row["dropped_segments"])
-        self.workers.add(int(row["worker"]))
-        if not any(row[f"applied_{i}"] for i in range(self.num_levels)):
-            self.batches_already_applied += 1
-        for i in range(self.num_levels):
-            if row[f"applied_{i}"]:            # a batch applied before adds nothing this run
-                self.learned[i] += int(row[f"learned_{i}"])
-                self.unlearned[i] += int(row[f"unlearned_{i}"])
-                self.new_patterns[i] += int(row[f"new_{i}"])
-            else:
-                # A replay of a batch some earlier attempt applied (after its last checkpoint, or
-                # before a Ray retry): counted apart, so a resume can add what no checkpoint holds.
-                self.replayed[i] += int(row[f"learned_{i}"])
-
-    @property
-    def elapsed(self) -> float:
-        return time.monotonic() - self.started
-
-    def progress_text(self, patterns: Sequence[int] | None) -> str:
-        elapsed = max(self.elapsed, 1e-9)
-        text = (f"katoray {self.samples:,} docs {self.samples / elapsed:,.1f}/s · {_short(self.tokens)} tokens "
-                f"{_short(self.tokens / elapsed)}/s")
-        if patterns:
-            text += " · patterns " + " ".join(f"n{i} {_short(p)}" for i, p in enumerate(patterns))
-        return text
-
-    def counters(self) -> dict[str, Any]:
-        """The counts so far (what a checkpoint records)."""
-        elapsed = self.elapsed
-        out: dict[str, Any] = {
-            "samples_processed": self.samples, "tokens_processed": self.tokens, "total_time_seconds": elapsed,
-            "rate_samples_per_sec": self.samples / elapsed if elapsed else 0.0,
-            "rate_tokens_per_sec": self.tokens / elapsed if elapsed else 0.0, "batches_processed": self.batches,
-            "batches_already_applied": self.batches_already_applied, "empty_documents": self.empty_documents,
-            "dropped_segments": self.dropped_segments, "workers_used": len(self.workers)}
-        for i in range(self.num_levels):
-            out[f"node{i}_observations"] = self.learned[i]
-            out[f"node{i}_unlearned"] = self.unlearned[i]
-            out[f"node{i}_new_patterns"] = self.new_patterns[i]
-            out[f"node{i}_replayed_observations"] = self.replayed[i]
-            # 1 - new patterns / learn events: the share of this run's learns that hit a known pattern
-            out[f"node{i}_reuse_rate"] = 1.0 - self.new_patterns[i] / self.learned[i] if self.learned[i] else 0.0
-        return out
-
-    def summary(self, spec: RunSpec, patterns: Sequence[int]) -> dict[str, Any]:
-        """The run's statistics: counters plus the unique patterns now in each level's KB."""
-        out = {"run_id": spec.run_id, "num_workers": spec.num_workers, "batch_size": spec.batching.batch_size,
-               **self.counters()}
-        for i, count in enumerate(patterns):
-            out[f"node{i}_patterns"] = count
-        return out
-
-
-def _short(value: float) -> str:
-    for unit, size in (("M", 1e6), ("k", 1e3)):
-        if value >= size:
-            return f"{value / size:.1f}{unit}"
-    return f"{value:.0f}"
-
-
-class ProgressLine:
-    """One status line on a terminal, rewritten in place (``\\r``) at most every ``interval_s``;
-    on a file or pipe (job logs), a new line every ``log_interval_s`` instead."""
-
-    def __init__(self, stream: TextIO | None, interval_s: float = PROGRESS_INTERVAL_S,
-                 log_interval_s: float = PROGRESS_LOG_INTERVAL_S) -> None:
-        self.stream = stream
-        self.is_tty = bool(stream is not None and getattr(stream, "isatty", lambda: False)())
-        self.interval_s = interval_s if self.is_tty else log_interval_s
-        self._last = time.monotonic()
-        self._width = 0
-
-    def is_due(self) -> bool:
-        return self.stream is not None and time.monotonic() - self._last >= self.interval_s
-
-    def update(self, text: str, force: bool = False) -> None:
-        if self.stream is None or not (force or self.is_due()):
-            return
-        self._last = time.monotonic()
-        if self.is_tty:
-            self.stream.write("\r" + text.ljust(self._width))
-            self._width = len(text)
-        else:
-            self.stream.write(text + "\n")
-        self.stream.flush()
-
-    def close(self, text: str | None = None) -> None:
-        """Final line (``text``), or just end the line in place after an error."""
-        if self.stream is None:
-            return
-        if text is not None:
-            self.update(text, force=True)
-        if self.is_tty and self._width:
-            self.stream.write("\n")
-            self._width = 0
-        self.stream.flush()
-
-
-# -- the sinks: node actors, or the driver itself for memory:// ------------------------------------
-class NodeSink:
-    """Deltas go to named node actors (mappers send them); the driver only reads their stats."""
-
-    def __init__(self, spec: RunSpec, detached: bool) -> None:
-        from katoray.runtime.node import start_nodes
-        from katoray.store import kb_id_for, open_store
-
-        for node_id in spec.node_ids:   # an unusable store fails here, clearly, before any actor starts
-            open_store(spec.store, kb_id_for(node_id)).close()
-        self.run_id, self.node_ids = spec.run_id, spec.node_ids
-        # Not waited for: they start while the pool loads its tokenizers; each mapper checks
-        # them (up, serving spec.node_ids) before its first send.
-        self.handles = start_nodes(spec.run_id, spec.store, spec.node_ids, spec.session_configs,
-                                   spec.hierarchy.metadata_cap, detached, wait=False)
-        self._pending: list | None = None
-        self._latest: list[int] | None = None
-        self._asked = 0.0
-
-    def pattern_counts(self) -> list[int]:
-        import ray
-
-        return [s["patterns"] for s in ray.get([h.stats.remote() for h in self.handles])]
-
-    def live_pattern_counts(self) -> list[int] | None:
-        """Latest counts without blocking: ask now and then, read answers when they are in."""
-        import ray
-
-        if self._pending is not None and not ray.wait(self._pending, num_returns=len(self._pending), timeout=0)[1]:
-            self._latest = [s["patterns"] for s in ray.get(self._pending)]
-            self._pending = None
-        if self._pending is None and time.monotonic() - self._asked >= NODE_STATS_INTERVAL_S:
-            self._pending = [h.stats.remote() for h in self.handles]
-            self._asked = time.monotonic()
-        return self._latest
-
-    def accept(self, row: Mapping[str, Any], key: str) -> None:
-        pass   # the mapper already made the batch durable at every node
-
-    def release(self, keep: bool, detached: bool) -> None:
-        from katoray.runtime.node import check_nodes, keep_nodes, stop_nodes
-
-        if detached:
-            return
-        try:
-            check_nodes(self.run_id, self.handles, self.node_ids, RELEASE_CHECK_TIMEOUT_S)
-        except KatorayError:
-            return           # get_if_exists handed us another configuration's actors: not ours to end
-        except Exception:    # dead or never up (the run's own error says why): end what is left
-            pass
-        if keep:
-            keep_nodes(self.run_id, self.handles)
-        else:
-            stop_nodes(self.handles)
-
-
-class DriverSink:
-    """``memory://`` knowledge bases live in this process: apply each row's deltas here."""
-
-    def __init__(self, spec: RunSpec, kbs: Sequence | None) -> None:
-        from katoray.store import kb_id_for, open_store
-
-        self.kbs = list(kbs) if kbs is not None else [open_store(spec.store, kb_id_for(n)) for n in spec.node_ids]
-        self.persistence = [int(c.get("persistence", 5)) for c in spec.session_configs]
-        self.metadata_cap = spec.hierarchy.metadata_cap
-        self.handles: list = []
-
-    def pattern_counts(self) -> list[int]:
-        return [kb.count() for kb in self.kbs]
-
-    live_pattern_counts = pattern_counts
-
-    def accept(self, row: dict[str, Any], key: str) -> None:
-        import pickle
-
-        from katoray.runtime.node import apply_payload
-        from katoray.util import paused_gc
-
-        with paused_gc():
-            payloads = pickle.loads(row.pop("deltas"))
-            for level, (kb, payload) in enumerate(zip(self.kbs, payloads)):
-                before = kb.count()
-                applied = apply_payload(kb, payload, key, persistence=self.persistence[level],
-                                        metadata_cap=self.metadata_cap)
-                row[f"applied_{level}"], row[f"new_{level}"] = applied, kb.count() - before
-
-    def release(self, keep: bool, detached: bool) -> None:
-        pass   # the caller owns these knowledge bases
 
 
 # -- the run ---------------------------------------------------------------------------------------

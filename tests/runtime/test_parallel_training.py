@@ -251,7 +251,7 @@ def test_mongodb_store_equals_sequential(ray_session, mongo_uri, corpus, gpt2_di
 def test_progress_line_in_logs_and_on_terminals():
     import io
 
-    from katoray.runtime.driver import ProgressLine
+    from katoray.runtime.progress import ProgressLine
 
     class Terminal(io.StringIO):
         def isatty(self) -> bool:

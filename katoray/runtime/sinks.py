@@ -1,0 +1,107 @@
+"""Where a batch's deltas go: the run's node actors, or (``memory://``) the driver itself.
+
+Both sinks answer the same three questions for the driver: accept a finished row, tell the
+pattern counts per level, and release what the run started.
+"""
+from __future__ import annotations
+
+import time
+from typing import TYPE_CHECKING, Any, Mapping, Sequence
+
+from katoray.errors import KatorayError
+
+if TYPE_CHECKING:
+    from katoray.runtime.driver import RunSpec
+
+NODE_STATS_INTERVAL_S = 2.0    # live pattern counts are asked of the node actors this often
+RELEASE_CHECK_TIMEOUT_S = 10.0  # at the end, node actors not up by then are ended anyway
+
+
+# -- the sinks: node actors, or the driver itself for memory:// ------------------------------------
+class NodeSink:
+    """Deltas go to named node actors (mappers send them); the driver only reads their stats."""
+
+    def __init__(self, spec: "RunSpec", detached: bool) -> None:
+        from katoray.runtime.node import start_nodes
+        from katoray.store import kb_id_for, open_store
+
+        for node_id in spec.node_ids:   # an unusable store fails here, clearly, before any actor starts
+            open_store(spec.store, kb_id_for(node_id)).close()
+        self.run_id, self.node_ids = spec.run_id, spec.node_ids
+        # Not waited for: they start while the pool loads its tokenizers; each mapper checks
+        # them (up, serving spec.node_ids) before its first send.
+        self.handles = start_nodes(spec.run_id, spec.store, spec.node_ids, spec.session_configs,
+                                   spec.hierarchy.metadata_cap, detached, wait=False)
+        self._pending: list | None = None
+        self._latest: list[int] | None = None
+        self._asked = 0.0
+
+    def pattern_counts(self) -> list[int]:
+        import ray
+
+        return [s["patterns"] for s in ray.get([h.stats.remote() for h in self.handles])]
+
+    def live_pattern_counts(self) -> list[int] | None:
+        """Latest counts without blocking: ask now and then, read answers when they are in."""
+        import ray
+
+        if self._pending is not None and not ray.wait(self._pending, num_returns=len(self._pending), timeout=0)[1]:
+            self._latest = [s["patterns"] for s in ray.get(self._pending)]
+            self._pending = None
+        if self._pending is None and time.monotonic() - self._asked >= NODE_STATS_INTERVAL_S:
+            self._pending = [h.stats.remote() for h in self.handles]
+            self._asked = time.monotonic()
+        return self._latest
+
+    def accept(self, row: Mapping[str, Any], key: str) -> None:
+        pass   # the mapper already made the batch durable at every node
+
+    def release(self, keep: bool, detached: bool) -> None:
+        from katoray.runtime.node import check_nodes, keep_nodes, stop_nodes
+
+        if detached:
+            return
+        try:
+            check_nodes(self.run_id, self.handles, self.node_ids, RELEASE_CHECK_TIMEOUT_S)
+        except KatorayError:
+            return           # get_if_exists handed us another configuration's actors: not ours to end
+        except Exception:    # dead or never up (the run's own error says why): end what is left
+            pass
+        if keep:
+            keep_nodes(self.run_id, self.handles)
+        else:
+            stop_nodes(self.handles)
+
+
+class DriverSink:
+    """``memory://`` knowledge bases live in this process: apply each row's deltas here."""
+
+    def __init__(self, spec: "RunSpec", kbs: Sequence | None) -> None:
+        from katoray.store import kb_id_for, open_store
+
+        self.kbs = list(kbs) if kbs is not None else [open_store(spec.store, kb_id_for(n)) for n in spec.node_ids]
+        self.persistence = [int(c.get("persistence", 5)) for c in spec.session_configs]
+        self.metadata_cap = spec.hierarchy.metadata_cap
+        self.handles: list = []
+
+    def pattern_counts(self) -> list[int]:
+        return [kb.count() for kb in self.kbs]
+
+    live_pattern_counts = pattern_counts
+
+    def accept(self, row: dict[str, Any], key: str) -> None:
+        import pickle
+
+        from katoray.runtime.node import apply_payload
+        from katoray.util import paused_gc
+
+        with paused_gc():
+            payloads = pickle.loads(row.pop("deltas"))
+            for level, (kb, payload) in enumerate(zip(self.kbs, payloads)):
+                before = kb.count()
+                applied = apply_payload(kb, payload, key, persistence=self.persistence[level],
+                                        metadata_cap=self.metadata_cap)
+                row[f"applied_{level}"], row[f"new_{level}"] = applied, kb.count() - before
+
+    def release(self, keep: bool, detached: bool) -> None:
+        pass   # the caller owns these knowledge bases

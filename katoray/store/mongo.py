@@ -17,7 +17,8 @@ Layout, in database ``<kb_id>`` (KATO's per-node database, e.g. ``node0_<run>_ka
   its document also holds the batch's merged deltas (``payload``: zlib-compressed JSON) and its
   ``persistence`` and ``metadata_cap``, removed when the batch is done.
 
-Writes are bulk only. ``apply`` merges repeated names of the batch in Python, then sends
+Writes are bulk only (the pure part, merging a batch and building its operations, is
+:mod:`katoray.store.mongo_batch`). ``apply`` merges repeated names of the batch in Python, then sends
 ``bulk_write(ordered=False)`` of one ``UpdateOne(upsert=True)`` per distinct pattern, one per
 distinct symbol, one for the totals and two ledger updates: five write commands per apply (three
 without a batch id), however large the batch.
@@ -66,7 +67,7 @@ import json
 import threading
 import uuid
 import zlib
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Iterable, Iterator, Sequence
 from urllib.parse import unquote
 
@@ -78,6 +79,9 @@ from pymongo.errors import BulkWriteError, ConfigurationError, ConnectionFailure
 from katoray.errors import ConfigError, StoreError, StoreUnreachableError
 from katoray.store import redact_url
 from katoray.store.base import DeltaColumns, KBTotals, PatternDelta, PatternRecord, merge_metadata, symbol_counts
+from katoray.store import mongo_batch
+from katoray.store.mongo_batch import (Merged, check_apply_args, decode_recovery, encode_recovery,
+                                       merge_batch, pattern_op, record_of, symbol_increments)
 
 DUPLICATE_KEY = 11000  # MongoDB's E11000: here, "this batch already updated the document"
 DEFAULT_TIMEOUT_S = 5.0  # server selection and connect timeout: an unreachable server fails fast
@@ -85,21 +89,7 @@ _PATTERN_FIELDS = {"_id": 0, "name": 1, "pattern_data": 1, "length": 1, "frequen
                    "emotives": 1, "metadata": 1}
 _TOTALS = {"class": "totals"}
 _BAD_DB_NAME_CHARS = set('/\\. "$*<>:|?\x00')
-# Bytes of compressed deltas a ledger document may hold: MongoDB's 16 MiB document limit, less
-# head room for the document's other fields and BSON framing.
-MAX_RECOVERY_BYTES = 15 * 1024 * 1024
 _RECOVERY_FIELDS = ("payload", "persistence", "metadata_cap")
-
-
-@dataclass
-class _Merged:
-    """All learns of one pattern name in a batch."""
-
-    events: list[list[str]]
-    counts: dict[str, int]               # symbol -> occurrences in the pattern
-    count: int = 0
-    emotives: list[dict] = field(default_factory=list)
-    metadata: dict[str, set[str]] | None = None   # None: no delta of the batch carried metadata
 
 
 @dataclass(frozen=True)
@@ -171,14 +161,14 @@ class MongoStore:
     # -- writes -----------------------------------------------------------------------------
     def apply(self, deltas: Sequence[PatternDelta], batch_id: str | None = None, *,
               persistence: int = 5, metadata_cap: int | None = None) -> bool:
-        _check_apply_args(persistence, metadata_cap)
-        merged = _merge_batch(deltas)
+        check_apply_args(persistence, metadata_cap)
+        merged = merge_batch(deltas)
         with self._lock:
             if not self._indexes_ready:
                 self._ensure_indexes()
             self._finish_deletions()  # a deletion a crash cut short is completed before any learn
             if batch_id is not None:
-                recovery = {"payload": _encode_payload(merged, batch_id, self.kb_id),
+                recovery = {"payload": encode_recovery(merged, batch_id, self.kb_id),
                             "persistence": persistence, "metadata_cap": metadata_cap}
                 if not self._begin(batch_id, recovery):
                     return False
@@ -219,7 +209,7 @@ class MongoStore:
                 f"finished and its ledger entry holds no deltas to finish it with (written by an older "
                 f"katoray); apply it again (same deltas) before batch {arriving!r}, or its patterns "
                 "could be counted twice")
-        merged = _decode_payload(doc["payload"])
+        merged = decode_recovery(doc["payload"])
         if merged:
             self._apply_merged(merged, unfinished, doc["persistence"], doc["metadata_cap"])
         self._finish(unfinished)
@@ -229,16 +219,16 @@ class MongoStore:
         update = {"$set": {"done": True}, "$unset": {key: "" for key in _RECOVERY_FIELDS}}
         self._write(self._ledger, [UpdateOne({"_id": batch_id}, update)], guarded=False)
 
-    def _apply_merged(self, merged: dict[str, _Merged], token: str, persistence: int,
+    def _apply_merged(self, merged: dict[str, Merged], token: str, persistence: int,
                       metadata_cap: int | None) -> None:
         """Steps 2-5."""
         names = list(merged)
         seq_base = (self._meta.find_one(_TOTALS, {"next_seq": 1}) or {}).get("next_seq", 0)
         capped = self._capped_metadata(merged, metadata_cap) if metadata_cap is not None else {}
-        ops = [_pattern_op(name, merged[name], token, seq_base + i, persistence, capped.get(name))
+        ops = [pattern_op(name, merged[name], token, seq_base + i, persistence, capped.get(name))
                for i, name in enumerate(names)]
         new_names = self._created(self._patterns, names, token, self._write(self._patterns, ops))
-        freq, pmf = _symbol_increments(merged, new_names)
+        freq, pmf = symbol_increments(merged, new_names)
         symbols = list(freq)
         ops = [UpdateOne({"name": s, "last_batch": {"$ne": token}},
                          {"$inc": {"frequency": freq[s], "pmf": pmf[s]}, "$set": {"last_batch": token},
@@ -256,7 +246,7 @@ class MongoStore:
                        {"$inc": increments, "$set": {"last_batch": token}}, upsert=True)
         self._write(self._meta, [op])
 
-    def _capped_metadata(self, merged: dict[str, _Merged], cap: int) -> dict[str, dict[str, list[str]]]:
+    def _capped_metadata(self, merged: dict[str, Merged], cap: int) -> dict[str, dict[str, list[str]]]:
         """Name -> {key: merged capped values} for the keys this batch touches (read-modify-write)."""
         names = [n for n, m in merged.items() if m.metadata is not None]
         if not names:
@@ -362,7 +352,7 @@ class MongoStore:
 
     def _encode_plan(self, plan: dict[str, Any], token: str) -> Binary:
         encoded = zlib.compress(json.dumps(plan, separators=(",", ":")).encode("ascii"), 1)
-        if len(encoded) > MAX_RECOVERY_BYTES:
+        if len(encoded) > mongo_batch.MAX_RECOVERY_BYTES:
             raise StoreError(
                 f"knowledge base {self.kb_id!r}: deletion plan {token!r} takes {len(encoded) / 2**20:.1f} MiB, "
                 f"more than one MongoDB document holds; lower MongoStore.DELETE_CHUNK (now {self.DELETE_CHUNK})")
@@ -394,11 +384,11 @@ class MongoStore:
     # -- reads ------------------------------------------------------------------------------
     def get_pattern(self, name: str) -> PatternRecord | None:
         doc = self._patterns.find_one({"name": name}, _PATTERN_FIELDS)
-        return None if doc is None else _record(doc)
+        return None if doc is None else record_of(doc)
 
     def get_patterns(self, names: Iterable[str]) -> dict[str, PatternRecord]:
         wanted = list(dict.fromkeys(names))
-        found = {doc["name"]: _record(doc)
+        found = {doc["name"]: record_of(doc)
                  for doc in self._patterns.find({"name": {"$in": wanted}}, _PATTERN_FIELDS)}
         return {n: found[n] for n in wanted if n in found}
 
@@ -433,7 +423,7 @@ class MongoStore:
 
     def iter_patterns(self) -> Iterator[PatternRecord]:
         for doc in self._patterns.find({}, _PATTERN_FIELDS).sort("name", 1):
-            yield _record(doc)
+            yield record_of(doc)
 
     # -- lifecycle --------------------------------------------------------------------------
     def clear(self) -> None:
@@ -444,109 +434,6 @@ class MongoStore:
 
     def close(self) -> None:
         self._client.close()
-
-
-# -- batch preparation (pure) -------------------------------------------------------------------
-def _check_apply_args(persistence: int, metadata_cap: int | None) -> None:
-    if isinstance(persistence, bool) or not isinstance(persistence, int) or persistence < 1:
-        raise ConfigError(f"persistence must be an int >= 1 (emotive dicts kept per pattern), got {persistence!r}")
-    if metadata_cap is not None and (isinstance(metadata_cap, bool) or not isinstance(metadata_cap, int)
-                                     or metadata_cap < 0):
-        raise ConfigError(f"metadata_cap must be None or an int >= 0, got {metadata_cap!r}")
-
-
-def _merge_batch(deltas: Sequence[PatternDelta]) -> dict[str, _Merged]:
-    """One entry per distinct name, in order of first appearance; learns merged as MemoryStore
-    would apply them one after the other (counts add, emotives concatenate, metadata unions)."""
-    merged: dict[str, _Merged] = {}
-    for delta in deltas:
-        entry = merged.get(delta.name)
-        if entry is None:
-            events = [list(event) for event in delta.events]
-            entry = merged[delta.name] = _Merged(events, dict(symbol_counts(events)))
-        entry.count += delta.count
-        for emotive in delta.emotives:
-            for key in emotive:
-                _check_key(key, "emotive", delta.name)
-        entry.emotives.extend(delta.emotives)
-        if delta.metadata:
-            metadata = entry.metadata if entry.metadata is not None else {}
-            for key, values in delta.metadata.items():
-                _check_key(key, "metadata", delta.name)
-                metadata.setdefault(key, set()).update(str(v) for v in values)
-            entry.metadata = metadata
-    return merged
-
-
-def _encode_payload(merged: dict[str, _Merged], batch_id: str, kb_id: str) -> Binary:
-    """A batch's merged deltas as compressed JSON for its ledger document (roll-forward)."""
-    rows = [[name, m.events, m.count, m.emotives,
-             None if m.metadata is None else {key: sorted(values) for key, values in m.metadata.items()}]
-            for name, m in merged.items()]
-    payload = zlib.compress(json.dumps(rows, separators=(",", ":")).encode("ascii"), 1)
-    if len(payload) > MAX_RECOVERY_BYTES:
-        raise StoreError(
-            f"knowledge base {kb_id!r}: batch {batch_id!r} is too large to apply safely to MongoDB: its "
-            f"deltas take {len(payload) / 2**20:.1f} MiB compressed, more than the {MAX_RECOVERY_BYTES / 2**20:.0f} "
-            "MiB a crash-recovery record may hold (MongoDB's 16 MiB document limit). Use smaller batches "
-            "(--batch-size, or batch_size= / batch_chars=)")
-    return Binary(payload)
-
-
-def _decode_payload(payload: bytes) -> dict[str, _Merged]:
-    merged: dict[str, _Merged] = {}
-    for name, events, count, emotives, metadata in json.loads(zlib.decompress(payload)):
-        merged[name] = _Merged(events, dict(symbol_counts(events)), count, emotives,
-                               None if metadata is None else {key: set(values) for key, values in metadata.items()})
-    return merged
-
-
-def _check_key(key: Any, kind: str, name: str) -> None:
-    if not isinstance(key, str) or not key or "." in key or key.startswith("$") or "\x00" in key:
-        raise ValueError(
-            f"{kind} key {key!r} of pattern {name} cannot be a MongoDB field name; use a non-empty "
-            "string without '.', a leading '$' or NUL")
-
-
-def _pattern_op(name: str, m: _Merged, token: str, seq: int, persistence: int,
-                capped: dict[str, list[str]] | None) -> UpdateOne:
-    """The guarded upsert of one pattern (see module docstring, step 2)."""
-    on_insert: dict[str, Any] = {"pattern_data": m.events, "length": sum(m.counts.values()),
-                                 "symbols": list(m.counts), "created_batch": token, "seq": seq}
-    if m.events and m.events[0]:
-        on_insert["first_symbol"] = m.events[0][0]
-    update: dict[str, Any] = {"$inc": {"frequency": m.count}, "$set": {"last_batch": token}}
-    if m.emotives:  # (stored + new)[-p:] == (stored + new[-p:])[-p:]: send only the tail
-        update["$push"] = {"emotives": {"$each": m.emotives[-persistence:], "$slice": -persistence}}
-    else:
-        on_insert["emotives"] = []
-    if m.metadata is None:
-        on_insert["metadata"] = {}
-    elif capped is not None:
-        update["$set"].update({f"metadata.{key}": values for key, values in capped.items()})
-    else:
-        update["$addToSet"] = {f"metadata.{key}": {"$each": sorted(values)}
-                               for key, values in m.metadata.items()}
-    update["$setOnInsert"] = on_insert
-    return UpdateOne({"name": name, "last_batch": {"$ne": token}}, update, upsert=True)
-
-
-def _symbol_increments(merged: dict[str, _Merged], new_names: set[str]) -> tuple[dict[str, int], dict[str, int]]:
-    """Per symbol (first-appearance order): frequency += c * count; pmf += 1 per new pattern."""
-    freq: dict[str, int] = {}
-    pmf: dict[str, int] = {}
-    for name, m in merged.items():
-        is_new = name in new_names
-        for symbol, c in m.counts.items():
-            freq[symbol] = freq.get(symbol, 0) + c * m.count
-            pmf[symbol] = pmf.get(symbol, 0) + is_new
-    return freq, pmf
-
-
-def _record(doc: dict) -> PatternRecord:
-    metadata = {key: sorted(values) for key, values in sorted(doc.get("metadata", {}).items())}
-    return PatternRecord(doc["name"], [list(event) for event in doc["pattern_data"]], doc["length"],
-                         doc["frequency"], [dict(e) for e in doc.get("emotives", [])], metadata)
 
 
 # -- connection and errors ----------------------------------------------------------------------

@@ -288,12 +288,12 @@ def test_interrupted_batch_without_stored_deltas_is_refused(client, mongo_uri, k
 
 
 def test_batch_too_large_to_recover_is_refused_before_any_write(client, mongo_uri, kb_id, monkeypatch):
-    from katoray.store import mongo
+    from katoray.store import mongo_batch
 
     store = MongoStore.from_url(mongo_uri, kb_id)
     store.apply(PRIOR, "b0")
     before = observable(store)
-    monkeypatch.setattr(mongo, "MAX_RECOVERY_BYTES", 64)
+    monkeypatch.setattr(mongo_batch, "MAX_RECOVERY_BYTES", 64)
     with pytest.raises(StoreError, match=r"batch 'b1' is too large.*smaller batches \(--batch-size"):
         store.apply(BATCH, "b1")
     assert observable(store) == before and not store.is_applied("b1")

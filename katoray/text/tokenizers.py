@@ -224,6 +224,20 @@ def _load_folder(name: str, path: Path) -> TextTokenizer:
     if not path.is_dir():
         raise ConfigError(f"tokenizer {name!r} is a file; pass the folder that holds the "
                           f"tokenizer files (tokenizer.json, or vocab.json + merges.txt, ...)")
+    # A driver loads the same folder several times (manifest identity, learner, run): converting
+    # vocab files costs ~0.3 s each time, so the loaded tokenizer is kept while the files are unchanged.
+    key = (name, str(path.resolve()), tuple(sorted((p.name, p.stat().st_mtime_ns, p.stat().st_size)
+                                                   for p in path.iterdir() if p.is_file())))
+    cached = _FOLDER_CACHE.get(key)
+    if cached is None:
+        cached = _FOLDER_CACHE[key] = _load_folder_files(name, path)
+    return cached
+
+
+_FOLDER_CACHE: dict[tuple, TextTokenizer] = {}
+
+
+def _load_folder_files(name: str, path: Path) -> TextTokenizer:
     try:
         hf = _auto_tokenizer(str(path), local_files_only=True)
     except (OSError, ValueError, KeyError, TypeError) as error:

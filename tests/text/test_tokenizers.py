@@ -134,6 +134,24 @@ def test_unpickling_needs_no_transformers(gpt2, genesis, tmp_path):
     assert out == [str(len(gpt2.tokenize(genesis[:5000]))), "False"]
 
 
+def test_a_folder_loads_once_until_its_files_change(genesis, tmp_path):
+    from tokenizers import Tokenizer, models, pre_tokenizers, trainers
+
+    def train(vocab_size):
+        tk = Tokenizer(models.BPE())
+        tk.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+        tk.train_from_iterator([genesis], trainers.BpeTrainer(vocab_size=vocab_size))
+        tk.save(str(tmp_path / "tokenizer.json"))
+
+    train(300)
+    first = load_tokenizer(str(tmp_path))
+    assert load_tokenizer(str(tmp_path)) is first
+    time.sleep(0.01)
+    train(400)   # the files changed: the folder is read again
+    second = load_tokenizer(str(tmp_path))
+    assert second is not first and second.identity()["vocab_sha256"] != first.identity()["vocab_sha256"]
+
+
 @pytest.mark.parametrize("piece, next_piece, expected", [
     (".", "ĠThe", True), ("?", "Ċ", True), ("!", None, True), ('."', "ĠHe", True),
     (".)", "ĠAnd", True), (".", "5", False), (",", "Ġhe", False), ("Ġworld", "Ġ.", False),

@@ -12,22 +12,38 @@ candidates in that order (it fixes the float summation order); the final ranking
 (``rank_sort_algo`` descending, name ascending) and keeps ``max_predictions``. The single-symbol
 path sorts by (potential descending, name ascending).
 
-How ``predict`` stays exact while skipping work:
+How ``predict`` stays exact while skipping work. Two searches find the same kept list and the
+same ``pruned`` flag (KATO prunes, and so sets ``_pre_potential``, only when more than K pass):
 
-- Symbols are visited rarest first (``symbol_pmf``); each visit scores the new patterns holding
-  that symbol: LCS with the state for all of them at once (RapidFuzz ``cdist``), then the recall
-  gate, then an upper bound on the pre-potential (``prediction.pre_potential_bound``).
-- Candidates are evaluated (block matching and segmentation) in order of decreasing bound, and
-  never once their bound is below the K-th best pre-potential found so far (a bound *equal* to it
-  is still evaluated: the name decides ties).
-- A pattern not visited yet holds only unvisited symbols, so its LCS is at most the number of
-  state positions those symbols fill; once that bound is below the K-th best and more than K
-  candidates passed the gate (so KATO would prune), no unvisited pattern can be kept.
-- Evaluation runs on the pattern relabelled so that every symbol absent from the state looks the
-  same: equal relabellings give equal pre-potentials, so each is computed once per call.
+- **By id** (token matching, a positive ``recall_threshold``, and a backend with an integer-id
+  index, ``store.base.SymbolIndex``: MemoryStore); ``index_search`` has the details. One pass
+  over the state symbols' id lists gives every pattern sharing a symbol the set of state
+  positions it covers: their number bounds its LCS, their longest consecutive run bounds its
+  longest common block. ``prediction.block_bounds`` turns such bounds into an upper bound on the
+  pre-potential that repeats its float steps (rounding is monotone, so the bound also holds
+  between the computed floats). Bounds tighten in steps (the pattern's symbol ids, then its
+  exact LCS, which also decides the recall gate), and a candidate is evaluated only while its
+  best possible key (-bound, name) beats the K-th kept key (-pre-potential, name): an equal
+  bound still enters with a smaller name, and candidates are taken in (bound, name) order, so
+  once one cannot enter, none after it can. ``pruned`` counts every gate-passing candidate: when
+  an LCS of 1 already reaches the threshold all of them pass; otherwise the undecided ones get
+  their exact LCS.
+- **By name** (every other case):
+  - Symbols are visited rarest first (``symbol_pmf``); each visit scores the new patterns
+    holding that symbol: LCS with the state for all of them at once (RapidFuzz ``cdist``), then
+    the recall gate, then an upper bound on the pre-potential (``prediction.pre_potential_bound``).
+  - Candidates are evaluated (block matching and segmentation) in order of decreasing bound, and
+    never once their bound is below the K-th best pre-potential found so far (a bound *equal* to
+    it is still evaluated: the name decides ties).
+  - A pattern not visited yet holds only unvisited symbols, so its LCS is at most the number of
+    state positions those symbols fill; once that bound is below the K-th best and more than K
+    candidates passed the gate (so KATO would prune), no unvisited pattern can be kept.
 
-Pattern shapes (flat symbols, event lengths, and the symbols spelled as code points, which
-RapidFuzz compares much faster) are cached per KB: a name is the sha1 of its events, so its shape
+Both evaluate a pattern relabelled so that every symbol absent from the state looks the same:
+equal relabellings give equal pre-potentials, so each is computed once per call.
+
+The name search caches pattern shapes (flat symbols, event lengths, and the symbols spelled as
+code points, which RapidFuzz compares much faster) per KB: a name is the sha1 of its events, so its shape
 never changes. Frequency and emotives are read fresh on every call.
 
 Like KATO, when pruning happened every kept prediction carries its ``_pre_potential``.
@@ -50,11 +66,12 @@ from rapidfuzz.distance import LCSseq
 from katoray.engine import metrics
 from katoray.engine.config import SessionConfig
 from katoray.engine.emotives import average_emotives
+from katoray.engine.index_search import IndexSearch
 from katoray.engine.matching import extract, index_state, similarity
 from katoray.engine.prediction import (build_candidate, pre_potential, pre_potential_bounds, scores,
                                        single_symbol_prediction, unseen_pre_potential_bound)
 from katoray.errors import StoreError
-from katoray.store.base import KnowledgeBase, PatternRecord
+from katoray.store.base import KnowledgeBase, PatternRecord, symbol_index
 
 PRUNING_FACTOR = 3  # KATO computes ensemble metrics for at most 3·max_predictions candidates
 
@@ -79,13 +96,29 @@ def predict(kb: KnowledgeBase, stm: list[list[str]], config: SessionConfig) -> P
         return PredictionResult()
     if len(state) == 1:
         return _single_symbol(kb, state[0], config)
+    found = _search_by_id(kb, state, config) or _search_by_name(kb, state, config)
+    return _ensemble(kb, stm, state, config, *found)
+
+
+def _search_by_id(kb: KnowledgeBase, state: list[str], config: SessionConfig) -> tuple[list, bool] | None:
+    """(kept, pruned) from the KB's id index; None where it does not apply."""
+    if not (config.recall_threshold > 0 and config.use_token_matching):
+        return None
+    index = symbol_index(kb, list(dict.fromkeys(state)))
+    if index is None:
+        return None
+    found = IndexSearch(kb, index, state, config, PRUNING_FACTOR * config.max_predictions).run()
+    return [_Scored(pre, name, None, sim) for pre, name, sim in found.kept()], found.pruned()
+
+
+def _search_by_name(kb: KnowledgeBase, state: list[str], config: SessionConfig) -> tuple[list, bool]:
     search = _Search(kb, state, config)
     if config.recall_threshold > 0:
         search.run_over_symbols()
     else:
         search.add(set(search.cache.all_names(kb)))
         search.evaluate(float("-inf"))
-    return _ensemble(kb, stm, state, config, search.kept(), search.num_passing > search.limit)
+    return search.kept(), search.num_passing > search.limit
 
 
 def predict_full_scan(kb: KnowledgeBase, stm: list[list[str]], config: SessionConfig) -> PredictionResult:
@@ -135,11 +168,12 @@ class _Shape(NamedTuple):
 
 
 class _Scored(NamedTuple):
-    """A candidate past the recall gate, with its pruning key (record: when already read)."""
+    """A candidate past the recall gate, with its pruning key (shape: from the name search;
+    record: when already read)."""
 
     pre: float
     name: str
-    shape: _Shape
+    shape: _Shape | None
     similarity: float
     record: PatternRecord | None = None
 
@@ -360,9 +394,10 @@ def _ensemble(kb: KnowledgeBase, stm, state, config: SessionConfig, kept: list[_
     predictions = []
     for s in kept:
         record = s.record or fetched[s.name]
-        events = s.shape.events()
-        extraction = extract(s.shape.flat, state, config.recall_threshold, positions)
-        p = build_candidate(s.name, events, len(s.shape.flat), extraction, s.similarity, stm, len(state))
+        events = record.pattern_data
+        flat = [symbol for event in events for symbol in event]
+        extraction = extract(flat, state, config.recall_threshold, positions)
+        p = build_candidate(s.name, events, len(flat), extraction, s.similarity, stm, len(state))
         p["frequency"] = record.frequency if record.frequency else 1  # KATO floors a 0 at 1
         p["emotives"] = average_emotives(record.emotives)
         if pruned:

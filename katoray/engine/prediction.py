@@ -202,3 +202,37 @@ def unseen_pre_potential_bound(max_lcs: int, len_state: int) -> float:
     lcs = min(max_lcs, len_state)
     snr_bound = snr(lcs, num_flat_extras(lcs, len_state))
     return (2.0 * snr_bound if snr_bound >= 0 else 0.0) + 1.0
+
+
+def block_bounds(lcs: np.ndarray, longest_block: np.ndarray, length: np.ndarray,
+                 single_symbol_events: np.ndarray, may_fix_up: np.ndarray, len_state: int) -> np.ndarray:
+    """Upper bounds on the pre-potential from an upper bound on the LCS and one on the longest block.
+
+    A pattern's greedy blocks (merged) are common substrings, so none is longer than the longest
+    common substring r, the first block is that long, and the matches m lie in ``[r, lcs]``. So for
+    each possible m: B >= ceil(m / r) blocks, B == 1 only when m <= r; the confidence is at most 1
+    and at least m/length, except for one block of single-symbol events, where the present is the
+    m matched events, plus the last past event when KATO's fix-up applies (``may_fix_up``: only if
+    two adjacent pattern symbols are the same state symbol; never for m == 1, whose block is the
+    first pattern symbol found in the state), so at least m/(m+1). Any r̂ >= r and
+    any ℓ >= LCS give valid bounds; with the exact values the bound of a pattern matched in one
+    block without the fix-up is its exact pre-potential. Same float steps as ``pre_potential``.
+    """
+    longest_block = np.maximum(longest_block, 1)
+    best = np.zeros(np.broadcast(lcs, longest_block, length).shape)
+    for m in range(1, int(np.max(lcs, initial=0)) + 1):
+        snr_m = snr(m, num_flat_extras(m, len_state))
+        possible = lcs >= m
+        evidence = m / length
+        if m >= 2:  # several blocks
+            confidence = 1.0 if snr_m >= 0 else m / length
+            several = (evidence + confidence) * snr_m + 1.0 / np.maximum(2, -(-m // longest_block))
+            best = np.where(possible, np.maximum(best, several), best)
+        if snr_m >= 0:
+            confidence = 1.0
+        else:
+            fix_up = may_fix_up if m >= 2 else False  # one match: no state symbol before it, no fix-up
+            confidence = np.where(single_symbol_events, np.where(fix_up, m / (m + 1), 1.0), m / length)
+        one = (evidence + confidence) * snr_m + 1.0
+        best = np.where(possible & (longest_block >= m), np.maximum(best, one), best)
+    return best

@@ -27,6 +27,8 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Iterable, Iterator, Mapping, Protocol, Sequence, runtime_checkable
 
+import numpy as np
+
 
 @dataclass(frozen=True)
 class PatternRecord:
@@ -158,6 +160,45 @@ class KnowledgeBase(Protocol):
 
     def close(self) -> None:
         """Release connections and files."""
+
+
+# -- optional extension: an integer-id index ---------------------------------------------------
+
+@dataclass(frozen=True)
+class SymbolIndex:
+    """A consistent, read-only view of a KB's patterns as columns indexed by integer pattern id.
+
+    Ids are dense (``0 <= id < len(names)``) and never reused; ``names[id]`` is the bare name, None
+    once deleted, and ``name_keys[id]`` its first 8 UTF-8 bytes (zero-padded) read as a big-endian
+    number, so a smaller key means a smaller name (equal keys: compare the names). ``postings[k]`` holds, ascending, the ids of the patterns containing the k-th
+    requested symbol, whose own id is ``symbol_ids[k]`` (-1 and an empty array when no pattern holds
+    it). A pattern's flattened symbols, as symbol ids (``< num_symbol_ids``), are
+    ``flat[offsets[id]:offsets[id] + lengths[id]]``; ``single_symbol_events[id]`` says whether every
+    one of its events holds exactly one symbol. The arrays must not be written to.
+    """
+
+    symbol_ids: list[int]
+    postings: list[np.ndarray]
+    num_symbol_ids: int
+    names: Sequence[str | None]
+    name_keys: np.ndarray
+    lengths: np.ndarray
+    single_symbol_events: np.ndarray
+    offsets: np.ndarray
+    flat: np.ndarray
+
+
+@runtime_checkable
+class IndexedKnowledgeBase(KnowledgeBase, Protocol):
+    """A KB that also answers ``symbol_index`` (MemoryStore); predictions then work on ids."""
+
+    def symbol_index(self, symbols: Sequence[str]) -> SymbolIndex:
+        """The id view of the KB for ``symbols`` (duplicates allowed; answers keep their order)."""
+
+
+def symbol_index(kb: KnowledgeBase, symbols: Sequence[str]) -> SymbolIndex | None:
+    """``kb.symbol_index(symbols)``, or None for a backend without one (callers then work by name)."""
+    return kb.symbol_index(symbols) if isinstance(kb, IndexedKnowledgeBase) else None
 
 
 def symbol_counts(events: Sequence[Sequence[str]]) -> Counter:

@@ -1,27 +1,123 @@
-"""In-process knowledge base: plain dicts. ``memory://`` (private) or ``memory://<name>`` (shared
-by every session of the process that opens the same name and kb_id)."""
+"""In-process knowledge base. ``memory://`` (private) or ``memory://<name>`` (shared by every session
+of the process that opens the same name and kb_id).
+
+Patterns get dense integer ids in learn order and symbols get ids when first seen; everything
+per pattern or per symbol is a column indexed by id, and each symbol lists (ascending) the ids of
+the patterns holding it. A batch is applied with a few numpy passes over the whole batch instead
+of dict operations per symbol, which is what makes learning into memory fast. The same columns
+answer ``symbol_index`` (``base.SymbolIndex``): predictions find and bound candidates by id.
+
+The columns a ``symbol_index`` view holds are only ever appended to (a delete gives a symbol's id
+list a new buffer), so a view stays valid and unchanged while later applies and deletes run;
+frequencies and symbol statistics are updated in place and are read through the other methods.
+"""
 from __future__ import annotations
 
 import threading
-from typing import Iterable, Iterator, Sequence
+from itertools import chain, compress, repeat
+from operator import attrgetter
+from typing import Callable, Iterable, Iterator, NamedTuple, Sequence
 
-from katoray.store.base import DeltaColumns, KBTotals, PatternDelta, PatternRecord, merge_emotives, merge_metadata
+import numpy as np
+
+from katoray.store.base import (DeltaColumns, KBTotals, PatternDelta, PatternRecord, SymbolIndex,
+                                merge_emotives, merge_metadata)
 from katoray.util import paused_gc
 
+_NAME, _EVENTS, _COUNT = attrgetter("name"), attrgetter("events"), attrgetter("count")
+_EMOTIVES, _METADATA = attrgetter("emotives"), attrgetter("metadata")
+_NO_SYMBOL = -1  # first-symbol column of a pattern whose first event is empty
 
-class _Entry:
-    __slots__ = ("events", "length", "frequency", "emotives", "metadata")
 
-    def __init__(self, events: list[list[str]], length: int) -> None:
-        self.events = events
-        self.length = length
-        self.frequency = 0
-        self.emotives: list[dict[str, float]] = []
-        self.metadata: dict[str, list[str]] = {}
+class _Column:
+    """A growable 1-d array: appends amortise to O(1); ``view()`` is the filled prefix."""
+
+    __slots__ = ("data", "size")
+
+    def __init__(self, dtype) -> None:
+        self.data = np.zeros(8, dtype)
+        self.size = 0
+
+    def extend(self, values) -> None:
+        end = self.size + len(values)
+        if end > len(self.data):  # a new buffer: views of the old one stay valid
+            grown = np.zeros(max(end, 2 * len(self.data)), self.data.dtype)
+            grown[:self.size] = self.data[:self.size]
+            self.data = grown
+        self.data[self.size:end] = values
+        self.size = end
+
+    def view(self) -> np.ndarray:
+        size = self.size  # read the size first: the buffer read next holds at least that much
+        return self.data[:size]
+
+    def without(self, value: int) -> None:
+        """Drop every entry equal to ``value`` into a new buffer (readers keep the old one)."""
+        kept = self.view()[self.view() != value]
+        self.data, self.size = np.concatenate([kept, np.zeros(8, kept.dtype)]), len(kept)
+
+
+class _NewPatterns(NamedTuple):
+    """Patterns first seen in one apply, one row each, in the order they get their ids."""
+
+    names: list[str]
+    events: list[list[list[str]]]  # kept as the pattern's events (callers hand over fresh lists)
+    flat: list[str]                # every row's symbols, row after row
+    lengths: np.ndarray            # symbols per row
+    single: np.ndarray             # whether every event of the row holds exactly one symbol
+    has_first: np.ndarray          # whether the row's first event holds a symbol
+
+    @classmethod
+    def of_deltas(cls, deltas: Sequence[PatternDelta]) -> "_NewPatterns":
+        events = list(map(_EVENTS, deltas))
+        all_events = list(chain.from_iterable(events))
+        flat = list(chain.from_iterable(all_events))
+        num_events = np.fromiter(map(len, events), np.int64, len(events))
+        if len(flat) == len(all_events) and all(all_events):  # the usual case: one symbol per event
+            return cls(list(map(_NAME, deltas)), events, flat, num_events, np.ones(len(events), bool), num_events > 0)
+        event_lengths = np.fromiter(map(len, all_events), np.int64, len(all_events))
+        event_cuts = _cuts(num_events)            # row -> its first event
+        symbol_cuts = _cuts(event_lengths)        # event -> its first symbol
+        ones = _cuts(event_lengths == 1)          # events holding one symbol, cumulated
+        first_length = np.append(event_lengths, 0)[event_cuts[:-1]]  # 0 for a row without events
+        return cls(list(map(_NAME, deltas)), events, flat,
+                   symbol_cuts[event_cuts[1:]] - symbol_cuts[event_cuts[:-1]],
+                   ones[event_cuts[1:]] - ones[event_cuts[:-1]] == num_events,
+                   (num_events > 0) & (first_length > 0))
+
+    @classmethod
+    def of_columns(cls, columns: DeltaColumns, rows: list[int]) -> "_NewPatterns":
+        symbols = [columns.symbols[row] for row in rows]
+        lengths = np.fromiter(map(len, symbols), np.int64, len(rows))
+        return cls([columns.names[row] for row in rows], [[[s] for s in row] for row in symbols],
+                   list(chain.from_iterable(symbols)), lengths, np.ones(len(rows), bool), lengths > 0)
+
+
+def _cuts(sizes: np.ndarray) -> np.ndarray:
+    """Start offsets of consecutive segments of these sizes, plus the total at the end."""
+    cuts = np.zeros(len(sizes) + 1, np.int64)
+    np.cumsum(sizes, out=cuts[1:])
+    return cuts
+
+
+def _name_keys(names: list[str]) -> np.ndarray:
+    """Each name's first 8 UTF-8 bytes, zero-padded, as a big-endian number: key(a) < key(b) => a < b."""
+    try:
+        raw = np.array(names, dtype="S8")  # ASCII (sha1 hex names): one C pass
+    except UnicodeEncodeError:
+        raw = np.array([name.encode()[:8] for name in names], dtype="S8")
+    return raw.view(">u8").astype(np.uint64)
+
+
+def _first_rows(names: list[str], found: list[int | None]) -> list[int]:
+    """Rows whose name is not stored yet, the first row of each such name only, ascending."""
+    new_rows = [row for row, pattern_id in enumerate(found) if pattern_id is None]
+    first = dict(zip(map(names.__getitem__, reversed(new_rows)), reversed(new_rows)))  # earlier rows win
+    return sorted(first.values())
 
 
 class MemoryStore:
-    """A knowledge base held in dicts; the fastest backend, gone when the process ends."""
+    """A knowledge base held in columns; the fastest backend, gone when the process ends."""
 
     def __init__(self, kb_id: str = "kb") -> None:
         self.kb_id = kb_id
@@ -29,13 +125,23 @@ class MemoryStore:
         self.clear()
 
     def clear(self) -> None:
-        self._patterns: dict[str, _Entry] = {}
-        self._symbol_patterns: dict[str, list[str]] = {}   # symbol -> names of patterns containing it
-        self._first_symbol: dict[str, list[str]] = {}      # first symbol -> names starting with it
-        self._symbol_freq: dict[str, int] = {}
-        self._symbol_pmf: dict[str, int] = {}
-        self._applied: set[str] = set()
-        self._unique = self._pattern_freq_total = self._symbols_total = 0
+        with self._lock:
+            self._ids: dict[str, int] = {}                   # name -> pattern id
+            self._names: list[str | None] = []               # pattern id -> name (None: deleted)
+            self._events: list[list[list[str]] | None] = []
+            self._emotives: dict[int, list[dict[str, float]]] = {}
+            self._metadata: dict[int, dict[str, list[str]]] = {}
+            self._lengths, self._single = _Column(np.int64), _Column(bool)
+            self._frequency, self._firsts = _Column(np.int64), _Column(np.int64)
+            self._offsets, self._flat = _Column(np.int64), _Column(np.uint32)  # symbol ids per pattern
+            self._name_keys = _Column(np.uint64)
+            self._symbol_ids: dict[str, int] = {}
+            self._symbols: list[str] = []
+            self._symbol_freq, self._symbol_pmf = _Column(np.int64), _Column(np.int64)
+            self._postings: list[_Column] = []              # symbol id -> ids of patterns holding it
+            self._num_symbols = 0                            # symbols some pattern holds (pmf > 0)
+            self._applied: set[str] = set()
+            self._unique = self._pattern_freq_total = self._symbols_total = 0
 
     # -- writes -----------------------------------------------------------------------------
     def apply(self, deltas: Sequence[PatternDelta], batch_id: str | None = None, *,
@@ -43,9 +149,12 @@ class MemoryStore:
         with self._lock, paused_gc():
             if not self._claim(batch_id):
                 return False
-            for delta in deltas:
-                self._learn(delta.name, [s for event in delta.events for s in event], delta.count,
-                            delta.emotives, delta.metadata, persistence, metadata_cap, delta.events)
+            names = list(map(_NAME, deltas))
+            ids = self._learn(names, np.fromiter(map(_COUNT, deltas), np.int64, len(deltas)),
+                              lambda rows: _NewPatterns.of_deltas([deltas[row] for row in rows]))
+            if any(map(_EMOTIVES, deltas)) or any(map(_METADATA, deltas)):
+                for pattern_id, delta in zip(ids.tolist(), deltas):
+                    self._merge(pattern_id, delta.emotives, delta.metadata, persistence, metadata_cap)
             return True
 
     def apply_columns(self, columns: DeltaColumns, batch_id: str | None = None, *,
@@ -53,9 +162,10 @@ class MemoryStore:
         with self._lock, paused_gc():
             if not self._claim(batch_id):
                 return False
-            metadata = columns.metadata
-            for i, (name, symbols, count) in enumerate(zip(columns.names, columns.symbols, columns.counts)):
-                self._learn(name, symbols, count, None, metadata.get(i), persistence, metadata_cap)
+            ids = self._learn(list(columns.names), np.fromiter(columns.counts, np.int64, len(columns)),
+                              lambda rows: _NewPatterns.of_columns(columns, rows))
+            for row, metadata in sorted(columns.metadata.items()):
+                self._merge(int(ids[row]), None, metadata, persistence, metadata_cap)
             return True
 
     def _claim(self, batch_id: str | None) -> bool:
@@ -67,102 +177,185 @@ class MemoryStore:
         self._applied.add(batch_id)
         return True
 
-    def _learn(self, name: str, symbols: Sequence[str], count: int, emotives, metadata, persistence: int,
-               metadata_cap: int | None, events: list[list[str]] | None = None) -> None:
-        """``count`` learns of one pattern; ``events=None``: one event per symbol."""
-        # Hot path of learning into memory: plain dict operations, no Counter.
-        entry = self._patterns.get(name)
-        if entry is None:
-            # The store keeps the delta's event lists: callers hand over freshly built deltas.
-            if events is None:
-                events = [[s] for s in symbols]
-            entry = self._patterns[name] = _Entry(events, len(symbols))
-            self._unique += 1
-            self._pattern_freq_total += 1
-            pmf, index = self._symbol_pmf, self._symbol_patterns
-            for symbol in dict.fromkeys(symbols):
-                pmf[symbol] = pmf.get(symbol, 0) + 1
-                index.setdefault(symbol, []).append(name)
-            if events and events[0]:
-                self._first_symbol.setdefault(events[0][0], []).append(name)
-        entry.frequency += count
-        freq = self._symbol_freq
-        for symbol in symbols:
-            freq[symbol] = freq.get(symbol, 0) + count
-        self._symbols_total += entry.length * count
+    def _learn(self, names: list[str], counts: np.ndarray,
+               new_patterns: Callable[[list[int]], _NewPatterns]) -> np.ndarray:
+        """``counts[i]`` learns of pattern ``names[i]`` for every row; returns the rows' pattern ids.
+
+        Only rows whose pattern is new are read beyond their name (``new_patterns(rows)``); the
+        symbol statistics of every row come from the stored symbol ids.
+        """
+        found = list(map(self._ids.get, names))
+        if None in found:
+            self._add_patterns(new_patterns(_first_rows(names, found)))
+        ids = np.fromiter(map(self._ids.__getitem__, names), np.int64, len(names))
+        np.add.at(self._frequency.view(), ids, counts)
+        lengths = self._lengths.data[ids]
+        symbols = self._symbols_of(ids, lengths)
+        if (counts == 1).all():
+            self._symbol_freq.view()[:] += np.bincount(symbols, minlength=self._symbol_freq.size)
+        else:
+            np.add.at(self._symbol_freq.view(), symbols, np.repeat(counts, lengths))
+        self._symbols_total += int(np.dot(lengths, counts))
+        return ids
+
+    def _symbols_of(self, ids: np.ndarray, lengths: np.ndarray) -> np.ndarray:
+        """The symbol ids of these patterns' flattened events, pattern after pattern."""
+        starts = self._offsets.data[ids] - _cuts(lengths)[:-1]
+        return self._flat.data[np.repeat(starts, lengths) + np.arange(int(lengths.sum()))].astype(np.int64)
+
+    def _symbol_ids_of(self, symbols: list[str]) -> np.ndarray:
+        """Each symbol's id; symbols seen for the first time get the next ids."""
+        known = self._symbol_ids
+        ids = np.fromiter(map(known.get, symbols, repeat(-1)), np.int64, len(symbols))
+        missing = ids < 0
+        if missing.any():
+            unknown = list(dict.fromkeys(compress(symbols, missing)))
+            known.update(zip(unknown, range(len(self._symbols), len(self._symbols) + len(unknown))))
+            self._symbols += unknown
+            self._symbol_freq.extend(np.zeros(len(unknown), np.int64))
+            self._symbol_pmf.extend(np.zeros(len(unknown), np.int64))
+            self._postings += [_Column(np.uint32) for _ in unknown]
+            ids[missing] = list(map(known.__getitem__, compress(symbols, missing)))
+        return ids
+
+    def _add_patterns(self, new: _NewPatterns) -> None:
+        """Store patterns not seen before, with their symbol index entries and pmf."""
+        first_id = len(self._names)
+        ids = range(first_id, first_id + len(new.names))
+        symbols = self._symbol_ids_of(new.flat)
+        self._ids.update(zip(new.names, ids))
+        self._names += new.names
+        self._name_keys.extend(_name_keys(new.names))
+        self._events += new.events
+        self._offsets.extend(self._flat.size + _cuts(new.lengths)[:-1])
+        self._flat.extend(symbols)
+        self._lengths.extend(new.lengths)
+        self._single.extend(new.single)
+        self._frequency.extend(np.zeros(len(ids), np.int64))
+        firsts = np.full(len(ids), _NO_SYMBOL, np.int64)
+        firsts[new.has_first] = symbols[_cuts(new.lengths)[:-1][new.has_first]]
+        self._firsts.extend(firsts)
+        self._index(symbols, np.repeat(np.arange(ids.start, ids.stop), new.lengths))
+        self._unique += len(ids)
+        self._pattern_freq_total += len(ids)
+
+    def _index(self, symbols: np.ndarray, ids: np.ndarray) -> None:
+        """Add new patterns to the symbol index and pmf: one entry per (symbol, pattern) pair."""
+        if not len(symbols):
+            return
+        pairs = np.sort((symbols.astype(np.uint64) << np.uint64(32)) | ids.astype(np.uint64))  # by symbol, then id
+        pairs = pairs[np.concatenate([[True], pairs[1:] != pairs[:-1]])]  # a symbol twice in a pattern counts once
+        symbols, ids = (pairs >> np.uint64(32)).astype(np.int64), pairs & np.uint64(0xFFFFFFFF)
+        cuts = np.flatnonzero(symbols[1:] != symbols[:-1]) + 1
+        starts, ends = np.concatenate([[0], cuts]), np.concatenate([cuts, [len(symbols)]])
+        distinct = symbols[starts]
+        pmf = self._symbol_pmf.view()
+        self._num_symbols += int(np.count_nonzero(pmf[distinct] == 0))
+        pmf[distinct] += ends - starts
+        postings = self._postings
+        for symbol, start, end in zip(distinct.tolist(), starts.tolist(), ends.tolist()):
+            postings[symbol].extend(ids[start:end])
+
+    def _merge(self, pattern_id: int, emotives, metadata, persistence: int, metadata_cap: int | None) -> None:
         if emotives:
-            entry.emotives = merge_emotives(entry.emotives, emotives, persistence)
+            self._emotives[pattern_id] = merge_emotives(self._emotives.get(pattern_id, []), emotives, persistence)
         if metadata:
-            entry.metadata = merge_metadata(entry.metadata, metadata, metadata_cap)
+            self._metadata[pattern_id] = merge_metadata(self._metadata.get(pattern_id, {}), metadata, metadata_cap)
 
     def delete_patterns(self, names: Iterable[str]) -> int:
         """Remove patterns, undoing their symbol statistics, indexes and totals; returns how many."""
         deleted = 0
         with self._lock:
             for name in dict.fromkeys(names):
-                entry = self._patterns.pop(name, None)
-                if entry is None:
-                    continue
-                deleted += 1
-                symbols = [s for event in entry.events for s in event]
-                for symbol in symbols:
-                    self._symbol_freq[symbol] -= entry.frequency
-                for symbol in dict.fromkeys(symbols):
-                    self._symbol_patterns[symbol].remove(name)
-                    self._symbol_pmf[symbol] -= 1
-                    if self._symbol_pmf[symbol] == 0:  # no pattern holds it any more: forget it
-                        del self._symbol_freq[symbol], self._symbol_pmf[symbol], self._symbol_patterns[symbol]
-                if entry.events and entry.events[0]:
-                    self._first_symbol[entry.events[0][0]].remove(name)
-                self._unique -= 1
-                self._pattern_freq_total -= 1
-                self._symbols_total -= entry.length * entry.frequency
+                pattern_id = self._ids.pop(name, None)
+                if pattern_id is not None:
+                    self._forget(pattern_id)
+                    deleted += 1
         return deleted
+
+    def _forget(self, pattern_id: int) -> None:
+        start, length = int(self._offsets.data[pattern_id]), int(self._lengths.data[pattern_id])
+        symbols = self._flat.data[start:start + length].astype(np.int64)
+        frequency = int(self._frequency.data[pattern_id])
+        np.subtract.at(self._symbol_freq.view(), symbols, frequency)
+        pmf = self._symbol_pmf.view()
+        for symbol in np.unique(symbols).tolist():
+            self._postings[symbol].without(pattern_id)
+            pmf[symbol] -= 1
+            self._num_symbols -= int(pmf[symbol] == 0)  # no pattern holds it any more: forgotten
+        self._firsts.data[pattern_id] = _NO_SYMBOL
+        self._names[pattern_id] = self._events[pattern_id] = None
+        self._emotives.pop(pattern_id, None)
+        self._metadata.pop(pattern_id, None)
+        self._unique -= 1
+        self._pattern_freq_total -= 1
+        self._symbols_total -= length * frequency
 
     def is_applied(self, batch_id: str) -> bool:
         return batch_id in self._applied
 
     # -- reads ------------------------------------------------------------------------------
-    def _record(self, name: str, entry: _Entry) -> PatternRecord:
-        return PatternRecord(name, [list(e) for e in entry.events], entry.length, entry.frequency,
-                             [dict(e) for e in entry.emotives],
-                             {k: list(v) for k, v in entry.metadata.items()})
+    def _record(self, name: str, pattern_id: int) -> PatternRecord:
+        return PatternRecord(name, [list(e) for e in self._events[pattern_id]], int(self._lengths.data[pattern_id]),
+                             int(self._frequency.data[pattern_id]),
+                             [dict(e) for e in self._emotives.get(pattern_id, ())],
+                             {k: list(v) for k, v in self._metadata.get(pattern_id, {}).items()})
 
     def get_pattern(self, name: str) -> PatternRecord | None:
-        entry = self._patterns.get(name)
-        return None if entry is None else self._record(name, entry)
+        pattern_id = self._ids.get(name)
+        return None if pattern_id is None else self._record(name, pattern_id)
 
     def get_patterns(self, names: Iterable[str]) -> dict[str, PatternRecord]:
-        patterns = self._patterns
-        return {n: self._record(n, patterns[n]) for n in names if n in patterns}
+        ids = self._ids
+        return {n: self._record(n, ids[n]) for n in names if n in ids}
+
+    def _known_symbol(self, symbol: str) -> int | None:
+        symbol_id = self._symbol_ids.get(symbol)
+        return symbol_id if symbol_id is not None and self._symbol_pmf.data[symbol_id] > 0 else None
 
     def patterns_with_any(self, symbols: Iterable[str]) -> set[str]:
-        out: set[str] = set()
-        index = self._symbol_patterns
-        for symbol in set(symbols):
-            out.update(index.get(symbol, ()))
-        return out
+        known = [i for i in map(self._known_symbol, set(symbols)) if i is not None]
+        if not known:
+            return set()
+        ids = np.unique(np.concatenate([self._postings[i].view() for i in known]))
+        return set(map(self._names.__getitem__, ids.tolist()))
 
     def patterns_starting_with(self, symbol: str) -> list[str]:
-        return list(self._first_symbol.get(symbol, ()))
+        symbol_id = self._known_symbol(symbol)
+        if symbol_id is None:
+            return []
+        return list(map(self._names.__getitem__, np.flatnonzero(self._firsts.view() == symbol_id).tolist()))
 
     def symbol_pmf(self, symbols: Iterable[str]) -> dict[str, int]:
-        pmf = self._symbol_pmf
-        return {s: pmf[s] for s in symbols if s in pmf}
+        ids, pmf = self._symbol_ids, self._symbol_pmf.data
+        return {s: int(pmf[ids[s]]) for s in symbols if s in ids and pmf[ids[s]] > 0}
 
     def symbol_frequencies(self, symbols: Iterable[str]) -> dict[str, int]:
-        freq = self._symbol_freq
-        return {s: freq[s] for s in symbols if s in freq}
+        ids, pmf, freq = self._symbol_ids, self._symbol_pmf.data, self._symbol_freq.data
+        return {s: int(freq[ids[s]]) for s in symbols if s in ids and pmf[ids[s]] > 0}
+
+    def symbol_index(self, symbols: Sequence[str]) -> SymbolIndex:
+        """Integer-id view of the patterns holding ``symbols`` (see ``base.SymbolIndex``)."""
+        with self._lock:
+            symbol_ids = [self._known_symbol(s) for s in symbols]
+            return SymbolIndex(
+                symbol_ids=[-1 if i is None else i for i in symbol_ids],
+                postings=[np.zeros(0, np.uint32) if i is None else self._postings[i].view() for i in symbol_ids],
+                num_symbol_ids=len(self._symbols), names=self._names, name_keys=self._name_keys.view(),
+                lengths=self._lengths.view(),
+                single_symbol_events=self._single.view(), offsets=self._offsets.view(), flat=self._flat.view())
 
     def totals(self) -> KBTotals:
-        return KBTotals(self._unique, self._pattern_freq_total, self._symbols_total, len(self._symbol_freq))
+        return KBTotals(self._unique, self._pattern_freq_total, self._symbols_total, self._num_symbols)
 
     def count(self) -> int:
-        return len(self._patterns)
+        return len(self._ids)
 
     def iter_patterns(self) -> Iterator[PatternRecord]:
-        for name in sorted(self._patterns):
-            yield self._record(name, self._patterns[name])
+        for name in sorted(self._ids):
+            pattern_id = self._ids.get(name)
+            if pattern_id is not None:
+                yield self._record(name, pattern_id)
 
     def close(self) -> None:
         """Nothing to release; the data stays for other holders of a shared memory:// name."""

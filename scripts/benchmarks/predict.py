@@ -104,8 +104,9 @@ def bench_predict(n_patterns_list=(10_000, 100_000, 1_000_000), n_queries: int =
                   config: SessionConfig | None = None, seed: int = 0) -> list[dict]:
     """p50/p95 latency of ``predict`` and ``predict_full_scan`` per KB size.
 
-    ``predict`` runs ``n_queries`` STMs twice: an untimed cold pass (it fills the per-KB shape
-    cache; its total seconds are reported) and the timed pass. ``predict_full_scan`` runs the
+    ``predict`` runs ``n_queries`` STMs twice: an untimed cold pass (its total seconds are
+    reported; it fills the name search's per-KB shape cache, which the id search on this
+    ``MemoryStore`` does not use) and the timed pass. ``predict_full_scan`` runs the
     first ``full_scan_queries`` of them, only for KBs of at most ``full_scan_max_patterns`` (it
     scores every pattern). Each size also checks that both return equal results on the STMs both
     ran. Returns one JSON-ready dict per size.

@@ -191,10 +191,11 @@ class MemoryStore:
         np.add.at(self._frequency.view(), ids, counts)
         lengths = self._lengths.data[ids]
         symbols = self._symbols_of(ids, lengths)
-        if (counts == 1).all():
-            self._symbol_freq.view()[:] += np.bincount(symbols, minlength=self._symbol_freq.size)
-        else:
-            np.add.at(self._symbol_freq.view(), symbols, np.repeat(counts, lengths))
+        freq = self._symbol_freq.view()
+        if (counts == 1).all() and 4 * len(symbols) >= len(freq):   # a bulk batch: one dense pass
+            freq += np.bincount(symbols, minlength=len(freq))
+        else:   # few symbols against many stored (a session's learn): touch only those
+            np.add.at(freq, symbols, np.repeat(counts, lengths))
         self._symbols_total += int(np.dot(lengths, counts))
         return ids
 

@@ -93,9 +93,9 @@ def test_real_text_with_pruning_and_early_termination(kjv_books_path, gpt2_dir):
 
 def test_symbols_beyond_the_code_points_fall_back_to_tuples(monkeypatch):
     """Once a KB has used every code point, shapes keep their symbol tuples and stay exact."""
-    import katoray.engine.predict as predict_module
+    import katoray.engine.candidates as candidates_module
 
-    monkeypatch.setattr(predict_module, "_MAX_CODES", 5)
+    monkeypatch.setattr(candidates_module, "MAX_CODES", 5)
     kb = _kb([([["a"], ["b"], ["c"]], 1, []), ([["d"], ["e"], ["f"]], 2, []), ([["a"], ["e"], ["g"]], 1, []),
               ([["g", "h"], ["a"]], 1, []), ([["b"], ["h"]], 3, [])])
     for stm in ([["a"], ["e"]], [["h"], ["a"], ["b"]], [["z"], ["g"]]):

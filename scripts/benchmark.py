@@ -2,6 +2,7 @@
 
     python scripts/benchmark.py all                 # everything below, one JSON object per line
     python scripts/benchmark.py store               # learn rate: memory and sqlite bulk apply (patterns/s)
+    python scripts/benchmark.py sqlite              # sqlite apply of training's node0/node1 batches (CPU us/pattern)
     python scripts/benchmark.py predict             # prediction p50/p95 at 10k/100k/1M patterns vs full scan
     python scripts/benchmark.py map                 # tokenizing alone vs tokenizing + the 4-level map
     python scripts/benchmark.py train               # end-to-end training (1 and 2 workers) vs tokenizing alone
@@ -36,6 +37,12 @@ def bench_store(args) -> list[dict]:
     with tempfile.TemporaryDirectory(prefix="katoray-bench-") as tmp:
         return [run(url, args.patterns, args.batch_size, corpus_path=KJV_BOOKS, tokenizer_path=GPT2)
                 for url in ("memory://", f"sqlite:///{tmp}/kb")]
+
+
+def bench_sqlite(args) -> list[dict]:
+    from scripts.benchmarks.sqlite_levels import bench_sqlite_levels as run
+
+    return run(KJV_BOOKS, GPT2)
 
 
 def bench_predict(args) -> list[dict]:
@@ -96,8 +103,8 @@ class _secantus:
         self.proc.wait(10)
 
 
-BENCHMARKS = {"store": bench_store, "predict": bench_predict, "map": bench_map, "train": bench_train,
-              "mongo": bench_mongo}
+BENCHMARKS = {"store": bench_store, "sqlite": bench_sqlite, "predict": bench_predict, "map": bench_map,
+              "train": bench_train, "mongo": bench_mongo}
 
 
 def main() -> None:

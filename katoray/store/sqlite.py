@@ -6,23 +6,42 @@ the current directory. A path ending in ``.sqlite`` or ``.db`` is the KB file it
 path is a directory (created if missing) holding ``<kb_id>.sqlite``, one file per node. A file
 remembers the ``kb_id`` it was created for and refuses another, so two nodes never mix.
 
-Layout (schema 2): ``patterns`` (integer id in learn order, unique bare-sha1 ``name``,
+Layout (schema 3): ``patterns`` (integer id in learn order, unique bare-sha1 ``name``,
 ``pattern_data``, ``emotives`` and ``metadata`` as JSON text), ``symbols`` (keyed by the symbol
-text: frequency, pmf), one ``totals`` row and ``applied_batches``. The symbol index
-``symbol_patterns`` and the first-symbol index ``first_symbol`` are posting lists: one row per
-(symbol, apply) holding the ids of the patterns that apply created, packed as little-endian
-uint32s. One row per symbol per batch instead of one per (symbol, pattern) made bulk loads about
-2.5x faster (measured on KJV 8-token patterns: 730k index rows per 100k patterns became ~75k);
-a lookup is still a range read of the symbol's rows, then id -> name through the primary key.
-Merge rules are those of :mod:`katoray.store.base`; every answer equals :class:`MemoryStore`'s.
+text), ``symbol_patterns``, one ``totals`` row and ``applied_batches``. Both indexes, symbol ->
+patterns holding it and symbol -> patterns starting with it, are posting lists: pattern ids packed
+as little-endian uint32s, in learn order. A symbol's row holds its statistics (frequency, pmf)
+and its first lists (``starting_ids``, ``pattern_ids``): those of the apply that created it, and
+of later applies while they fit in ``OWN_LIST_MAX`` ids. Once they do not, each later apply adds
+an overflow row to ``symbol_patterns`` with the same two lists, keyed by (symbol, the first id
+that apply created). A lookup reads the symbol's row, then its overflow rows (primary-key ranges,
+in apply order), then id -> name through the primary key. A list longer than ``OWN_LIST_MAX``
+at creation goes to an overflow row at once, so a symbol's row stays small: every statistics
+update rewrites it. Merge rules are those of :mod:`katoray.store.base`; every answer equals
+:class:`MemoryStore`'s.
 
-Deletion (``delete_patterns``) cuts the deleted ids out of the posting blobs that hold them and
-drops rows left empty, so every read stays an exact index lookup with nothing to filter (no
-tombstones). Finding those blobs is indexed: a symbol's rows are keyed by the first id of the apply
-that wrote them, new ids always exceed every stored id, so the row holding id ``x`` is the
-symbol's last row keyed ``<= x``, and one range read per affected symbol (from the row holding
-its smallest deleted id to its largest) finds them all. Ids of deleted patterns may be given again
-to later patterns; no index refers to them any more.
+Why this shape (measured with ``python scripts/benchmark.py sqlite``: the KJV as training sends
+it, GPT-2 tokens, 4 levels of chunk 8, 12 applies per level): lists per symbol per apply instead
+of one row per (symbol, pattern) made node0's bulk loads about 2.5x faster (schema 2). Above
+node0 nearly every symbol is a new ``PTRN|`` name held by one pattern (node1: 8 per pattern), so
+keeping a new symbol's lists in its row writes one row per new symbol instead of three
+(statistics, symbol index, first-symbol index); appending a recurring symbol's lists to its row
+writes one row instead of two. With the other changes of schema 3 (blobs bound as bytearray,
+fewer bound columns, JSON text checked per distinct symbol, a larger WAL between checkpoints)
+node1 went from ~54 to ~28 µs of CPU per pattern and node0 from ~7.1 to ~5.4.
+
+Whether a symbol is new needs no separate read: the store caches the own-list size of every
+symbol it wrote (valid while no other process writes: ``totals.generation`` counts writes), and
+inserts the others with ``INSERT OR IGNORE``, whose row count says whether any existed already
+(only then one read finds which: a stored list holds only older ids, never the list just offered).
+
+Deletion (``delete_patterns``) cuts the deleted ids out of the lists that hold them and drops
+overflow rows left empty, so every read stays an exact index lookup with nothing to filter (no
+tombstones). Finding those lists is indexed: new ids always exceed every stored id, so the list
+holding id ``x`` is the symbol's last overflow row keyed ``<= x`` or, if there is none, the
+symbol's own row; one range read per affected symbol (from the row holding its smallest deleted
+id to its largest) finds them all. Ids of deleted patterns may be given again to later patterns;
+no index refers to them any more.
 
 Each ``apply`` and each ``delete_patterns`` is one ``BEGIN IMMEDIATE`` transaction holding the
 deltas, the statistics and the batch-id record, so a crash never leaves half a batch. The file is
@@ -35,14 +54,16 @@ import json
 import os
 import re
 import sqlite3
+import struct
 import sys
 import threading
 from array import array
 from collections import Counter
 from contextlib import contextmanager
-from itertools import chain, compress, count
+from itertools import chain, compress, filterfalse
+from operator import not_
 from pathlib import Path
-from typing import Iterable, Iterator, Sequence
+from typing import Iterable, Iterator, Mapping, Sequence
 
 from katoray.errors import ConfigError, StoreError
 from katoray.store.base import (DeltaColumns, KBTotals, PatternDelta, PatternRecord, merge_emotives,
@@ -51,10 +72,12 @@ from katoray.util import paused_gc
 
 SCHEME = "sqlite:///"
 FILE_SUFFIXES = (".sqlite", ".db")
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 BUSY_TIMEOUT_S = 60.0          # a second writer waits this long for the write lock, then fails
 ITER_PAGE = 1000               # patterns per read in iter_patterns (keeps WAL snapshots short)
-SYMBOL_CACHE_MAX = 2_000_000   # symbols known to be stored, cached per store; refilled lazily
+SYMBOL_CACHE_MAX = 2_000_000   # stored symbols whose own-list size is cached per store; refilled lazily
+OWN_LIST_MAX = 256             # ids a symbol's own row may hold (1 KiB); later lists go to overflow rows
+CLOSED = -1                    # cached own-list size of a symbol that has overflow rows
 MAX_PATTERN_ID = 2**32 - 1     # posting lists hold uint32 pattern ids
 
 if sqlite3.sqlite_version_info < (3, 38, 0):
@@ -67,6 +90,10 @@ _PRAGMAS = (
     "PRAGMA synchronous=NORMAL",   # with WAL: a crash loses at most the last commits, never corrupts
     "PRAGMA temp_store=MEMORY",
     "PRAGMA cache_size=-131072",   # KiB: 128 MiB keeps the index pages hot during bulk loads
+    # Pages (128 MiB at 16 KiB): a checkpoint copies each page once however many commits rewrote
+    # it since the last; at SQLite's default (1000) bulk loads checkpoint after nearly every
+    # commit, rewriting the same index pages each time (measured: ~5% of node0's apply CPU).
+    "PRAGMA wal_autocheckpoint=8192",
 )
 
 _SCHEMA = f"""
@@ -76,12 +103,10 @@ CREATE TABLE IF NOT EXISTS patterns (
     id INTEGER PRIMARY KEY, name TEXT NOT NULL UNIQUE, pattern_data TEXT NOT NULL,
     length INTEGER NOT NULL, frequency INTEGER NOT NULL, emotives TEXT, metadata TEXT);
 CREATE TABLE IF NOT EXISTS symbols (
-    symbol TEXT PRIMARY KEY, frequency INTEGER NOT NULL, pmf INTEGER NOT NULL) WITHOUT ROWID;
+    symbol TEXT PRIMARY KEY, frequency INTEGER NOT NULL, pmf INTEGER NOT NULL,
+    starting_ids BLOB NOT NULL, pattern_ids BLOB NOT NULL) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS symbol_patterns (
-    symbol TEXT NOT NULL, first_id INTEGER NOT NULL, pattern_ids BLOB NOT NULL,
-    PRIMARY KEY (symbol, first_id)) WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS first_symbol (
-    symbol TEXT NOT NULL, first_id INTEGER NOT NULL, pattern_ids BLOB NOT NULL,
+    symbol TEXT NOT NULL, first_id INTEGER NOT NULL, starting_ids BLOB NOT NULL, pattern_ids BLOB NOT NULL,
     PRIMARY KEY (symbol, first_id)) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS totals (
     id INTEGER PRIMARY KEY CHECK (id = 1), generation INTEGER NOT NULL,
@@ -92,26 +117,45 @@ CREATE TABLE IF NOT EXISTS applied_batches (batch_id TEXT PRIMARY KEY) WITHOUT R
 """
 
 # A new name gets the next id (max + 1, so ids follow learn order); a known name adds its count.
-# emotives/metadata are NULL unless this batch changed them (then they hold the merged result).
-_UPSERT_PATTERN = (
-    "INSERT INTO patterns (name, pattern_data, length, frequency, emotives, metadata) "
-    "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT(name) DO UPDATE SET "
-    "frequency = frequency + excluded.frequency, "
-    "emotives = coalesce(excluded.emotives, emotives), metadata = coalesce(excluded.metadata, metadata)")
-_UPSERT_SYMBOL = (
-    "INSERT INTO symbols (symbol, frequency, pmf) VALUES (?, ?, ?) ON CONFLICT(symbol) DO UPDATE "
-    "SET frequency = frequency + excluded.frequency, pmf = pmf + excluded.pmf")
-_RECORD_COLUMNS = "name, pattern_data, length, frequency, emotives, metadata"
-_IN_JSON = "IN (SELECT value FROM json_each(?))"   # one bound JSON array instead of N parameters
-# Index reads: symbol -> its posting rows (a range of the primary key) -> ids -> names (rowid
-# lookups); searches, never scans. Rows come in apply order, ids in learn order inside a row.
-WITH_ANY_SQL = f"SELECT pattern_ids FROM symbol_patterns WHERE symbol {_IN_JSON}"
-STARTING_WITH_SQL = "SELECT pattern_ids FROM first_symbol WHERE symbol = ? ORDER BY first_id"
+# emotives/metadata, when the batch has any, are NULL unless this batch changed them (then they
+# hold the merged result); a batch without any leaves them out (fewer parameters to bind).
+_PATTERN_COLUMNS = ("name", "pattern_data", "length", "frequency")
+_ANNOTATION_COLUMNS = ("emotives", "metadata")
+_RECORD_COLUMNS = ", ".join(_PATTERN_COLUMNS + _ANNOTATION_COLUMNS)
+# A symbol not known to be stored: created with the lists of this apply, or left as it is.
+_INSERT_SYMBOL = "INSERT OR IGNORE INTO symbols VALUES (?, ?, ?, ?, ?)"
+_INSERT_SYMBOL_NOT_FIRST = "INSERT OR IGNORE INTO symbols VALUES (?, ?, ?, x'', ?)"   # most symbols
+_UPDATE_SYMBOL = "UPDATE symbols SET frequency = frequency + ?, pmf = pmf + ? WHERE symbol = ?"
+# (|| joins as text; the cast gives the same bytes back as a blob)
+_APPEND_SYMBOL = ("UPDATE symbols SET frequency = frequency + ?, pmf = pmf + ?, "
+                  "starting_ids = CAST(starting_ids || ? AS BLOB), pattern_ids = CAST(pattern_ids || ? AS BLOB) "
+                  "WHERE symbol = ?")
+_APPEND_SYMBOL_NOT_FIRST = ("UPDATE symbols SET frequency = frequency + ?, pmf = pmf + ?, "
+                            "pattern_ids = CAST(pattern_ids || ? AS BLOB) WHERE symbol = ?")
+_IN_JSON = "IN (SELECT value FROM json_each(?1))"   # one bound JSON array instead of N parameters
+# Index reads: a symbol's own row and its overflow rows (primary-key searches, never scans), then
+# ids -> names (rowid lookups). Lists come in apply order (the symbol's own first, key 0 before
+# every overflow key), ids in learn order inside a list; the list is the last column.
+WITH_ANY_SQL = (f"SELECT pattern_ids FROM symbols WHERE symbol {_IN_JSON} "
+                f"UNION ALL SELECT pattern_ids FROM symbol_patterns WHERE symbol {_IN_JSON}")
+STARTING_WITH_SQL = ("SELECT 0, starting_ids FROM symbols WHERE symbol = ?1 "
+                     "UNION ALL SELECT first_id, starting_ids FROM symbol_patterns WHERE symbol = ?1 ORDER BY 1")
 NAMES_OF_IDS_SQL = f"SELECT id, name FROM patterns WHERE id {_IN_JSON}"
+# Deletion: the rows of symbol ?1 that may hold ids ?2..?3 (module docstring); first_id 0 is the
+# symbol's own row.
+_ROWS_HOLDING_SQL = (
+    "SELECT 0, starting_ids, pattern_ids FROM symbols WHERE symbol = ?1 AND NOT EXISTS "
+    "(SELECT 1 FROM symbol_patterns WHERE symbol = ?1 AND first_id <= ?2) UNION ALL "
+    "SELECT first_id, starting_ids, pattern_ids FROM symbol_patterns WHERE symbol = ?1 AND first_id <= ?3 AND "
+    "first_id >= coalesce((SELECT max(first_id) FROM symbol_patterns WHERE symbol = ?1 AND first_id <= ?2), 0)")
 
 _to_json = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
-_JSON_ESCAPED = re.compile(r'["\\\x00-\x1f]')   # the only characters _to_json rewrites inside a str
+_JSON_CONTROL = re.compile(r"[\x00-\x1f]")   # _to_json rewrites these, '"' and backslash inside a str
+_JSON_ESCAPED_BYTES = bytes(range(0x20)) + b'"\\'
+_EVENT_SEPARATOR = '"],["'
+_LIST_TYPE, _STR_TYPE = {list}, {str}
 _LITTLE_ENDIAN = sys.byteorder == "little"
+_UINT32 = struct.Struct("<I").pack
 
 
 def sqlite_path(url: str, kb_id: str) -> Path:
@@ -179,7 +223,8 @@ class _Batch:
     def _of_events(cls, names: list[str], events: list, counts: list[int],
                    annotated: dict[str, list[tuple[list, dict]]]) -> "_Batch":
         symbols = [list(chain.from_iterable(pattern)) for pattern in events]
-        one_per_event = all(map(int.__eq__, map(len, symbols), map(len, events)))
+        # (not: as many symbols as events; [["a"], ["b", "c"], []] has three of each)
+        one_per_event = all(map((1).__eq__, map(len, chain.from_iterable(events))))
         return cls(names, symbols, None if one_per_event else events, counts, annotated)
 
     @classmethod
@@ -190,25 +235,20 @@ class _Batch:
         annotated = {names[i]: [([], meta)] for i, meta in sorted(columns.metadata.items()) if meta}
         return cls(names, list(columns.symbols), None, list(columns.counts), annotated)
 
-    def frequencies(self) -> Counter:
-        """freq increment per symbol (occurrences times count); every symbol of the batch is a key."""
-        counts, symbols = self.counts, self.symbols
-        if all(c == 1 for c in counts):
-            return Counter(chain.from_iterable(symbols))
-        freq = Counter(chain.from_iterable(compress(symbols, [c == 1 for c in counts])))
-        for pattern, c in zip(symbols, counts):
-            if c != 1:
-                for symbol in pattern:
-                    freq[symbol] += c
-        return freq
+    def joined_data(self) -> list[str] | None:
+        """Each pattern's events as JSON text made by joining strings: the encoder's text, at a
+        fraction of its cost, for patterns whose symbols need no escaping (``_is_plain``; the
+        caller checks). None if some symbol is not a str."""
+        try:
+            if self.events is not None:
+                return list(map(_joined_json, self.events))
+            return [f'[["{_EVENT_SEPARATOR.join(pattern)}"]]' if pattern else "[]" for pattern in self.symbols]
+        except TypeError:
+            return None
 
-    def pattern_data(self, plain: bool) -> list[str]:
-        """Each pattern's events as JSON (``plain``: no symbol needs escaping, so strings join)."""
-        if self.events is None:
-            if plain:
-                return ['[["' + '"],["'.join(pattern) + '"]]' if pattern else "[]" for pattern in self.symbols]
-            return [_to_json([[s] for s in pattern]) for pattern in self.symbols]
-        return list(map(_joined_json if plain else _to_json, self.events))
+    def encoded_data(self, i: int) -> str:
+        """Pattern i's events as JSON text, by the encoder."""
+        return _to_json(self.events[i] if self.events is not None else [[s] for s in self.symbols[i]])
 
     def first_symbols(self, positions: Iterable[int]) -> list[str | None]:
         """The first event's first symbol of each pattern at ``positions`` (None: no such symbol)."""
@@ -225,8 +265,10 @@ class SqliteStore:
         self.kb_id = kb_id
         self.path = Path(path)
         self._lock = threading.Lock()
-        self._known_symbols: set[str] = set()   # committed symbols (valid until a clear)
-        self._generation = 0                    # the totals.generation that set belongs to
+        # Stored symbols -> ids in their own row's list (CLOSED: it has overflow rows), as
+        # committed by this process; void once another write (totals.generation) intervenes.
+        self._own_sizes: dict[str, int] = {}
+        self._generation = 0                    # the totals.generation that cache belongs to
         self._conn = _connect(self.path, kb_id, busy_timeout_s)
 
     @classmethod
@@ -264,68 +306,153 @@ class SqliteStore:
             with self._transaction():
                 if batch_id is not None and not self._record_batch(batch_id):
                     return False
-                new_symbols = self._write(batch, persistence, metadata_cap)
-            self._known_symbols.update(new_symbols)   # only once committed
+                sizes = self._write(batch, persistence, metadata_cap)
+            self._own_sizes.update(sizes)   # only once committed
+            self._generation += 1           # this apply's own bump (_write)
             return True
 
     def _record_batch(self, batch_id: str) -> bool:
         return self._conn.execute("INSERT OR IGNORE INTO applied_batches VALUES (?)", (batch_id,)).rowcount == 1
 
-    def _write(self, batch: _Batch, persistence: int, metadata_cap: int | None) -> list[str]:
-        """All SQL of one batch; returns the symbols it created."""
+    def _write(self, batch: _Batch, persistence: int, metadata_cap: int | None) -> dict[str, int]:
+        """All SQL of one batch; returns the own-list sizes of the symbols whose rows it wrote."""
         conn = self._conn
         self._check_generation()
-        freq = batch.frequencies()
         annotations = self._merged_annotations(batch, persistence, metadata_cap)
         lengths = list(map(len, batch.symbols))
         last_id = conn.execute("SELECT coalesce(max(id), 0) FROM patterns").fetchone()[0]
-        conn.executemany(_UPSERT_PATTERN, _pattern_rows(batch, lengths, annotations, _is_plain(freq)))
-        new = self._new_positions(batch, last_id)
-        if last_id + len(new) > MAX_PATTERN_ID:
-            raise StoreError(f"{str(self.path)!r} would exceed {MAX_PATTERN_ID} patterns, more than one SQLite "
+        if last_id + len(lengths) > MAX_PATTERN_ID:
+            raise StoreError(f"{str(self.path)!r} would exceed {MAX_PATTERN_ID} pattern ids, more than one SQLite "
                              "KB indexes; use a MongoDB store for this node")
+        # Joined JSON is checked once the batch's distinct symbols are known (below), not per occurrence.
+        data = batch.joined_data()
+        joined = data is not None
+        sql, rows = _pattern_upsert(batch, data if joined else list(map(batch.encoded_data, range(len(lengths)))),
+                                    lengths, annotations)
+        conn.executemany(sql, rows)
+        new = self._new_positions(batch, last_id)
         first_id = last_id + 1
-        postings = _group(map(batch.symbols.__getitem__, new), first_id)
-        new_symbols = self._new_symbols(freq)
-        conn.executemany(_UPSERT_SYMBOL, [(s, f, len(postings[s]) if s in postings else 0) for s, f in freq.items()])
-        conn.executemany("INSERT INTO symbol_patterns VALUES (?, ?, ?)", _posting_rows(postings, first_id))
-        firsts = _group_firsts(batch.first_symbols(new), first_id)
-        conn.executemany("INSERT INTO first_symbol VALUES (?, ?, ?)", _posting_rows(firsts, first_id))
+        ids = range(first_id, first_id + len(new))
+        symbols = batch.symbols if len(new) == len(lengths) else list(map(batch.symbols.__getitem__, new))
+        holding, starting, repeats = _group(symbols, ids, batch.events is None)
+        if batch.events is not None:   # the first event may be empty: its first symbol is not symbols[0]
+            starting = _group_firsts(batch.first_symbols(new), ids)
+        freq = _frequencies(batch, new, holding, repeats)
+        if joined and not _is_plain([freq]):
+            self._encode_escaped(batch, new, holding, first_id)
+        created, sizes = self._write_symbols(freq, holding, starting, first_id)
         symbols_total = sum(map(int.__mul__, lengths, batch.counts))
-        conn.execute(
-            "UPDATE totals SET total_unique_patterns = total_unique_patterns + ?1, "
+        conn.execute(   # every write bumps the generation: other writers' caches are then void
+            "UPDATE totals SET generation = generation + 1, total_unique_patterns = total_unique_patterns + ?1, "
             "total_pattern_frequencies = total_pattern_frequencies + ?1, "
             "total_symbols_in_patterns_frequencies = total_symbols_in_patterns_frequencies + ?2, "
-            "num_symbols = num_symbols + ?3", (len(new), symbols_total, len(new_symbols)))
-        return new_symbols
+            "num_symbols = num_symbols + ?3", (len(new), symbols_total, created))
+        return sizes
 
-    def _new_positions(self, batch: _Batch, last_id: int) -> list[int]:
+    def _encode_escaped(self, batch: _Batch, new: Sequence[int], holding: dict[str, list[int]],
+                        first_id: int) -> None:
+        """Rewrite, by the encoder, the joined JSON of the new patterns holding a symbol that JSON
+        escapes (a re-learned pattern keeps its stored text)."""
+        ids = sorted({i for s, held in holding.items() if not _is_plain([[s]]) for i in held})
+        self._conn.executemany("UPDATE patterns SET pattern_data = ? WHERE id = ?",
+                               [(batch.encoded_data(new[i - first_id]), i) for i in ids])
+
+    def _new_positions(self, batch: _Batch, last_id: int) -> Sequence[int]:
         """Batch positions of the patterns the upsert created (their ids: last_id + 1, + 2, ...)."""
-        created = self._conn.execute("SELECT coalesce(max(id), 0) FROM patterns").fetchone()[0] - last_id
+        conn = self._conn
+        created = conn.execute("SELECT coalesce(max(id), 0) FROM patterns").fetchone()[0] - last_id
         if created == len(batch.names):
-            return list(range(created))
+            return range(created)
         if created == 0:
             return []
-        new_names = {row[0] for row in self._conn.execute("SELECT name FROM patterns WHERE id > ?", (last_id,))}
-        return [i for i, name in enumerate(batch.names) if name in new_names]
+        new_names = set(chain.from_iterable(conn.execute("SELECT name FROM patterns WHERE id > ?", (last_id,))))
+        return list(compress(range(len(batch.names)), map(new_names.__contains__, batch.names)))
+
+    def _write_symbols(self, freq: dict[str, int], holding: dict[str, list[int]], starting: dict[str, list[int]],
+                       first_id: int) -> tuple[int, dict[str, int]]:
+        """Symbol statistics and both indexes (layout in the module docstring). ``holding`` /
+        ``starting``: symbol -> ids of this apply's new patterns holding it / starting with it (a
+        pattern's first symbol is one it holds). Returns how many symbols it created and the
+        own-list sizes of the rows it wrote."""
+        created, stored = self._insert_symbols(freq, holding, starting, first_id)
+        if len(created) == len(freq):
+            return len(created), created
+        written = dict(created)
+        sizes = self._own_sizes
+        appended, appended_first, stats_only, overflow = [], [], [], []
+        for s in filterfalse(created.__contains__, freq):
+            ids = holding.get(s)
+            if ids is None:   # held by re-learned patterns only
+                stats_only.append((freq[s], 0, s))
+                continue
+            size = stored[s] if s in stored else sizes[s]
+            if size != CLOSED and size + len(ids) <= OWN_LIST_MAX:
+                if s in starting:
+                    appended_first.append((freq[s], len(ids), _pack(starting[s]), _pack(ids), s))
+                else:
+                    appended.append((freq[s], len(ids), _pack(ids), s))
+                written[s] = size + len(ids)
+            else:
+                stats_only.append((freq[s], len(ids), s))
+                overflow.append((s, first_id, _pack(starting[s]) if s in starting else bytearray(), _pack(ids)))
+                written[s] = CLOSED
+        conn = self._conn
+        expected = len(appended) + len(appended_first) + len(stats_only)
+        updated = conn.executemany(_APPEND_SYMBOL_NOT_FIRST, appended).rowcount + \
+            conn.executemany(_APPEND_SYMBOL, appended_first).rowcount + \
+            conn.executemany(_UPDATE_SYMBOL, stats_only).rowcount
+        if updated != expected:
+            raise StoreError(f"{str(self.path)!r}: {expected - updated} symbols of stored patterns are missing from "
+                             "the symbol table; the file is damaged, nothing was written. Rebuild this KB")
+        conn.executemany("INSERT INTO symbol_patterns VALUES (?, ?, ?, ?)", overflow)
+        return len(created), written
+
+    def _insert_symbols(self, freq: dict[str, int], holding: dict[str, list[int]], starting: dict[str, list[int]],
+                        first_id: int) -> tuple[dict[str, int], dict[str, int]]:
+        """Create the symbols not known to be stored, with their lists in their own row, or in an
+        overflow row when longer than OWN_LIST_MAX (a long list in the row would be copied by
+        every later statistics update). Returns the own-list sizes of those created and of those
+        found stored already (a cold cache)."""
+        conn = self._conn
+        fresh = list(filterfalse(self._own_sizes.__contains__, holding))   # one that gained no pattern is stored
+        sizes = list(map(len, map(holding.__getitem__, fresh)))
+        long = [s for s, size in zip(fresh, sizes) if size > OWN_LIST_MAX] if max(sizes, default=0) > OWN_LIST_MAX \
+            else []
+        stored = self._stored_sizes(long) if long else {}   # few: known before their rows are chosen
+        short = list(compress(fresh, map(OWN_LIST_MAX.__ge__, sizes))) if long else fresh
+        rows, first_rows = _symbol_rows(short, freq, holding, starting)
+        inserted = conn.executemany(_INSERT_SYMBOL_NOT_FIRST, rows).rowcount + \
+            conn.executemany(_INSERT_SYMBOL, first_rows).rowcount
+        if inserted != len(short):
+            stored.update(self._stored_sizes(short, {row[0]: row[-1] for row in chain(rows, first_rows)}))
+        created = dict(zip(short, map(len, map(holding.__getitem__, short))))
+        if stored:
+            created = {s: size for s, size in created.items() if s not in stored}
+        long = [s for s in long if s not in stored]
+        if long:
+            conn.executemany(_INSERT_SYMBOL, [(s, freq[s], len(holding[s]), bytearray(), bytearray()) for s in long])
+            conn.executemany("INSERT INTO symbol_patterns VALUES (?, ?, ?, ?)", [
+                (s, first_id, _pack(starting[s]) if s in starting else bytearray(), _pack(holding[s])) for s in long])
+            created.update(dict.fromkeys(long, CLOSED))
+        return created, stored
+
+    def _stored_sizes(self, symbols: list[str], offered: dict[str, bytearray] | None = None) -> dict[str, int]:
+        """Own-list sizes (CLOSED: it has overflow rows) of those of ``symbols`` that are stored,
+        leaving out those whose stored list is the ``offered`` one: the INSERT OR IGNORE just
+        created them (a symbol stored before holds only older ids)."""
+        rows = self._conn.execute(
+            "SELECT symbol, pattern_ids, EXISTS (SELECT 1 FROM symbol_patterns AS o WHERE o.symbol = s.symbol) "
+            f"FROM symbols AS s WHERE symbol {_IN_JSON}", (_to_json(symbols),))
+        return {s: CLOSED if closed else len(ids) // 4 for s, ids, closed in rows
+                if offered is None or ids != offered[s]}
 
     def _check_generation(self) -> None:
-        # clear() (here or in another process) bumps the generation: the known symbols are void.
+        # Every write (here or in another process) bumps the generation; only this process's own
+        # keep the cache valid (_apply follows them).
         generation = self._conn.execute("SELECT generation FROM totals").fetchone()[0]
-        if generation != self._generation or len(self._known_symbols) > SYMBOL_CACHE_MAX:
-            self._known_symbols.clear()
+        if generation != self._generation or len(self._own_sizes) > SYMBOL_CACHE_MAX:
+            self._own_sizes.clear()
             self._generation = generation
-
-    def _new_symbols(self, freq: Counter) -> list[str]:
-        """The batch's symbols not yet stored (sorted: the same batches give the same file)."""
-        known = self._known_symbols
-        missing = set(freq).difference(known)
-        if missing:
-            found = [row[0] for row in self._conn.execute(f"SELECT symbol FROM symbols WHERE symbol {_IN_JSON}",
-                                                          (_to_json(list(missing)),))]
-            known.update(found)   # committed rows: valid whatever this transaction does
-            missing.difference_update(found)
-        return sorted(missing)
 
     def _merged_annotations(self, batch: _Batch, persistence: int,
                             metadata_cap: int | None) -> dict[str, tuple[str | None, str | None]]:
@@ -336,7 +463,11 @@ class SqliteStore:
                   self._conn.execute(f"SELECT name, emotives, metadata FROM patterns WHERE name {_IN_JSON}",
                                      (_to_json(list(batch.annotated)),))}
         out = {}
+        fresh: dict[str, str] = {}   # memo of _fresh_metadata_json
         for name, learns in batch.annotated.items():
+            if name not in stored and len(learns) == 1 and not learns[0][0]:   # training's case
+                out[name] = (None, _fresh_metadata_json(learns[0][1], metadata_cap, fresh))
+                continue
             emotives, metadata = stored.get(name, ([], {}))
             for new_emotives, new_metadata in learns:   # the same sequence of merges MemoryStore makes
                 if new_emotives:
@@ -383,12 +514,10 @@ class SqliteStore:
                 firsts.setdefault(events[0][0], []).append(pattern_id)
             symbols_total += length * frequency
         conn.execute(f"DELETE FROM patterns WHERE id {_IN_JSON}", (_to_json([row[0] for row in doomed]),))
-        forgotten = self._subtract_symbols(freq, holders)
-        self._cut_postings("symbol_patterns", holders)
-        self._cut_postings("first_symbol", firsts)
-        # A forgotten symbol voids every writer's cache of stored symbols: bump the generation.
-        conn.execute(
-            "UPDATE totals SET generation = generation + (?3 > 0), "
+        self._cut_postings(holders, firsts)
+        forgotten = self._subtract_symbols(freq, holders)   # after the cuts: it drops forgotten rows
+        conn.execute(   # the generation bump voids every writer's cache, this one's too
+            "UPDATE totals SET generation = generation + 1, "
             "total_unique_patterns = total_unique_patterns - ?1, "
             "total_pattern_frequencies = total_pattern_frequencies - ?1, "
             "total_symbols_in_patterns_frequencies = total_symbols_in_patterns_frequencies - ?2, "
@@ -410,40 +539,48 @@ class SqliteStore:
                              "nothing was deleted. Rebuild this KB")
         return conn.execute(f"DELETE FROM symbols WHERE pmf = 0 AND symbol {_IN_JSON}", (affected,)).rowcount
 
-    def _cut_postings(self, table: str, gone_by_symbol: dict[str, list[int]]) -> None:
-        """Rewrite the posting blobs of ``table`` without the deleted ids (rows left empty go).
+    def _cut_postings(self, holders: dict[str, list[int]], firsts: dict[str, list[int]]) -> None:
+        """Rewrite the lists holding the deleted ids (``holders``/``firsts``: symbol -> deleted ids
+        holding it / starting with it); overflow rows left empty go. A starting list is part of
+        its row's pattern list, so only rows whose pattern list loses ids change.
 
-        One range read per symbol: from its last row keyed <= the smallest deleted id (the row
-        holding that id, module docstring) to the largest deleted id."""
+        One range read per symbol: from the row holding its smallest deleted id (its last
+        overflow row keyed <= that id, else its own row; module docstring) to the largest."""
         conn = self._conn
-        rewritten: list[tuple[bytes, str, int]] = []
+        own: list[tuple[bytearray, bytearray, str]] = []
+        rewritten: list[tuple[bytearray, bytearray, str, int]] = []
         emptied: list[tuple[str, int]] = []
-        for symbol, ids in gone_by_symbol.items():
-            gone = set(ids)
-            rows = conn.execute(
-                f"SELECT first_id, pattern_ids FROM {table} WHERE symbol = ?1 AND first_id <= ?3 AND first_id >= "
-                f"coalesce((SELECT max(first_id) FROM {table} WHERE symbol = ?1 AND first_id <= ?2), 0)",
-                (symbol, ids[0], ids[-1]))   # ids ascend: doomed is read in id order
-            cut = 0
-            for first_id, blob in rows:
-                held = _unpack([blob])
+        for symbol, ids in holders.items():
+            gone, gone_first = set(ids), set(firsts.get(symbol, ()))
+            rows = conn.execute(_ROWS_HOLDING_SQL, (symbol, ids[0], ids[-1]))   # ids ascend: doomed is in id order
+            cut = cut_first = 0
+            for first_id, starting, holding in rows:
+                held, held_first = _unpack([holding]), _unpack([starting])
                 kept = [i for i in held if i not in gone]
-                if len(kept) < len(held):
-                    cut += len(held) - len(kept)
-                    if kept:
-                        rewritten.append((_pack(kept), symbol, first_id))
-                    else:
-                        emptied.append((symbol, first_id))
-            if cut != len(gone):
-                raise StoreError(f"{str(self.path)!r}: the index {table} lists {cut} of the {len(gone)} deleted "
+                if len(kept) == len(held):
+                    continue
+                kept_first = [i for i in held_first if i not in gone_first]
+                cut, cut_first = cut + len(held) - len(kept), cut_first + len(held_first) - len(kept_first)
+                if first_id == 0:
+                    own.append((_pack(kept_first), _pack(kept), symbol))
+                elif kept:
+                    rewritten.append((_pack(kept_first), _pack(kept), symbol, first_id))
+                else:
+                    emptied.append((symbol, first_id))
+            if (cut, cut_first) != (len(gone), len(gone_first)):
+                index, listed, wanted = (("symbol_patterns", cut, len(gone)) if cut != len(gone)
+                                         else ("of first symbols", cut_first, len(gone_first)))
+                raise StoreError(f"{str(self.path)!r}: the index {index} lists {listed} of the {wanted} deleted "
                                  f"patterns holding symbol {symbol!r}; the file is damaged, nothing was deleted. "
                                  "Rebuild this KB")
-        conn.executemany(f"UPDATE {table} SET pattern_ids = ? WHERE symbol = ? AND first_id = ?", rewritten)
-        conn.executemany(f"DELETE FROM {table} WHERE symbol = ? AND first_id = ?", emptied)
+        conn.executemany("UPDATE symbols SET starting_ids = ?, pattern_ids = ? WHERE symbol = ?", own)
+        conn.executemany("UPDATE symbol_patterns SET starting_ids = ?, pattern_ids = ? "
+                         "WHERE symbol = ? AND first_id = ?", rewritten)
+        conn.executemany("DELETE FROM symbol_patterns WHERE symbol = ? AND first_id = ?", emptied)
 
     def clear(self) -> None:
         with self._lock, self._transaction():
-            for table in ("patterns", "symbols", "symbol_patterns", "first_symbol", "applied_batches"):
+            for table in ("patterns", "symbols", "symbol_patterns", "applied_batches"):
                 self._conn.execute(f"DELETE FROM {table}")
             self._conn.execute(
                 "UPDATE totals SET generation = generation + 1, total_unique_patterns = 0, "
@@ -461,7 +598,7 @@ class SqliteStore:
             except BaseException:
                 if conn.in_transaction:
                     conn.execute("ROLLBACK")
-                self._known_symbols.clear()   # cheap to refill; never trust what a failed write saw
+                self._own_sizes.clear()   # cheap to refill; never trust what a failed write saw
                 raise
         except sqlite3.Error as exc:
             raise StoreError(f"write to the SQLite knowledge base {str(self.path)!r} failed ({exc}); it was "
@@ -496,7 +633,7 @@ class SqliteStore:
             conn = self._conn
             conn.execute("BEGIN")
             try:
-                ids = _unpack(row[0] for row in conn.execute(postings_sql, params))
+                ids = _unpack(row[-1] for row in conn.execute(postings_sql, params))   # the list: last column
                 names = dict(conn.execute(NAMES_OF_IDS_SQL, ("[" + ",".join(map(str, ids)) + "]",))) if ids else {}
             finally:
                 conn.execute("COMMIT")   # a read-only transaction: nothing to roll back
@@ -535,55 +672,140 @@ class SqliteStore:
             self._conn.close()
 
 
-def _pattern_rows(batch: _Batch, lengths: list[int], annotations: dict[str, tuple[str | None, str | None]],
-                  plain: bool) -> Iterator[tuple]:
-    """Upsert rows, batch order (so new patterns get ids in that order)."""
-    rows = zip(batch.names, batch.pattern_data(plain), lengths, batch.counts)
-    if not annotations:
-        return (row + (None, None) for row in rows)
+def _pattern_upsert(batch: _Batch, data: list[str], lengths: list[int],
+                    annotations: dict[str, tuple[str | None, str | None]]) -> tuple[str, Iterable[tuple]]:
+    """The upsert and its rows, in batch order (so new patterns get ids in that order). Only the
+    annotation columns some pattern of the batch changes are bound (``_ANNOTATION_COLUMNS``)."""
+    rows = zip(batch.names, data, lengths, batch.counts)
+    changed = [i for i, column in enumerate(_ANNOTATION_COLUMNS)
+               if any(a[i] is not None for a in annotations.values())]
+    columns = _PATTERN_COLUMNS + tuple(_ANNOTATION_COLUMNS[i] for i in changed)
+    sql = (f"INSERT INTO patterns ({', '.join(columns)}) VALUES ({', '.join('?' * len(columns))}) "
+           "ON CONFLICT(name) DO UPDATE SET frequency = frequency + excluded.frequency"
+           + "".join(f", {c} = coalesce(excluded.{c}, {c})" for c in columns[len(_PATTERN_COLUMNS):]))
+    if not changed:
+        return sql, rows
     unchanged = (None, None)
-    return (row + annotations.get(row[0], unchanged) for row in rows)
+    if len(changed) == 2:
+        return sql, (row + annotations.get(row[0], unchanged) for row in rows)
+    i = changed[0]
+    return sql, (row + (annotations.get(row[0], unchanged)[i],) for row in rows)
 
 
-def _group(symbol_lists: Iterable[Sequence[str]], first_id: int) -> dict[str, list[int]]:
-    """Posting lists: symbol -> ids (from ``first_id`` on, in order) of the lists containing it once."""
+def _symbol_rows(symbols: list[str], freq: dict[str, int], holding: dict[str, list[int]],
+                 starting: dict[str, list[int]]) -> tuple[list[tuple], list[tuple]]:
+    """INSERT rows (symbol, frequency, pmf, [starting list,] pattern list) of new symbols: those
+    that start no pattern (most), and those that do."""
+    first = list(map(starting.__contains__, symbols))
+    rest = list(compress(symbols, map(not_, first)))
+    lists = list(map(holding.__getitem__, rest))
+    rows = list(zip(rest, map(freq.__getitem__, rest), map(len, lists), map(_pack, lists)))
+    if not any(first):
+        return rows, []
+    firsts = list(compress(symbols, first))
+    lists = list(map(holding.__getitem__, firsts))
+    return rows, list(zip(firsts, map(freq.__getitem__, firsts), map(len, lists),
+                          map(_pack, map(starting.__getitem__, firsts)), map(_pack, lists)))
+
+
+def _fresh_metadata_json(metadata: Mapping, cap: int | None, memo: dict[str, str]) -> str:
+    """``_to_json(merge_metadata({}, metadata, cap))``, merged once per distinct plain metadata (a
+    batch's patterns share the metadata of a few documents)."""
+    key = _plain_key(metadata)
+    merged = memo.get(key) if key is not None else None
+    if merged is None:
+        merged = _to_json(merge_metadata({}, metadata, cap))
+        if key is not None:
+            memo[key] = merged
+    return merged
+
+
+def _plain_key(metadata: Mapping) -> str | None:
+    """``repr`` of a dict of str -> list of str (equal reprs then merge equally), else None."""
+    if type(metadata) is dict and set(map(type, metadata.values())) <= _LIST_TYPE and \
+            set(map(type, chain(metadata, *metadata.values()))) <= _STR_TYPE:
+        return repr(metadata)
+    return None
+
+
+def _group(symbol_lists: Iterable[Sequence[str]], ids: Iterable[int],
+           firsts: bool) -> tuple[dict[str, list[int]], dict[str, list[int]], list[str]]:
+    """Posting lists: symbol -> the ``ids`` (ascending) of the lists holding it, and (``firsts``)
+    of those starting with it; and each repeat of a symbol inside one list (indexed once, but
+    counted in the frequencies)."""
     postings: dict[str, list[int]] = {}
-    get = postings.get
-    for pattern_id, symbols in zip(count(first_id), symbol_lists):   # hot: ~7 distinct symbols per pattern
+    starting: dict[str, list[int]] = {}
+    repeats: list[str] = []
+    get, get_first = postings.get, starting.get
+    for pattern_id, symbols in zip(ids, symbol_lists):   # hot: ~7 distinct symbols per pattern
+        if firsts and symbols:
+            held = get_first(symbols[0])
+            if held is None:
+                starting[symbols[0]] = [pattern_id]
+            else:
+                held.append(pattern_id)
         for symbol in symbols:
-            ids = get(symbol)
-            if ids is None:
+            held = get(symbol)
+            if held is None:
                 postings[symbol] = [pattern_id]
-            elif ids[-1] != pattern_id:   # a repeated symbol indexes its pattern once
-                ids.append(pattern_id)
-    return postings
+            elif held[-1] != pattern_id:
+                held.append(pattern_id)
+            else:
+                repeats.append(symbol)
+    return postings, starting, repeats
 
 
-def _group_firsts(symbols: Iterable[str | None], first_id: int) -> dict[str, list[int]]:
-    """Posting lists of the first-symbol index: symbol -> ids (from ``first_id`` on) starting with it."""
+def _group_firsts(symbols: Iterable[str | None], ids: Iterable[int]) -> dict[str, list[int]]:
+    """Posting lists of the first-symbol index: symbol -> the ``ids`` of the patterns starting with it."""
     postings: dict[str, list[int]] = {}
     get = postings.get
-    for pattern_id, symbol in zip(count(first_id), symbols):
+    for pattern_id, symbol in zip(ids, symbols):
         if symbol is not None:
-            ids = get(symbol)
-            if ids is None:
+            held = get(symbol)
+            if held is None:
                 postings[symbol] = [pattern_id]
             else:
-                ids.append(pattern_id)
+                held.append(pattern_id)
     return postings
 
 
-def _posting_rows(postings: dict[str, list[int]], first_id: int) -> Iterator[tuple[str, int, bytes]]:
-    for symbol, ids in postings.items():
-        yield symbol, first_id, _pack(ids)
+def _frequencies(batch: _Batch, new: Sequence[int], holding: dict[str, list[int]],
+                 repeats: list[str]) -> dict[str, int]:
+    """freq increment per symbol: occurrences times count. The posting lists of the ``new``
+    patterns count each of their occurrences once (ids, plus repeats); the rest of a new
+    pattern's count, and a re-learned pattern's whole count, are added per occurrence."""
+    freq = dict(zip(holding, map(len, holding.values())))
+    for symbol in repeats:
+        freq[symbol] += 1
+    counts = batch.counts
+    if len(new) == len(counts):
+        rest = [c - 1 for c in counts]
+    else:
+        rest = list(counts)
+        for i in new:
+            rest[i] -= 1
+    symbols = batch.symbols
+    once = [r == 1 for r in rest]
+    if any(once):   # e.g. re-learned once: counted in C
+        for symbol, n in Counter(chain.from_iterable(compress(symbols, once))).items():
+            freq[symbol] = freq.get(symbol, 0) + n
+    for i in compress(range(len(rest)), rest):   # rare: other counts
+        c = rest[i]
+        if c != 1:
+            for symbol in symbols[i]:
+                freq[symbol] = freq.get(symbol, 0) + c
+    return freq
 
 
-def _pack(ids: Iterable[int]) -> bytes:
-    """Pattern ids as a posting blob: little-endian uint32s."""
+def _pack(ids: Sequence[int]) -> bytearray:
+    """Pattern ids as a posting list: little-endian uint32s. A bytearray, not bytes: sqlite3 binds
+    it directly, while bytes first miss a lookup for adapters (~0.3 µs per parameter)."""
+    if len(ids) == 1:   # most symbols above node0: one pattern per apply
+        return bytearray(_UINT32(ids[0]))
     packed = array("I", ids)
     if not _LITTLE_ENDIAN:
         packed.byteswap()
-    return packed.tobytes()
+    return bytearray(packed)
 
 
 def _unpack(blobs: Iterable[bytes]) -> array:
@@ -595,14 +817,21 @@ def _unpack(blobs: Iterable[bytes]) -> array:
     return ids
 
 
-def _is_plain(symbols: Iterable) -> bool:
-    """Whether every symbol is a str that JSON writes as itself between quotes."""
-    symbols = list(symbols)
-    return all(type(s) is str for s in symbols) and not _JSON_ESCAPED.search("".join(symbols))
+def _is_plain(symbol_lists: Iterable[Sequence[str]]) -> bool:
+    """Whether every symbol is a str that JSON writes as itself between quotes (no quote,
+    backslash or control character)."""
+    try:
+        text = "".join(map("".join, symbol_lists))
+    except TypeError:   # a symbol that is not a str: the JSON encoder decides what it becomes
+        return False
+    if text.isascii():   # PTRN| names: bytes.translate beats a per-character str test threefold
+        ascii_text = text.encode("ascii")
+        return len(ascii_text.translate(None, _JSON_ESCAPED_BYTES)) == len(ascii_text)
+    return '"' not in text and "\\" not in text and (text.isprintable() or not _JSON_CONTROL.search(text))
 
 
 def _joined_json(events: Sequence[Sequence[str]]) -> str:
-    """``_to_json(events)`` for plain symbols, by joining strings (about twice as fast)."""
+    """``_to_json(events)`` for symbols JSON writes as themselves, by joining strings."""
     return "[" + ",".join(['["' + '","'.join(event) + '"]' if event else "[]" for event in events]) + "]"
 
 

@@ -390,13 +390,14 @@ def failing_on(path, table: str) -> None:
     conn.close()
 
 
-@pytest.mark.parametrize("table", ["patterns", "symbols", "symbol_patterns", "first_symbol", "totals"])
-def test_sqlite_delete_is_transactional(tmp_path, table):
+@pytest.mark.parametrize("table", ["patterns", "symbols", "symbol_patterns", "totals"])
+def test_sqlite_delete_is_transactional(tmp_path, monkeypatch, table):
     import sqlite3
 
     from katoray.errors import StoreError
     from katoray.store.sqlite import SqliteStore
 
+    monkeypatch.setattr("katoray.store.sqlite.OWN_LIST_MAX", 1)   # the second apply writes overflow rows
     path = tmp_path / "kb.sqlite"
     kb = SqliteStore(path, "kb")
     ds = [delta(["a"], ["b"]), delta(["b"], ["c"], ["a"]), delta(["c"], ["a"]), delta(["q"], ["b"])]
@@ -430,7 +431,7 @@ def test_sqlite_delete_refuses_a_damaged_index(tmp_path):
     kb.apply(ds, "b1")
     before = observable_state(kb)
     conn = sqlite3.connect(path)
-    conn.execute("DELETE FROM symbol_patterns WHERE symbol = 'c'")   # ds[1] no longer indexed under "c"
+    conn.execute("UPDATE symbols SET pattern_ids = x'' WHERE symbol = 'c'")   # ds[1] no longer indexed under "c"
     conn.commit()
     conn.close()
     with pytest.raises(StoreError, match="index symbol_patterns lists 0 of the 1"):

@@ -2,6 +2,7 @@
 the posting-list index layout."""
 from __future__ import annotations
 
+import json
 import sqlite3
 import subprocess
 import sys
@@ -16,7 +17,8 @@ from katoray.errors import ConfigError, StoreError
 from katoray.store import open_store
 from katoray.store.base import DeltaColumns, PatternDelta
 from katoray.store.memory import MemoryStore
-from katoray.store.sqlite import NAMES_OF_IDS_SQL, STARTING_WITH_SQL, WITH_ANY_SQL, SqliteStore, sqlite_path
+from katoray.store.sqlite import (NAMES_OF_IDS_SQL, OWN_LIST_MAX, STARTING_WITH_SQL, WITH_ANY_SQL, SqliteStore,
+                                  sqlite_path)
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -178,10 +180,12 @@ def test_unserialisable_delta_rolls_back(store):
     assert state(store) == state(reference(BATCH_1, BATCH_2))
 
 
-# Real SQLite failures part-way through a batch: after the patterns and the symbol index are
-# written, and at the last statement (totals), when everything else is.
-@pytest.mark.parametrize("event", ["INSERT ON first_symbol", "UPDATE ON totals"])
-def test_failure_inside_sql_rolls_back_the_whole_batch(store, event):
+# Real SQLite failures part-way through a batch: after the patterns are written, at the symbol
+# rows, at the overflow rows (own lists capped at one id), and at the last statement (totals).
+@pytest.mark.parametrize("event, own_list_max", [("UPDATE ON symbols", OWN_LIST_MAX),
+                                                 ("INSERT ON symbol_patterns", 1), ("UPDATE ON totals", 1)])
+def test_failure_inside_sql_rolls_back_the_whole_batch(store, monkeypatch, event, own_list_max):
+    monkeypatch.setattr("katoray.store.sqlite.OWN_LIST_MAX", own_list_max)
     store.apply(BATCH_1, "b0")
     before = state(store)
     with sabotaged(store, event), pytest.raises(StoreError, match="injected.*rolled back"):
@@ -262,17 +266,201 @@ def test_reader_process_during_open_write_transaction(store):
     assert done.stdout.split() == expected   # the committed state, without waiting for the writer
 
 
-# -- posting lists: one index row per symbol per apply -------------------------------------------
-def test_index_rows_are_posting_lists_per_apply(store):
-    first = [delta(["a"], [s], ["a"]) for s in "bcd"]    # "a" twice in each: indexed once
-    second = [delta(["b"], ["a"], [s]) for s in "xyz"] + [first[0]]
+# -- layout: a symbol's own row holds its lists until they are full, then overflow rows ---------
+def layout(store) -> tuple[list, list]:
+    """(symbol, pmf, bytes of starting list, bytes of pattern list) of the symbol rows, and
+    (symbol, first_id, the same) of the overflow rows; 4 bytes per id."""
+    own = store._conn.execute("SELECT symbol, pmf, length(starting_ids), length(pattern_ids) FROM symbols "
+                              "ORDER BY symbol").fetchall()
+    overflow = store._conn.execute("SELECT symbol, first_id, length(starting_ids), length(pattern_ids) "
+                                   "FROM symbol_patterns ORDER BY symbol, first_id").fetchall()
+    return own, overflow
+
+
+FIRST = [delta(["a"], [s], ["a"]) for s in "bcd"]                    # ids 1-3; "a" twice in each: indexed once
+SECOND = [delta(["b"], ["a"], [s]) for s in "xyz"] + [FIRST[0]]      # ids 4-6 (a re-learn takes none)
+THIRD = [delta(["a"], ["b"], ["w"])]                                 # id 7
+SMALL = [("c", 1, 0, 4), ("d", 1, 0, 4), ("w", 1, 0, 4), ("x", 1, 0, 4), ("y", 1, 0, 4), ("z", 1, 0, 4)]
+
+
+@pytest.fixture
+def own_list_max_4(monkeypatch):
+    monkeypatch.setattr("katoray.store.sqlite.OWN_LIST_MAX", 4)
+
+
+def test_lists_grow_in_the_symbol_row(store):
+    for i, batch in enumerate((FIRST, SECOND, THIRD)):
+        store.apply(batch, f"b{i}")
+    assert layout(store) == ([("a", 7, 4 * 4, 7 * 4), ("b", 5, 3 * 4, 5 * 4)] + SMALL, [])
+    assert store.patterns_starting_with("a") == [d.name for d in FIRST + THIRD]
+    assert state(store) == state(reference(FIRST, SECOND, THIRD))
+
+
+def test_full_lists_go_to_overflow_rows(store, own_list_max_4):
+    for i, batch in enumerate((FIRST, SECOND, THIRD)):
+        store.apply(batch, f"b{i}")
+    own, overflow = layout(store)
+    # "a" overflows at SECOND (3 + 3 ids) and stays closed: THIRD's one id goes to a row too.
+    assert own == [("a", 7, 3 * 4, 3 * 4), ("b", 5, 3 * 4, 4 * 4)] + SMALL
+    assert overflow == [("a", 4, 0, 3 * 4), ("a", 7, 4, 4), ("b", 7, 0, 4)]
+    assert store.patterns_starting_with("a") == [d.name for d in FIRST + THIRD]
+    assert store.patterns_starting_with("b") == [d.name for d in SECOND[:3]]
+    assert state(store) == state(reference(FIRST, SECOND, THIRD))
+
+
+def test_reopened_store_reads_what_it_needs(tmp_path, own_list_max_4):
+    """A new process knows no symbols: the INSERT OR IGNORE of stored ones changes nothing, and
+    their rows say how full they are (and whether they have overflow rows) to the writer."""
+    url = f"sqlite:///{tmp_path}/kb"
+    for i, batch in enumerate((FIRST, SECOND, THIRD)):
+        kb = SqliteStore.from_url(url, "node0_kato")
+        try:
+            kb.apply(batch, f"b{i}")
+        finally:
+            kb.close()
+    kb = SqliteStore.from_url(url, "node0_kato")
+    try:
+        assert layout(kb)[1] == [("a", 4, 0, 3 * 4), ("a", 7, 4, 4), ("b", 7, 0, 4)]
+        assert state(kb) == state(reference(FIRST, SECOND, THIRD)) and kb.totals().num_symbols == 8
+    finally:
+        kb.close()
+
+
+def test_another_writer_voids_the_cache(store, own_list_max_4):
+    other = SqliteStore(store.path, store.kb_id)
+    try:
+        store.apply(FIRST, "b0")    # store's cache: "a" holds 3 ids
+        other.apply(SECOND, "b1")   # "a" overflows: its row is closed
+        store.apply(THIRD, "b2")    # must not append to "a"'s own list
+        assert layout(store)[1] == [("a", 4, 0, 3 * 4), ("a", 7, 4, 4), ("b", 7, 0, 4)]
+        assert state(store) == state(other) == state(reference(FIRST, SECOND, THIRD))
+    finally:
+        other.close()
+
+
+def test_a_long_first_list_goes_to_an_overflow_row(tmp_path, own_list_max_4):
+    """A symbol created with more ids than its row may hold keeps them in an overflow row (its
+    row stays small for statistics updates); a new process finds it stored before writing."""
+    many = [delta(["e"], [str(i)]) for i in range(6)]   # "e" starts and holds 6 patterns
+    more = [delta(["e"], ["x"]), delta(["x"], ["e"])]
+    url = f"sqlite:///{tmp_path}/kb"
+    for i, batch in enumerate((many, more)):
+        kb = SqliteStore.from_url(url, "node0_kato")
+        try:
+            kb.apply(batch, f"b{i}")
+        finally:
+            kb.close()
+    kb = SqliteStore.from_url(url, "node0_kato")
+    try:
+        own, overflow = layout(kb)
+        assert ("e", 8, 0, 0) in own and [row for row in overflow if row[0] == "e"] == [
+            ("e", 1, 6 * 4, 6 * 4), ("e", 7, 4, 2 * 4)]
+        assert kb.patterns_starting_with("e") == [d.name for d in many + more[:1]]
+        assert state(kb) == state(reference(many, more))
+    finally:
+        kb.close()
+
+
+def test_frequencies_of_a_mixed_batch(store):
+    """New and re-learned patterns, counts 0 to 3, symbols repeated inside a pattern: the
+    frequencies come from the posting lists plus the rest of every count."""
+    first = [delta(["a"], ["b"], ["a"]), delta(["b"], ["c"], count=2)]
+    second = [first[0], delta(["b"], ["c"], count=3), delta(["c"], ["c"], ["d"], count=3),
+              delta(["d"], ["a"], count=0), delta(["e"], ["e"])]
     store.apply(first, "b0")
     store.apply(second, "b1")
-    rows = store._conn.execute("SELECT symbol, first_id, length(pattern_ids) FROM symbol_patterns "
-                               "WHERE symbol IN ('a', 'b') ORDER BY symbol, first_id").fetchall()
-    assert rows == [("a", 1, 3 * 4), ("a", 4, 3 * 4), ("b", 1, 4), ("b", 4, 3 * 4)]   # uint32 ids
-    assert store.patterns_starting_with("a") == [d.name for d in first]   # re-learn adds no row
     assert state(store) == state(reference(first, second))
+    assert store.symbol_frequencies(["a", "c", "e"]) == {"a": 4, "c": 2 + 3 + 6, "e": 2}
+
+
+def test_pattern_data_is_the_encoders_text(store):
+    """Joined JSON for plain symbols, the encoder's for the new patterns holding a symbol it
+    escapes; a re-learned pattern's stored text is left as it is."""
+    plain = [delta(["é"], ["😀"], ["\x7f"], ["\u2028"]), delta(["a"], ["b", "c"], [])]
+    escaped = [delta(['say "hi"'], ["a"]), delta(["back\\slash"], ["tab\t"]), plain[0], delta(["a"], ["z"])]
+    store.apply(plain, "b0")
+    store.apply(escaped, "b1")
+    stored = dict(store._conn.execute("SELECT name, pattern_data FROM patterns"))
+    encode = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
+    assert stored == {d.name: encode(d.events) for d in plain + escaped}
+    assert state(store) == state(reference(plain, escaped))
+
+
+@pytest.mark.parametrize("own_list_max", [OWN_LIST_MAX, 1])
+def test_deletes_cut_the_lists(store, monkeypatch, own_list_max):
+    monkeypatch.setattr("katoray.store.sqlite.OWN_LIST_MAX", own_list_max)
+    ref = reference(FIRST, SECOND)
+    store.apply(FIRST, "b0")
+    store.apply(SECOND, "b1")
+    for doomed in ([FIRST[1]], [FIRST[0], FIRST[2]], SECOND[:3]):
+        names = [d.name for d in doomed]
+        assert store.delete_patterns(names) == ref.delete_patterns(names)
+        assert state(store) == state(ref)
+    assert layout(store) == ([], []) and store.totals() == ref.totals()
+
+
+@pytest.mark.parametrize("own_list_max", [OWN_LIST_MAX, 1])
+def test_symbol_row_emptied_by_deletes_lives_on(store, monkeypatch, own_list_max):
+    monkeypatch.setattr("katoray.store.sqlite.OWN_LIST_MAX", own_list_max)
+    ref = reference(FIRST, SECOND)
+    store.apply(FIRST, "b0")
+    store.apply(SECOND, "b1")
+    names = [d.name for d in FIRST]
+    store.delete_patterns(names)
+    ref.delete_patterns(names)
+    assert state(store) == state(ref)   # "a" lives on in SECOND
+    third = [delta(["a"], ["q"]), delta(["c"], ["a"])]   # "c" was forgotten: created again
+    store.apply(third, "b2")
+    ref.apply(third, "b2")
+    assert state(store) == state(ref)
+    assert store.patterns_starting_with("a") == ref.patterns_starting_with("a") == [third[0].name]
+
+
+@pytest.mark.parametrize("own_list_max", [OWN_LIST_MAX, 1])
+def test_ids_freed_at_the_end_are_given_again(store, monkeypatch, own_list_max):
+    """Deleting the newest patterns lets the next apply reuse their ids (and overflow keys)."""
+    monkeypatch.setattr("katoray.store.sqlite.OWN_LIST_MAX", own_list_max)
+    ref = reference(FIRST, SECOND)
+    store.apply(FIRST, "b0")
+    store.apply(SECOND, "b1")
+    names = [d.name for d in SECOND[:3]]
+    store.delete_patterns(names)
+    ref.delete_patterns(names)
+    again = [delta(["b"], ["a"], ["w"]), delta(["a"], ["b"])]
+    store.apply(again, "b2")
+    ref.apply(again, "b2")
+    assert store._conn.execute("SELECT max(id) FROM patterns").fetchone()[0] == 5
+    assert state(store) == state(ref)
+    store.delete_patterns([again[0].name])
+    ref.delete_patterns([again[0].name])
+    assert state(store) == state(ref)
+
+
+def test_stored_symbol_missing_from_its_table_is_refused(store):
+    store.apply(FIRST, "b0")
+    before = state(store)
+    other = sqlite3.connect(store.path)
+    other.execute("DELETE FROM symbols WHERE symbol = 'b'")   # damage the file behind the cache's back
+    other.commit()
+    other.close()
+    with pytest.raises(StoreError, match="1 symbols of stored patterns are missing.*nothing was written"):
+        store.apply(SECOND, "b1")
+    assert not store.is_applied("b1") and state(store)[0] == before[0]
+
+
+def test_metadata_of_new_patterns_merged_once_per_distinct_value(store):
+    """The merge of a new pattern's metadata is shared by equal metadata only: values that print
+    alike but differ (1, 1.0, "1", ("1",)) each merge on their own, as MemoryStore does."""
+    names = [pattern_hash([[str(i)], ["m"]]) for i in range(8)]
+    metadata = {0: {"book": ["b", "a"]}, 1: {"book": ["a", "b"]}, 2: {"book": ["b", "a"]}, 3: {"book": [1]},
+                4: {"book": [1.0]}, 5: {"book": ["1"]}, 6: {"book": ("1",)}, 7: {"book": "ab", "k": ["v"]}}
+    columns = DeltaColumns(names, [[str(i), "m"] for i in range(8)], [1] * 8, metadata)
+    store.apply_columns(columns, "b0", metadata_cap=1)
+    ref = MemoryStore()
+    ref.apply_columns(columns, "b0", metadata_cap=1)
+    assert state(store) == state(ref)
+    assert [store.get_pattern(n).metadata for n in names[3:7]] == [{"book": ["1"]}, {"book": ["1.0"]},
+                                                                   {"book": ["1"]}, {"book": ["1"]}]
 
 
 def test_apply_columns_in_one_transaction(store):
@@ -293,5 +481,5 @@ def test_files_of_another_schema_version_are_refused(tmp_path):
     old.execute("UPDATE meta SET value = '1' WHERE key = 'schema_version'")
     old.commit()
     old.close()
-    with pytest.raises(StoreError, match="schema version 1; this katoray reads version 2. Use a new store URL"):
+    with pytest.raises(StoreError, match="schema version 1; this katoray reads version 3. Use a new store URL"):
         SqliteStore(tmp_path / "kb.sqlite", "node0_kato")

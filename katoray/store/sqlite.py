@@ -47,27 +47,29 @@ Each ``apply`` and each ``delete_patterns`` is one ``BEGIN IMMEDIATE`` transacti
 deltas, the statistics and the batch-id record, so a crash never leaves half a batch. The file is
 in WAL mode: other processes may read it (analysis) while a writer trains; writers are serialised
 by SQLite's write lock.
+
+This module is the I/O: URLs and files, the connection and schema, and the SQL each operation
+runs. What an apply writes (a batch's merged patterns, their JSON text, posting lists packed and
+grouped per symbol, frequency increments) is computed without a connection in
+:mod:`katoray.store.sqlite_rows`.
 """
 from __future__ import annotations
 
 import json
 import os
-import re
 import sqlite3
-import struct
-import sys
 import threading
-from array import array
 from collections import Counter
 from contextlib import contextmanager
 from itertools import chain, compress, filterfalse
-from operator import not_
 from pathlib import Path
-from typing import Iterable, Iterator, Mapping, Sequence
+from typing import Iterable, Iterator, Sequence
 
 from katoray.errors import ConfigError, StoreError
 from katoray.store.base import (DeltaColumns, KBTotals, PatternDelta, PatternRecord, merge_emotives,
                                 merge_metadata)
+from katoray.store.sqlite_rows import (RECORD_COLUMNS, Batch, fresh_metadata_json, frequencies, group, group_firsts,
+                                       is_plain, pack, pattern_upsert, record_of, symbol_rows, to_json, unpack)
 from katoray.util import paused_gc
 
 SCHEME = "sqlite:///"
@@ -83,8 +85,6 @@ MAX_PATTERN_ID = 2**32 - 1     # posting lists hold uint32 pattern ids
 if sqlite3.sqlite_version_info < (3, 38, 0):
     raise ImportError(f"katoray's SQLite store needs SQLite >= 3.38 (JSON built in); this Python has "
                       f"{sqlite3.sqlite_version}. Use Python 3.11 from python.org or a recent distribution")
-if array("I").itemsize != 4:
-    raise ImportError("katoray's SQLite store packs pattern ids as C unsigned ints, which are not 32-bit here")
 
 _PRAGMAS = (
     "PRAGMA synchronous=NORMAL",   # with WAL: a crash loses at most the last commits, never corrupts
@@ -116,12 +116,6 @@ INSERT OR IGNORE INTO totals VALUES (1, 0, 0, 0, 0, 0);
 CREATE TABLE IF NOT EXISTS applied_batches (batch_id TEXT PRIMARY KEY) WITHOUT ROWID;
 """
 
-# A new name gets the next id (max + 1, so ids follow learn order); a known name adds its count.
-# emotives/metadata, when the batch has any, are NULL unless this batch changed them (then they
-# hold the merged result); a batch without any leaves them out (fewer parameters to bind).
-_PATTERN_COLUMNS = ("name", "pattern_data", "length", "frequency")
-_ANNOTATION_COLUMNS = ("emotives", "metadata")
-_RECORD_COLUMNS = ", ".join(_PATTERN_COLUMNS + _ANNOTATION_COLUMNS)
 # A symbol not known to be stored: created with the lists of this apply, or left as it is.
 _INSERT_SYMBOL = "INSERT OR IGNORE INTO symbols VALUES (?, ?, ?, ?, ?)"
 _INSERT_SYMBOL_NOT_FIRST = "INSERT OR IGNORE INTO symbols VALUES (?, ?, ?, x'', ?)"   # most symbols
@@ -149,13 +143,6 @@ _ROWS_HOLDING_SQL = (
     "SELECT first_id, starting_ids, pattern_ids FROM symbol_patterns WHERE symbol = ?1 AND first_id <= ?3 AND "
     "first_id >= coalesce((SELECT max(first_id) FROM symbol_patterns WHERE symbol = ?1 AND first_id <= ?2), 0)")
 
-_to_json = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
-_JSON_CONTROL = re.compile(r"[\x00-\x1f]")   # _to_json rewrites these, '"' and backslash inside a str
-_JSON_ESCAPED_BYTES = bytes(range(0x20)) + b'"\\'
-_EVENT_SEPARATOR = '"],["'
-_LIST_TYPE, _STR_TYPE = {list}, {str}
-_LITTLE_ENDIAN = sys.byteorder == "little"
-_UINT32 = struct.Struct("<I").pack
 
 
 def sqlite_path(url: str, kb_id: str) -> Path:
@@ -174,87 +161,6 @@ def sqlite_path(url: str, kb_id: str) -> Path:
         raise ConfigError(f"SQLite store URL {url!r} has query options; katoray takes none, remove '?...'")
     path = Path(url[len(SCHEME):])
     return path if path.suffix.lower() in FILE_SUFFIXES else path / f"{kb_id}.sqlite"
-
-
-class _Batch:
-    """One ``apply``'s deltas merged per name, in first-seen order (new pattern ids follow it).
-
-    ``symbols[i]`` is pattern i's symbols in order; ``events`` is None when every event holds
-    one symbol (then ``symbols`` says everything), else each pattern's events as given.
-    ``annotated`` maps a name to its learns' (emotives, metadata), for those that carry any.
-    """
-
-    __slots__ = ("names", "symbols", "events", "counts", "annotated")
-
-    def __init__(self, names: list[str], symbols: list[Sequence[str]], events: list | None,
-                 counts: list[int], annotated: dict[str, list[tuple[list, dict]]]) -> None:
-        self.names, self.symbols, self.events, self.counts, self.annotated = names, symbols, events, counts, annotated
-
-    @classmethod
-    def of_deltas(cls, deltas: Sequence[PatternDelta]) -> "_Batch":
-        names = [delta.name for delta in deltas]
-        if len(set(names)) != len(names) or any([delta.emotives or delta.metadata for delta in deltas]):
-            return cls._merged(deltas)
-        events = [delta.events for delta in deltas]
-        return cls._of_events(names, events, [delta.count for delta in deltas], {})
-
-    @classmethod
-    def _merged(cls, deltas: Sequence[PatternDelta]) -> "_Batch":
-        position: dict[str, int] = {}
-        names: list[str] = []
-        events: list = []
-        counts: list[int] = []
-        annotated: dict[str, list[tuple[list, dict]]] = {}
-        for delta in deltas:
-            name = delta.name
-            i = position.get(name)
-            if i is None:
-                position[name] = len(names)
-                names.append(name)
-                events.append(delta.events)
-                counts.append(delta.count)
-            else:
-                counts[i] += delta.count
-            if delta.emotives or delta.metadata:
-                annotated.setdefault(name, []).append((delta.emotives, delta.metadata))
-        return cls._of_events(names, events, counts, annotated)
-
-    @classmethod
-    def _of_events(cls, names: list[str], events: list, counts: list[int],
-                   annotated: dict[str, list[tuple[list, dict]]]) -> "_Batch":
-        symbols = [list(chain.from_iterable(pattern)) for pattern in events]
-        # (not: as many symbols as events; [["a"], ["b", "c"], []] has three of each)
-        one_per_event = all(map((1).__eq__, map(len, chain.from_iterable(events))))
-        return cls(names, symbols, None if one_per_event else events, counts, annotated)
-
-    @classmethod
-    def of_columns(cls, columns: DeltaColumns) -> "_Batch":
-        names = list(columns.names)
-        if len(set(names)) != len(names):   # rare: merge repeats the general way
-            return cls.of_deltas(columns.to_deltas())
-        annotated = {names[i]: [([], meta)] for i, meta in sorted(columns.metadata.items()) if meta}
-        return cls(names, list(columns.symbols), None, list(columns.counts), annotated)
-
-    def joined_data(self) -> list[str] | None:
-        """Each pattern's events as JSON text made by joining strings: the encoder's text, at a
-        fraction of its cost, for patterns whose symbols need no escaping (``_is_plain``; the
-        caller checks). None if some symbol is not a str."""
-        try:
-            if self.events is not None:
-                return list(map(_joined_json, self.events))
-            return [f'[["{_EVENT_SEPARATOR.join(pattern)}"]]' if pattern else "[]" for pattern in self.symbols]
-        except TypeError:
-            return None
-
-    def encoded_data(self, i: int) -> str:
-        """Pattern i's events as JSON text, by the encoder."""
-        return _to_json(self.events[i] if self.events is not None else [[s] for s in self.symbols[i]])
-
-    def first_symbols(self, positions: Iterable[int]) -> list[str | None]:
-        """The first event's first symbol of each pattern at ``positions`` (None: no such symbol)."""
-        if self.events is None:
-            return [pattern[0] if pattern else None for pattern in map(self.symbols.__getitem__, positions)]
-        return [pattern[0][0] if pattern and pattern[0] else None for pattern in map(self.events.__getitem__, positions)]
 
 
 class SqliteStore:
@@ -291,17 +197,17 @@ class SqliteStore:
         """One transaction (see :meth:`KnowledgeBase.apply`). Raises StoreError if SQLite fails;
         on any error the transaction is rolled back and the store is as it was."""
         with paused_gc():   # a batch allocates ~10 small containers per pattern and no cycles
-            batch = _Batch.of_deltas(deltas)
+            batch = Batch.of_deltas(deltas)
         return self._apply(batch, batch_id, persistence, metadata_cap)
 
     def apply_columns(self, columns: DeltaColumns, batch_id: str | None = None, *,
                       persistence: int = 5, metadata_cap: int | None = None) -> bool:
         """``apply(columns.to_deltas(), ...)`` without building the deltas."""
         with paused_gc():
-            batch = _Batch.of_columns(columns)
+            batch = Batch.of_columns(columns)
         return self._apply(batch, batch_id, persistence, metadata_cap)
 
-    def _apply(self, batch: _Batch, batch_id: str | None, persistence: int, metadata_cap: int | None) -> bool:
+    def _apply(self, batch: Batch, batch_id: str | None, persistence: int, metadata_cap: int | None) -> bool:
         with self._lock, paused_gc():
             with self._transaction():
                 if batch_id is not None and not self._record_batch(batch_id):
@@ -314,7 +220,7 @@ class SqliteStore:
     def _record_batch(self, batch_id: str) -> bool:
         return self._conn.execute("INSERT OR IGNORE INTO applied_batches VALUES (?)", (batch_id,)).rowcount == 1
 
-    def _write(self, batch: _Batch, persistence: int, metadata_cap: int | None) -> dict[str, int]:
+    def _write(self, batch: Batch, persistence: int, metadata_cap: int | None) -> dict[str, int]:
         """All SQL of one batch; returns the own-list sizes of the symbols whose rows it wrote."""
         conn = self._conn
         self._check_generation()
@@ -327,18 +233,18 @@ class SqliteStore:
         # Joined JSON is checked once the batch's distinct symbols are known (below), not per occurrence.
         data = batch.joined_data()
         joined = data is not None
-        sql, rows = _pattern_upsert(batch, data if joined else list(map(batch.encoded_data, range(len(lengths)))),
-                                    lengths, annotations)
+        sql, rows = pattern_upsert(batch, data if joined else list(map(batch.encoded_data, range(len(lengths)))),
+                                   lengths, annotations)
         conn.executemany(sql, rows)
         new = self._new_positions(batch, last_id)
         first_id = last_id + 1
         ids = range(first_id, first_id + len(new))
         symbols = batch.symbols if len(new) == len(lengths) else list(map(batch.symbols.__getitem__, new))
-        holding, starting, repeats = _group(symbols, ids, batch.events is None)
+        holding, starting, repeats = group(symbols, ids, batch.events is None)
         if batch.events is not None:   # the first event may be empty: its first symbol is not symbols[0]
-            starting = _group_firsts(batch.first_symbols(new), ids)
-        freq = _frequencies(batch, new, holding, repeats)
-        if joined and not _is_plain([freq]):
+            starting = group_firsts(batch.first_symbols(new), ids)
+        freq = frequencies(batch, new, holding, repeats)
+        if joined and not is_plain([freq]):
             self._encode_escaped(batch, new, holding, first_id)
         created, sizes = self._write_symbols(freq, holding, starting, first_id)
         symbols_total = sum(map(int.__mul__, lengths, batch.counts))
@@ -349,15 +255,15 @@ class SqliteStore:
             "num_symbols = num_symbols + ?3", (len(new), symbols_total, created))
         return sizes
 
-    def _encode_escaped(self, batch: _Batch, new: Sequence[int], holding: dict[str, list[int]],
+    def _encode_escaped(self, batch: Batch, new: Sequence[int], holding: dict[str, list[int]],
                         first_id: int) -> None:
         """Rewrite, by the encoder, the joined JSON of the new patterns holding a symbol that JSON
         escapes (a re-learned pattern keeps its stored text)."""
-        ids = sorted({i for s, held in holding.items() if not _is_plain([[s]]) for i in held})
+        ids = sorted({i for s, held in holding.items() if not is_plain([[s]]) for i in held})
         self._conn.executemany("UPDATE patterns SET pattern_data = ? WHERE id = ?",
                                [(batch.encoded_data(new[i - first_id]), i) for i in ids])
 
-    def _new_positions(self, batch: _Batch, last_id: int) -> Sequence[int]:
+    def _new_positions(self, batch: Batch, last_id: int) -> Sequence[int]:
         """Batch positions of the patterns the upsert created (their ids: last_id + 1, + 2, ...)."""
         conn = self._conn
         created = conn.execute("SELECT coalesce(max(id), 0) FROM patterns").fetchone()[0] - last_id
@@ -388,13 +294,13 @@ class SqliteStore:
             size = stored[s] if s in stored else sizes[s]
             if size != CLOSED and size + len(ids) <= OWN_LIST_MAX:
                 if s in starting:
-                    appended_first.append((freq[s], len(ids), _pack(starting[s]), _pack(ids), s))
+                    appended_first.append((freq[s], len(ids), pack(starting[s]), pack(ids), s))
                 else:
-                    appended.append((freq[s], len(ids), _pack(ids), s))
+                    appended.append((freq[s], len(ids), pack(ids), s))
                 written[s] = size + len(ids)
             else:
                 stats_only.append((freq[s], len(ids), s))
-                overflow.append((s, first_id, _pack(starting[s]) if s in starting else bytearray(), _pack(ids)))
+                overflow.append((s, first_id, pack(starting[s]) if s in starting else bytearray(), pack(ids)))
                 written[s] = CLOSED
         conn = self._conn
         expected = len(appended) + len(appended_first) + len(stats_only)
@@ -420,7 +326,7 @@ class SqliteStore:
             else []
         stored = self._stored_sizes(long) if long else {}   # few: known before their rows are chosen
         short = list(compress(fresh, map(OWN_LIST_MAX.__ge__, sizes))) if long else fresh
-        rows, first_rows = _symbol_rows(short, freq, holding, starting)
+        rows, first_rows = symbol_rows(short, freq, holding, starting)
         inserted = conn.executemany(_INSERT_SYMBOL_NOT_FIRST, rows).rowcount + \
             conn.executemany(_INSERT_SYMBOL, first_rows).rowcount
         if inserted != len(short):
@@ -432,7 +338,7 @@ class SqliteStore:
         if long:
             conn.executemany(_INSERT_SYMBOL, [(s, freq[s], len(holding[s]), bytearray(), bytearray()) for s in long])
             conn.executemany("INSERT INTO symbol_patterns VALUES (?, ?, ?, ?)", [
-                (s, first_id, _pack(starting[s]) if s in starting else bytearray(), _pack(holding[s])) for s in long])
+                (s, first_id, pack(starting[s]) if s in starting else bytearray(), pack(holding[s])) for s in long])
             created.update(dict.fromkeys(long, CLOSED))
         return created, stored
 
@@ -442,7 +348,7 @@ class SqliteStore:
         created them (a symbol stored before holds only older ids)."""
         rows = self._conn.execute(
             "SELECT symbol, pattern_ids, EXISTS (SELECT 1 FROM symbol_patterns AS o WHERE o.symbol = s.symbol) "
-            f"FROM symbols AS s WHERE symbol {_IN_JSON}", (_to_json(symbols),))
+            f"FROM symbols AS s WHERE symbol {_IN_JSON}", (to_json(symbols),))
         return {s: CLOSED if closed else len(ids) // 4 for s, ids, closed in rows
                 if offered is None or ids != offered[s]}
 
@@ -454,19 +360,19 @@ class SqliteStore:
             self._own_sizes.clear()
             self._generation = generation
 
-    def _merged_annotations(self, batch: _Batch, persistence: int,
+    def _merged_annotations(self, batch: Batch, persistence: int,
                             metadata_cap: int | None) -> dict[str, tuple[str | None, str | None]]:
         """Final emotives/metadata JSON of each annotated pattern: stored, then one merge per learn."""
         if not batch.annotated:
             return {}
         stored = {name: (json.loads(e) if e else [], json.loads(m) if m else {}) for name, e, m in
                   self._conn.execute(f"SELECT name, emotives, metadata FROM patterns WHERE name {_IN_JSON}",
-                                     (_to_json(list(batch.annotated)),))}
+                                     (to_json(list(batch.annotated)),))}
         out = {}
-        fresh: dict[str, str] = {}   # memo of _fresh_metadata_json
+        fresh: dict[str, str] = {}   # memo of fresh_metadata_json
         for name, learns in batch.annotated.items():
             if name not in stored and len(learns) == 1 and not learns[0][0]:   # training's case
-                out[name] = (None, _fresh_metadata_json(learns[0][1], metadata_cap, fresh))
+                out[name] = (None, fresh_metadata_json(learns[0][1], metadata_cap, fresh))
                 continue
             emotives, metadata = stored.get(name, ([], {}))
             for new_emotives, new_metadata in learns:   # the same sequence of merges MemoryStore makes
@@ -474,8 +380,8 @@ class SqliteStore:
                     emotives = merge_emotives(emotives, new_emotives, persistence)
                 if new_metadata:
                     metadata = merge_metadata(metadata, new_metadata, metadata_cap)
-            out[name] = (_to_json(emotives) if any(e for e, _ in learns) else None,
-                         _to_json(metadata) if any(m for _, m in learns) else None)
+            out[name] = (to_json(emotives) if any(e for e, _ in learns) else None,
+                         to_json(metadata) if any(m for _, m in learns) else None)
         return out
 
     def is_applied(self, batch_id: str) -> bool:
@@ -488,7 +394,7 @@ class SqliteStore:
         Raises StoreError if SQLite fails or the statistics and indexes disagree with the deleted
         patterns (a damaged file); either way the transaction is rolled back, the store unchanged.
         """
-        wanted = _to_json([name for name in dict.fromkeys(names) if isinstance(name, str)])
+        wanted = to_json([name for name in dict.fromkeys(names) if isinstance(name, str)])
         with self._lock, self._transaction():
             doomed = self._conn.execute(f"SELECT id, pattern_data, length, frequency FROM patterns "
                                         f"WHERE name {_IN_JSON} ORDER BY id", (wanted,)).fetchall()
@@ -513,7 +419,7 @@ class SqliteStore:
             if events and events[0]:
                 firsts.setdefault(events[0][0], []).append(pattern_id)
             symbols_total += length * frequency
-        conn.execute(f"DELETE FROM patterns WHERE id {_IN_JSON}", (_to_json([row[0] for row in doomed]),))
+        conn.execute(f"DELETE FROM patterns WHERE id {_IN_JSON}", (to_json([row[0] for row in doomed]),))
         self._cut_postings(holders, firsts)
         forgotten = self._subtract_symbols(freq, holders)   # after the cuts: it drops forgotten rows
         conn.execute(   # the generation bump voids every writer's cache, this one's too
@@ -529,7 +435,7 @@ class SqliteStore:
         conn = self._conn
         changed = conn.executemany("UPDATE symbols SET frequency = frequency - ?, pmf = pmf - ? WHERE symbol = ?",
                                    [(freq[s], len(ids), s) for s, ids in holders.items()]).rowcount
-        affected = _to_json(list(holders))
+        affected = to_json(list(holders))
         broken = conn.execute(f"SELECT symbol FROM symbols WHERE symbol {_IN_JSON} AND "
                               "(pmf < 0 OR frequency < 0 OR (pmf = 0 AND frequency != 0)) LIMIT 1",
                               (affected,)).fetchall()
@@ -555,16 +461,16 @@ class SqliteStore:
             rows = conn.execute(_ROWS_HOLDING_SQL, (symbol, ids[0], ids[-1]))   # ids ascend: doomed is in id order
             cut = cut_first = 0
             for first_id, starting, holding in rows:
-                held, held_first = _unpack([holding]), _unpack([starting])
+                held, held_first = unpack([holding]), unpack([starting])
                 kept = [i for i in held if i not in gone]
                 if len(kept) == len(held):
                     continue
                 kept_first = [i for i in held_first if i not in gone_first]
                 cut, cut_first = cut + len(held) - len(kept), cut_first + len(held_first) - len(kept_first)
                 if first_id == 0:
-                    own.append((_pack(kept_first), _pack(kept), symbol))
+                    own.append((pack(kept_first), pack(kept), symbol))
                 elif kept:
-                    rewritten.append((_pack(kept_first), _pack(kept), symbol, first_id))
+                    rewritten.append((pack(kept_first), pack(kept), symbol, first_id))
                 else:
                     emptied.append((symbol, first_id))
             if (cut, cut_first) != (len(gone), len(gone_first)):
@@ -610,16 +516,16 @@ class SqliteStore:
             return self._conn.execute(sql, params).fetchall()
 
     def get_pattern(self, name: str) -> PatternRecord | None:
-        rows = self._fetch(f"SELECT {_RECORD_COLUMNS} FROM patterns WHERE name = ?", (name,))
-        return _record(rows[0]) if rows else None
+        rows = self._fetch(f"SELECT {RECORD_COLUMNS} FROM patterns WHERE name = ?", (name,))
+        return record_of(rows[0]) if rows else None
 
     def get_patterns(self, names: Iterable[str]) -> dict[str, PatternRecord]:
-        rows = self._fetch(f"SELECT {_RECORD_COLUMNS} FROM patterns WHERE name {_IN_JSON}",
-                           (_to_json(list(names)),))
-        return {row[0]: _record(row) for row in rows}
+        rows = self._fetch(f"SELECT {RECORD_COLUMNS} FROM patterns WHERE name {_IN_JSON}",
+                           (to_json(list(names)),))
+        return {row[0]: record_of(row) for row in rows}
 
     def patterns_with_any(self, symbols: Iterable[str]) -> set[str]:
-        names = self._indexed_names(WITH_ANY_SQL, (_to_json(list(set(symbols))),))
+        names = self._indexed_names(WITH_ANY_SQL, (to_json(list(set(symbols))),))
         return set(names)
 
     def patterns_starting_with(self, symbol: str) -> list[str]:
@@ -633,7 +539,7 @@ class SqliteStore:
             conn = self._conn
             conn.execute("BEGIN")
             try:
-                ids = _unpack(row[-1] for row in conn.execute(postings_sql, params))   # the list: last column
+                ids = unpack(row[-1] for row in conn.execute(postings_sql, params))   # the list: last column
                 names = dict(conn.execute(NAMES_OF_IDS_SQL, ("[" + ",".join(map(str, ids)) + "]",))) if ids else {}
             finally:
                 conn.execute("COMMIT")   # a read-only transaction: nothing to roll back
@@ -648,7 +554,7 @@ class SqliteStore:
     def _symbol_column(self, column: str, symbols: Iterable[str]) -> dict[str, int]:
         symbols = list(symbols)
         found = dict(self._fetch(f"SELECT symbol, {column} FROM symbols WHERE symbol {_IN_JSON}",
-                                 (_to_json(symbols),)))
+                                 (to_json(symbols),)))
         return {s: found[s] for s in symbols if s in found}
 
     def totals(self) -> KBTotals:
@@ -661,184 +567,15 @@ class SqliteStore:
 
     def iter_patterns(self) -> Iterator[PatternRecord]:
         # Keyset pages rather than one long cursor: a reader never pins an old WAL snapshot.
-        query = f"SELECT {_RECORD_COLUMNS} FROM patterns WHERE name > ? ORDER BY name LIMIT {ITER_PAGE}"
-        rows = self._fetch(f"SELECT {_RECORD_COLUMNS} FROM patterns ORDER BY name LIMIT {ITER_PAGE}")
+        query = f"SELECT {RECORD_COLUMNS} FROM patterns WHERE name > ? ORDER BY name LIMIT {ITER_PAGE}"
+        rows = self._fetch(f"SELECT {RECORD_COLUMNS} FROM patterns ORDER BY name LIMIT {ITER_PAGE}")
         while rows:
-            yield from map(_record, rows)
+            yield from map(record_of, rows)
             rows = self._fetch(query, (rows[-1][0],))
 
     def close(self) -> None:
         with self._lock:
             self._conn.close()
-
-
-def _pattern_upsert(batch: _Batch, data: list[str], lengths: list[int],
-                    annotations: dict[str, tuple[str | None, str | None]]) -> tuple[str, Iterable[tuple]]:
-    """The upsert and its rows, in batch order (so new patterns get ids in that order). Only the
-    annotation columns some pattern of the batch changes are bound (``_ANNOTATION_COLUMNS``)."""
-    rows = zip(batch.names, data, lengths, batch.counts)
-    changed = [i for i, column in enumerate(_ANNOTATION_COLUMNS)
-               if any(a[i] is not None for a in annotations.values())]
-    columns = _PATTERN_COLUMNS + tuple(_ANNOTATION_COLUMNS[i] for i in changed)
-    sql = (f"INSERT INTO patterns ({', '.join(columns)}) VALUES ({', '.join('?' * len(columns))}) "
-           "ON CONFLICT(name) DO UPDATE SET frequency = frequency + excluded.frequency"
-           + "".join(f", {c} = coalesce(excluded.{c}, {c})" for c in columns[len(_PATTERN_COLUMNS):]))
-    if not changed:
-        return sql, rows
-    unchanged = (None, None)
-    if len(changed) == 2:
-        return sql, (row + annotations.get(row[0], unchanged) for row in rows)
-    i = changed[0]
-    return sql, (row + (annotations.get(row[0], unchanged)[i],) for row in rows)
-
-
-def _symbol_rows(symbols: list[str], freq: dict[str, int], holding: dict[str, list[int]],
-                 starting: dict[str, list[int]]) -> tuple[list[tuple], list[tuple]]:
-    """INSERT rows (symbol, frequency, pmf, [starting list,] pattern list) of new symbols: those
-    that start no pattern (most), and those that do."""
-    first = list(map(starting.__contains__, symbols))
-    rest = list(compress(symbols, map(not_, first)))
-    lists = list(map(holding.__getitem__, rest))
-    rows = list(zip(rest, map(freq.__getitem__, rest), map(len, lists), map(_pack, lists)))
-    if not any(first):
-        return rows, []
-    firsts = list(compress(symbols, first))
-    lists = list(map(holding.__getitem__, firsts))
-    return rows, list(zip(firsts, map(freq.__getitem__, firsts), map(len, lists),
-                          map(_pack, map(starting.__getitem__, firsts)), map(_pack, lists)))
-
-
-def _fresh_metadata_json(metadata: Mapping, cap: int | None, memo: dict[str, str]) -> str:
-    """``_to_json(merge_metadata({}, metadata, cap))``, merged once per distinct plain metadata (a
-    batch's patterns share the metadata of a few documents)."""
-    key = _plain_key(metadata)
-    merged = memo.get(key) if key is not None else None
-    if merged is None:
-        merged = _to_json(merge_metadata({}, metadata, cap))
-        if key is not None:
-            memo[key] = merged
-    return merged
-
-
-def _plain_key(metadata: Mapping) -> str | None:
-    """``repr`` of a dict of str -> list of str (equal reprs then merge equally), else None."""
-    if type(metadata) is dict and set(map(type, metadata.values())) <= _LIST_TYPE and \
-            set(map(type, chain(metadata, *metadata.values()))) <= _STR_TYPE:
-        return repr(metadata)
-    return None
-
-
-def _group(symbol_lists: Iterable[Sequence[str]], ids: Iterable[int],
-           firsts: bool) -> tuple[dict[str, list[int]], dict[str, list[int]], list[str]]:
-    """Posting lists: symbol -> the ``ids`` (ascending) of the lists holding it, and (``firsts``)
-    of those starting with it; and each repeat of a symbol inside one list (indexed once, but
-    counted in the frequencies)."""
-    postings: dict[str, list[int]] = {}
-    starting: dict[str, list[int]] = {}
-    repeats: list[str] = []
-    get, get_first = postings.get, starting.get
-    for pattern_id, symbols in zip(ids, symbol_lists):   # hot: ~7 distinct symbols per pattern
-        if firsts and symbols:
-            held = get_first(symbols[0])
-            if held is None:
-                starting[symbols[0]] = [pattern_id]
-            else:
-                held.append(pattern_id)
-        for symbol in symbols:
-            held = get(symbol)
-            if held is None:
-                postings[symbol] = [pattern_id]
-            elif held[-1] != pattern_id:
-                held.append(pattern_id)
-            else:
-                repeats.append(symbol)
-    return postings, starting, repeats
-
-
-def _group_firsts(symbols: Iterable[str | None], ids: Iterable[int]) -> dict[str, list[int]]:
-    """Posting lists of the first-symbol index: symbol -> the ``ids`` of the patterns starting with it."""
-    postings: dict[str, list[int]] = {}
-    get = postings.get
-    for pattern_id, symbol in zip(ids, symbols):
-        if symbol is not None:
-            held = get(symbol)
-            if held is None:
-                postings[symbol] = [pattern_id]
-            else:
-                held.append(pattern_id)
-    return postings
-
-
-def _frequencies(batch: _Batch, new: Sequence[int], holding: dict[str, list[int]],
-                 repeats: list[str]) -> dict[str, int]:
-    """freq increment per symbol: occurrences times count. The posting lists of the ``new``
-    patterns count each of their occurrences once (ids, plus repeats); the rest of a new
-    pattern's count, and a re-learned pattern's whole count, are added per occurrence."""
-    freq = dict(zip(holding, map(len, holding.values())))
-    for symbol in repeats:
-        freq[symbol] += 1
-    counts = batch.counts
-    if len(new) == len(counts):
-        rest = [c - 1 for c in counts]
-    else:
-        rest = list(counts)
-        for i in new:
-            rest[i] -= 1
-    symbols = batch.symbols
-    once = [r == 1 for r in rest]
-    if any(once):   # e.g. re-learned once: counted in C
-        for symbol, n in Counter(chain.from_iterable(compress(symbols, once))).items():
-            freq[symbol] = freq.get(symbol, 0) + n
-    for i in compress(range(len(rest)), rest):   # rare: other counts
-        c = rest[i]
-        if c != 1:
-            for symbol in symbols[i]:
-                freq[symbol] = freq.get(symbol, 0) + c
-    return freq
-
-
-def _pack(ids: Sequence[int]) -> bytearray:
-    """Pattern ids as a posting list: little-endian uint32s. A bytearray, not bytes: sqlite3 binds
-    it directly, while bytes first miss a lookup for adapters (~0.3 µs per parameter)."""
-    if len(ids) == 1:   # most symbols above node0: one pattern per apply
-        return bytearray(_UINT32(ids[0]))
-    packed = array("I", ids)
-    if not _LITTLE_ENDIAN:
-        packed.byteswap()
-    return bytearray(packed)
-
-
-def _unpack(blobs: Iterable[bytes]) -> array:
-    ids = array("I")
-    for blob in blobs:
-        ids.frombytes(blob)
-    if not _LITTLE_ENDIAN:
-        ids.byteswap()
-    return ids
-
-
-def _is_plain(symbol_lists: Iterable[Sequence[str]]) -> bool:
-    """Whether every symbol is a str that JSON writes as itself between quotes (no quote,
-    backslash or control character)."""
-    try:
-        text = "".join(map("".join, symbol_lists))
-    except TypeError:   # a symbol that is not a str: the JSON encoder decides what it becomes
-        return False
-    if text.isascii():   # PTRN| names: bytes.translate beats a per-character str test threefold
-        ascii_text = text.encode("ascii")
-        return len(ascii_text.translate(None, _JSON_ESCAPED_BYTES)) == len(ascii_text)
-    return '"' not in text and "\\" not in text and (text.isprintable() or not _JSON_CONTROL.search(text))
-
-
-def _joined_json(events: Sequence[Sequence[str]]) -> str:
-    """``_to_json(events)`` for symbols JSON writes as themselves, by joining strings."""
-    return "[" + ",".join(['["' + '","'.join(event) + '"]' if event else "[]" for event in events]) + "]"
-
-
-def _record(row: tuple) -> PatternRecord:
-    name, pattern_data, length, frequency, emotives, metadata = row
-    return PatternRecord(name, json.loads(pattern_data), length, frequency,
-                         json.loads(emotives) if emotives else [], json.loads(metadata) if metadata else {})
 
 
 def _connect(path: Path, kb_id: str, busy_timeout_s: float) -> sqlite3.Connection:

@@ -137,7 +137,7 @@ class HierarchyDeltas:
 
     # -- chunking mode ---------------------------------------------------------------------------
     def _chunking(self, tokens: list[str], metas: list) -> None:
-        """Every level at once per level: names of all its chunks in one comprehension.
+        """Level by level, every chunk's name in one comprehension.
 
         Hot path. KATO names a pattern sha1(repr([[a], [b], ...])), and that repr is
         "[[" + "], [".join(repr(a), repr(b), ...) + "]]": each symbol's repr is looked up once
@@ -195,6 +195,8 @@ def _joined_chunks(symbols: list[str], starts: range, size: int) -> list[str] | 
         return [tuple(symbols[i:i + size]) for i in starts]
     join = SYMBOL_SEP.join
     return [join(symbols[i:i + size]) for i in starts]
+
+
 _REPRS: dict[str, str] = {}   # symbol -> repr(symbol), shared by every map of the process
 _REPRS_MAX = 1_000_000        # token pieces are a bounded vocabulary; other symbols may not be
 

@@ -29,7 +29,7 @@ from katoray.runtime import options
 from katoray.runtime.progress import ProgressLine, TrainingStats
 from katoray.runtime.sinks import DriverSink, NodeSink
 from katoray.runtime.source import Batching, Shard, make_datasource
-from katoray.text.tokenizers import TextTokenizer
+from katoray.text.tokenizers import TextTokenizer, load_tokenizer
 
 ACTOR_WAIT_S = 600             # the pool's actors must be up by then (Ray Data's default: forever)
 CheckpointHook = Callable[[frozenset, dict], None]
@@ -87,8 +87,6 @@ def ensure_ray(spec: RunSpec, verbose: bool = True) -> bool:
 def _load_tokenizer_here(spec: RunSpec) -> TextTokenizer:
     """Load the tokenizer once on the driver: an unknown name fails now with its ConfigError,
     not later as a pool actor that died in its constructor; the pool receives this one."""
-    from katoray.text.tokenizers import load_tokenizer   # transformers loads only here, if needed
-
     return load_tokenizer(spec.tokenizer)
 
 

@@ -17,7 +17,6 @@ NODE_STATS_INTERVAL_S = 2.0    # live pattern counts are asked of the node actor
 RELEASE_CHECK_TIMEOUT_S = 10.0  # at the end, node actors not up by then are ended anyway
 
 
-# -- the sinks: node actors, or the driver itself for memory:// ------------------------------------
 class NodeSink:
     """Deltas go to named node actors (mappers send them); the driver only reads their stats."""
 

@@ -5,6 +5,8 @@ KJV book into fresh SQLite stores with 1, 2, ... workers, and times one process 
 ``tokenize_batch`` on the same documents. Reports tokens/s end to end (actor start-up included)
 and after the first batch ("steady"), each as a ratio to tokenizing alone (wall clock, all
 cores) and to the 2-core tokenize-only limit (twice one core's rate; the target is >= 0.4).
+It also times bringing up as many empty actors as a run starts (levels + workers): Ray's
+start-up floor on this machine, which no end-to-end figure can beat.
 
     python -m scripts.benchmarks.train --corpus ../shared/data/kjv/kjv_books.jsonl.gz \
         --tokenizer ../shared/tokenizers/gpt2 --workers 1 2
@@ -68,6 +70,27 @@ def train_once(corpus: str | Path, tokenizer: str | Path, workers: int, levels: 
     return stats
 
 
+def actor_startup_floor(num_actors: int) -> float:
+    """Seconds for Ray to bring up ``num_actors`` empty actors (one process each, as a run's
+    node and mapper actors are): the start-up no training run on this machine can beat."""
+    import ray
+
+    from katoray.runtime import options
+
+    @ray.remote(num_cpus=options.NODE_NUM_CPUS)
+    class Empty:
+        def ping(self) -> int:
+            return 1
+
+    started = time.perf_counter()
+    actors = [Empty.remote() for _ in range(num_actors)]
+    ray.get([actor.ping.remote() for actor in actors])
+    seconds = time.perf_counter() - started
+    for actor in actors:
+        ray.kill(actor)
+    return seconds
+
+
 def bench_train(corpus: str | Path, tokenizer: str | Path, workers: Sequence[int] = (1, 2), levels: int = 4,
                 chunk: int = 8, batch_size: int | None = None, batch_chars: int | None = None,
                 store_root: str | Path | None = None) -> dict:
@@ -81,6 +104,7 @@ def bench_train(corpus: str | Path, tokenizer: str | Path, workers: Sequence[int
         ray.init(address="local", num_cpus=cpus, include_dashboard=False, logging_level="ERROR")
     root = Path(store_root or tempfile.mkdtemp(prefix="katoray-bench-"))
     baseline = tokenize_only(corpus, tokenizer)
+    floor = {n: actor_startup_floor(levels + n) for n in workers}
     runs = []
     for n in workers:
         stats = train_once(corpus, tokenizer, n, levels, chunk, root / f"w{n}", batch_size, batch_chars)
@@ -89,6 +113,7 @@ def bench_train(corpus: str | Path, tokenizer: str | Path, workers: Sequence[int
                      "ratio_to_tokenize": stats["rate_tokens_per_sec"] / baseline["tokens_per_sec"],
                      "ratio_to_two_core_limit": stats["rate_tokens_per_sec"] / baseline["two_core_limit"],
                      "first_batch_seconds": stats["first_batch_seconds"],
+                     "empty_actors_startup_seconds": floor[n],
                      "steady_tokens_per_sec": stats["steady_tokens_per_sec"],
                      "steady_ratio_to_tokenize": stats["steady_tokens_per_sec"] / baseline["tokens_per_sec"],
                      "steady_ratio_to_two_core_limit": stats["steady_tokens_per_sec"] / baseline["two_core_limit"],

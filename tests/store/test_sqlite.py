@@ -308,17 +308,22 @@ def test_full_lists_go_to_overflow_rows(store, own_list_max_4):
     assert state(store) == state(reference(FIRST, SECOND, THIRD))
 
 
-def test_reopened_store_reads_what_it_needs(tmp_path, own_list_max_4):
-    """A new process knows no symbols: the INSERT OR IGNORE of stored ones changes nothing, and
-    their rows say how full they are (and whether they have overflow rows) to the writer."""
-    url = f"sqlite:///{tmp_path}/kb"
-    for i, batch in enumerate((FIRST, SECOND, THIRD)):
+def applied_one_store_each(url: str, *batches) -> SqliteStore:
+    """Apply each batch through its own newly opened store (as separate processes would, with
+    cold caches); returns the KB opened once more."""
+    for i, batch in enumerate(batches):
         kb = SqliteStore.from_url(url, "node0_kato")
         try:
             kb.apply(batch, f"b{i}")
         finally:
             kb.close()
-    kb = SqliteStore.from_url(url, "node0_kato")
+    return SqliteStore.from_url(url, "node0_kato")
+
+
+def test_reopened_store_reads_what_it_needs(tmp_path, own_list_max_4):
+    """A new process knows no symbols: the INSERT OR IGNORE of stored ones changes nothing, and
+    their rows say how full they are (and whether they have overflow rows) to the writer."""
+    kb = applied_one_store_each(f"sqlite:///{tmp_path}/kb", FIRST, SECOND, THIRD)
     try:
         assert layout(kb)[1] == [("a", 4, 0, 3 * 4), ("a", 7, 4, 4), ("b", 7, 0, 4)]
         assert state(kb) == state(reference(FIRST, SECOND, THIRD)) and kb.totals().num_symbols == 8
@@ -343,14 +348,7 @@ def test_a_long_first_list_goes_to_an_overflow_row(tmp_path, own_list_max_4):
     row stays small for statistics updates); a new process finds it stored before writing."""
     many = [delta(["e"], [str(i)]) for i in range(6)]   # "e" starts and holds 6 patterns
     more = [delta(["e"], ["x"]), delta(["x"], ["e"])]
-    url = f"sqlite:///{tmp_path}/kb"
-    for i, batch in enumerate((many, more)):
-        kb = SqliteStore.from_url(url, "node0_kato")
-        try:
-            kb.apply(batch, f"b{i}")
-        finally:
-            kb.close()
-    kb = SqliteStore.from_url(url, "node0_kato")
+    kb = applied_one_store_each(f"sqlite:///{tmp_path}/kb", many, more)
     try:
         own, overflow = layout(kb)
         assert ("e", 8, 0, 0) in own and [row for row in overflow if row[0] == "e"] == [
@@ -386,12 +384,18 @@ def test_pattern_data_is_the_encoders_text(store):
     assert state(store) == state(reference(plain, escaped))
 
 
-@pytest.mark.parametrize("own_list_max", [OWN_LIST_MAX, 1])
-def test_deletes_cut_the_lists(store, monkeypatch, own_list_max):
-    monkeypatch.setattr("katoray.store.sqlite.OWN_LIST_MAX", own_list_max)
-    ref = reference(FIRST, SECOND)
+@pytest.fixture(params=[OWN_LIST_MAX, 1], ids=["own-lists", "overflow-rows"])
+def first_two(store, monkeypatch, request):
+    """FIRST and SECOND applied to ``store`` and to a MemoryStore reference; symbol rows hold up
+    to OWN_LIST_MAX ids, or 1 (then every later list goes to an overflow row)."""
+    monkeypatch.setattr("katoray.store.sqlite.OWN_LIST_MAX", request.param)
     store.apply(FIRST, "b0")
     store.apply(SECOND, "b1")
+    return store, reference(FIRST, SECOND)
+
+
+def test_deletes_cut_the_lists(first_two):
+    store, ref = first_two
     for doomed in ([FIRST[1]], [FIRST[0], FIRST[2]], SECOND[:3]):
         names = [d.name for d in doomed]
         assert store.delete_patterns(names) == ref.delete_patterns(names)
@@ -399,12 +403,8 @@ def test_deletes_cut_the_lists(store, monkeypatch, own_list_max):
     assert layout(store) == ([], []) and store.totals() == ref.totals()
 
 
-@pytest.mark.parametrize("own_list_max", [OWN_LIST_MAX, 1])
-def test_symbol_row_emptied_by_deletes_lives_on(store, monkeypatch, own_list_max):
-    monkeypatch.setattr("katoray.store.sqlite.OWN_LIST_MAX", own_list_max)
-    ref = reference(FIRST, SECOND)
-    store.apply(FIRST, "b0")
-    store.apply(SECOND, "b1")
+def test_symbol_row_emptied_by_deletes_lives_on(first_two):
+    store, ref = first_two
     names = [d.name for d in FIRST]
     store.delete_patterns(names)
     ref.delete_patterns(names)
@@ -416,13 +416,9 @@ def test_symbol_row_emptied_by_deletes_lives_on(store, monkeypatch, own_list_max
     assert store.patterns_starting_with("a") == ref.patterns_starting_with("a") == [third[0].name]
 
 
-@pytest.mark.parametrize("own_list_max", [OWN_LIST_MAX, 1])
-def test_ids_freed_at_the_end_are_given_again(store, monkeypatch, own_list_max):
+def test_ids_freed_at_the_end_are_given_again(first_two):
     """Deleting the newest patterns lets the next apply reuse their ids (and overflow keys)."""
-    monkeypatch.setattr("katoray.store.sqlite.OWN_LIST_MAX", own_list_max)
-    ref = reference(FIRST, SECOND)
-    store.apply(FIRST, "b0")
-    store.apply(SECOND, "b1")
+    store, ref = first_two
     names = [d.name for d in SECOND[:3]]
     store.delete_patterns(names)
     ref.delete_patterns(names)

@@ -156,7 +156,7 @@ class HierarchyDeltas:
             acc.count(names, _joined_chunks(symbols, starts, size), metas[level], cap)
             acc.learned += len(names)
             symbols = [PREFIX + name for name in names]
-            reprs = ["'" + symbol + "'" for symbol in symbols]  # a PTRN| name needs no escaping
+            reprs = name_reprs(symbols)
 
     # -- structure mode --------------------------------------------------------------------------
     def _structure(self, sections: Sections, metas: list) -> None:
@@ -180,7 +180,8 @@ class HierarchyDeltas:
             acc.unlearned += len(symbols)
             return None
         acc.learned += 1
-        name = sha1(("[[" + _JOIN(symbol_reprs(symbols)) + "]]").encode()).hexdigest()
+        reprs = symbol_reprs(symbols) if level == 0 else name_reprs(symbols)   # above node0: PTRN| names
+        name = sha1(("[[" + _JOIN(reprs) + "]]").encode()).hexdigest()
         acc.count([name], _joined_chunks(symbols, range(1), len(symbols)), metas[level], self.config.metadata_cap)
         return PREFIX + name
 
@@ -199,6 +200,12 @@ def _joined_chunks(symbols: list[str], starts: range, size: int) -> list[str] | 
 
 _REPRS: dict[str, str] = {}   # symbol -> repr(symbol), shared by every map of the process
 _REPRS_MAX = 1_000_000        # token pieces are a bounded vocabulary; other symbols may not be
+
+
+def name_reprs(names: list[str]) -> list[str]:
+    """``[repr(n) for n in names]`` for PTRN| names, which repr writes as 'name' (hex, no escaping);
+    they stay out of the token cache, which they would only fill and flush."""
+    return ["'" + name + "'" for name in names]
 
 
 def symbol_reprs(symbols: list[str]) -> list[str]:

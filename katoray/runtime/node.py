@@ -26,8 +26,6 @@ from katoray.store import KnowledgeBase, PatternDelta, kb_id_for, open_store, re
 from katoray.store.base import DeltaColumns
 from katoray.util import paused_gc
 
-_SEP = SYMBOL_SEP   # joins a pattern's symbols on the wire, as the map already joins them
-
 
 def encode_level(level: LevelDeltas) -> bytes:
     """One level's merged map (``HierarchyDeltas.levels[i]``) -> bytes for ``NodeActor.apply``.
@@ -41,7 +39,7 @@ def encode_level(level: LevelDeltas) -> bytes:
                 for i, name in enumerate(names) if name in meta}
     counts = list(map(level.counts.__getitem__, names))
     joined = list(map(level.symbols.__getitem__, names))
-    if all(isinstance(symbols, str) for symbols in joined):   # the map joined them with _SEP already
+    if all(isinstance(symbols, str) for symbols in joined):   # the map joined them with SYMBOL_SEP already
         return pickle.dumps(("joined", names, joined, counts, metadata), protocol=5)
     return _encode_columns(names, list(map(level.symbols_of, names)), counts, metadata)
 
@@ -63,12 +61,13 @@ def encode_deltas(deltas: Iterable[PatternDelta]) -> bytes:
 def _encode_columns(names: list[str], symbols: list[list[str]], counts: list[int],
                     metadata: dict[int, dict[str, list[str]]]) -> bytes:
     try:
-        joined = list(map(_SEP.join, symbols))
+        joined = list(map(SYMBOL_SEP.join, symbols))
     except TypeError:   # a symbol that is not a str: only pickle can carry it
         joined = None
     # Exact only if no symbol contains the separator (each pattern then adds len - 1 of them) and
     # no pattern is empty (its "" would split back into [""]).
-    if joined is not None and all(symbols) and "".join(joined).count(_SEP) == sum(map(len, symbols)) - len(symbols):
+    separators = sum(map(len, symbols)) - len(symbols)
+    if joined is not None and all(symbols) and "".join(joined).count(SYMBOL_SEP) == separators:
         return pickle.dumps(("joined", names, joined, counts, metadata), protocol=5)
     return pickle.dumps(("lists", names, symbols, counts, metadata), protocol=5)
 
@@ -83,7 +82,7 @@ def decode_payload(payload: bytes | Sequence[PatternDelta]) -> DeltaColumns | li
         return [PatternDelta(name, events, count, [], metadata) for name, events, count, metadata in body[0]]
     names, symbols, counts, metadata = body
     if form == "joined":
-        symbols = [joined.split(_SEP) for joined in symbols]
+        symbols = [joined.split(SYMBOL_SEP) for joined in symbols]
     elif form != "lists":
         raise ValueError(f"unknown delta wire form {form!r}: the sender runs another katoray version")
     return DeltaColumns(names, symbols, counts, metadata)

@@ -285,10 +285,21 @@ def _summary(stats: dict[str, Any]) -> str:
     while f"node{level}_patterns" in stats:
         lines.append(f"  node{level}: {stats[f'node{level}_patterns']:,} patterns, "
                      f"{stats.get(f'node{level}_observations', 0):,} learns, "
-                     f"reuse {100 * stats.get(f'node{level}_reuse_rate', 0.0):.1f}%")
+                     f"reuse {100 * stats.get(f'node{level}_reuse_rate', 0.0):.1f}%"
+                     + _usage_text(stats, f"node{level}"))
         level += 1
+    if stats.get("mapper_cpu_seconds") is not None:
+        lines.append(f"  pool:{_usage_text(stats, 'mapper')[1:]}; driver:{_usage_text(stats, 'driver')[1:]}")
     lines.append(f"manifest: {os.path.join(stats.get('run_dir', ''), 'manifest.json')}")
     return "\n".join(lines)
+
+
+def _usage_text(stats: dict[str, Any], role: str) -> str:
+    """", 1.2 CPU s, 180 MiB peak" for a role of the run's statistics ("" if not reported)."""
+    cpu, peak = stats.get(f"{role}_cpu_seconds"), stats.get(f"{role}_peak_rss_mb")
+    if cpu is None:
+        return ""
+    return f", {cpu:,.1f} CPU s" + (f", {peak:,.0f} MiB peak" if peak is not None else "")
 
 
 def _runs_table(found: dict) -> str:

@@ -136,9 +136,9 @@ def run_training(spec: RunSpec, shards: Sequence[Shard], *, verbose: bool = True
         with _ray_data_quiet():
             completed = _drive(spec, tokenizer, shards, sink, stats, progress, frozenset(skip_batches), checkpoint)
         checkpoint.final(completed, stats)
-        patterns = sink.pattern_counts()
-        progress.close(stats.progress_text(patterns))
-        return {**stats.summary(spec, patterns), "checkpoints_saved": checkpoint.calls}
+        nodes = sink.node_stats()
+        progress.close(stats.progress_text([node["patterns"] for node in nodes]))
+        return {**stats.summary(spec, nodes), "checkpoints_saved": checkpoint.calls}
     finally:
         progress.close()
         sink.release(keep=keep_nodes, detached=detached)

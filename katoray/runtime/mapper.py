@@ -12,6 +12,7 @@ With ``run_id=None`` nothing is sent: the row carries the encoded deltas for the
 """
 from __future__ import annotations
 
+import math
 import os
 import pickle
 from typing import Any, Mapping
@@ -23,6 +24,7 @@ from katoray.hierarchy.config import HierarchyConfig
 from katoray.hierarchy.mapping import HierarchyDeltas
 from katoray.runtime.node import encode_level
 from katoray.runtime.source import decode_documents
+from katoray.runtime.usage import process_usage
 from katoray.text.tokenizers import TextTokenizer
 from katoray.util import paused_gc
 
@@ -87,10 +89,13 @@ class HierarchyMapper:
         row = self._stats_row(batch_id, acc, tokenized)
         if self.run_id is None:
             row["deltas"] = pickle.dumps(payloads, protocol=5)   # the driver applies them (DriverSink)
-            return row
-        for level, result in enumerate(self._send(self.batch_key_prefix + batch_id, payloads)):
-            row[f"applied_{level}"] = bool(result["applied"])
-            row[f"new_{level}"] = int(result["new_patterns"])
+        else:
+            for level, result in enumerate(self._send(self.batch_key_prefix + batch_id, payloads)):
+                row[f"applied_{level}"] = bool(result["applied"])
+                row[f"new_{level}"] = int(result["new_patterns"])
+        usage = process_usage()   # this actor so far (start-up included): the run's statistics add it up
+        row["worker_cpu_seconds"] = usage["cpu_seconds"]
+        row["worker_peak_rss_mb"] = math.nan if usage["peak_rss_mb"] is None else usage["peak_rss_mb"]
         return row
 
     def _send(self, key: str, payloads: list[bytes]) -> list[dict[str, Any]]:

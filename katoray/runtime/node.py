@@ -24,6 +24,7 @@ from katoray.hierarchy.mapping import SYMBOL_SEP, LevelDeltas
 from katoray.session import KatoSession
 from katoray.store import KnowledgeBase, PatternDelta, kb_id_for, open_store, redact_url
 from katoray.store.base import DeltaColumns
+from katoray.runtime.usage import process_usage
 from katoray.util import paused_gc
 
 
@@ -151,12 +152,13 @@ class NodeActor:
         return self.kb.is_applied(batch_id)
 
     def stats(self) -> dict[str, Any]:
-        """Unique patterns and KATO's totals for this level."""
+        """Unique patterns and KATO's totals for this level; this process's CPU seconds and peak
+        memory in MiB (since the actor started)."""
         totals = self.kb.totals()
         return {"node_id": self.node_id, "kb_id": self.kb.kb_id, "patterns": totals.total_unique_patterns,
                 "total_pattern_frequencies": totals.total_pattern_frequencies,
                 "total_symbols_in_patterns_frequencies": totals.total_symbols_in_patterns_frequencies,
-                "symbols": totals.num_symbols, "batches_applied_here": self.num_applied}
+                "symbols": totals.num_symbols, "batches_applied_here": self.num_applied, **process_usage()}
 
     # -- the KATO session (interactive use) ----------------------------------------------------
     def observe(self, strings=None, vectors=None, emotives=None, metadata=None, unique_id=None) -> dict[str, Any]:

@@ -1,14 +1,17 @@
 """Live statistics of a training run and the one progress line the driver shows.
 
 ``TrainingStats`` adds up the small row each finished batch returns (documents, tokens, learns,
-new patterns per level); ``ProgressLine`` writes one status line, in place on a terminal and as
+new patterns per level, and what the pool actor that made it has used so far); ``ProgressLine`` writes one status line, in place on a terminal and as
 periodic log lines in a file or pipe (job logs).
 """
 from __future__ import annotations
 
+import math
 import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Mapping, Sequence, TextIO
+
+from katoray.runtime.usage import process_usage
 
 if TYPE_CHECKING:
     from katoray.runtime.driver import RunSpec
@@ -35,6 +38,9 @@ class TrainingStats:
     new_patterns: list[int] = field(default_factory=list)
     replayed: list[int] = field(default_factory=list)   # learns of batches found already applied
     workers: set[int] = field(default_factory=set)      # pool actor pids that finished a batch
+    # pid -> (CPU seconds, peak RSS MiB) of each pool actor, its latest report (both only grow)
+    worker_usage: dict[int, tuple[float, float]] = field(default_factory=dict)
+    driver_cpu_started: float = field(default_factory=time.process_time)
 
     def __post_init__(self) -> None:
         self.learned = [0] * self.num_levels
@@ -49,6 +55,7 @@ class TrainingStats:
         self.empty_documents += int(row["empty_docs"])
         self.dropped_segments += int(row["dropped_segments"])
         self.workers.add(int(row["worker"]))
+        self._add_usage(int(row["worker"]), row)
         if not any(row[f"applied_{i}"] for i in range(self.num_levels)):
             self.batches_already_applied += 1
         for i in range(self.num_levels):
@@ -60,6 +67,31 @@ class TrainingStats:
                 # A replay of a batch some earlier attempt applied (after its last checkpoint, or
                 # before a Ray retry): counted apart, so a resume can add what no checkpoint holds.
                 self.replayed[i] += int(row[f"learned_{i}"])
+
+    def _add_usage(self, pid: int, row: Mapping[str, Any]) -> None:
+        if "worker_cpu_seconds" not in row:
+            return
+        cpu, peak = float(row["worker_cpu_seconds"]), float(row["worker_peak_rss_mb"])   # NaN: unknown
+        seen = self.worker_usage.get(pid)
+        self.worker_usage[pid] = (cpu, peak) if seen is None else (max(seen[0], cpu), max(seen[1], peak))
+
+    def usage(self, nodes: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+        """CPU seconds and peak memory (MiB) per role: the driver (this process, CPU during the
+        run), the pool (CPU summed over its actors, start-up included; the largest peak), and
+        each node actor (from its ``stats()``; absent for ``memory://``, whose knowledge bases
+        live in the driver)."""
+        driver = process_usage()
+        pool = list(self.worker_usage.values())
+        out: dict[str, Any] = {
+            "driver_cpu_seconds": time.process_time() - self.driver_cpu_started,
+            "driver_peak_rss_mb": driver["peak_rss_mb"],
+            "mapper_cpu_seconds": sum(cpu for cpu, _ in pool) if pool else None,
+            "mapper_peak_rss_mb": _known_max(peak for _, peak in pool)}
+        for i, node in enumerate(nodes):
+            if "cpu_seconds" in node:
+                out[f"node{i}_cpu_seconds"] = node["cpu_seconds"]
+                out[f"node{i}_peak_rss_mb"] = node["peak_rss_mb"]
+        return out
 
     @property
     def elapsed(self) -> float:
@@ -91,13 +123,19 @@ class TrainingStats:
             out[f"node{i}_reuse_rate"] = 1.0 - self.new_patterns[i] / self.learned[i] if self.learned[i] else 0.0
         return out
 
-    def summary(self, spec: "RunSpec", patterns: Sequence[int]) -> dict[str, Any]:
-        """The run's statistics: counters plus the unique patterns now in each level's KB."""
+    def summary(self, spec: "RunSpec", nodes: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+        """The run's statistics: counters, the unique patterns now in each level's KB (``nodes``:
+        each level's ``NodeActor.stats()``), and what each role used (``usage``)."""
         out = {"run_id": spec.run_id, "num_workers": spec.num_workers, "batch_size": spec.batching.batch_size,
                **self.counters()}
-        for i, count in enumerate(patterns):
-            out[f"node{i}_patterns"] = count
-        return out
+        for i, node in enumerate(nodes):
+            out[f"node{i}_patterns"] = node["patterns"]
+        return {**out, **self.usage(nodes)}
+
+
+def _known_max(values) -> float | None:
+    known = [v for v in values if not math.isnan(v)]
+    return max(known) if known else None
 
 
 def _short(value: float) -> str:

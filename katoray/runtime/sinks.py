@@ -1,7 +1,7 @@
 """Where a batch's deltas go: the run's node actors, or (``memory://``) the driver itself.
 
-Both sinks answer the same three questions for the driver: accept a finished row, tell the
-pattern counts per level, and release what the run started.
+Both sinks answer the same three questions for the driver: accept a finished row, tell each
+level's statistics (pattern counts, live and final), and release what the run started.
 """
 from __future__ import annotations
 
@@ -35,10 +35,11 @@ class NodeSink:
         self._latest: list[int] | None = None
         self._asked = 0.0
 
-    def pattern_counts(self) -> list[int]:
+    def node_stats(self) -> list[dict[str, Any]]:
+        """Each level's ``NodeActor.stats()``: patterns, totals, the actor's CPU and memory."""
         import ray
 
-        return [s["patterns"] for s in ray.get([h.stats.remote() for h in self.handles])]
+        return ray.get([h.stats.remote() for h in self.handles])
 
     def live_pattern_counts(self) -> list[int] | None:
         """Latest counts without blocking: ask now and then, read answers when they are in."""
@@ -83,10 +84,12 @@ class DriverSink:
         self.metadata_cap = spec.hierarchy.metadata_cap
         self.handles: list = []
 
-    def pattern_counts(self) -> list[int]:
-        return [kb.count() for kb in self.kbs]
+    def node_stats(self) -> list[dict[str, Any]]:
+        """Each level's pattern count (its CPU and memory are the driver's own)."""
+        return [{"patterns": kb.count()} for kb in self.kbs]
 
-    live_pattern_counts = pattern_counts
+    def live_pattern_counts(self) -> list[int]:
+        return [kb.count() for kb in self.kbs]
 
     def accept(self, row: dict[str, Any], key: str) -> None:
         import pickle

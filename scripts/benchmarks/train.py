@@ -5,8 +5,18 @@ KJV book into fresh SQLite stores with 1, 2, ... workers, and times one process 
 ``tokenize_batch`` on the same documents. Reports tokens/s end to end (actor start-up included)
 and after the first batch ("steady"), each as a ratio to tokenizing alone (wall clock, all
 cores) and to the 2-core tokenize-only limit (twice one core's rate; the target is >= 0.4).
-It also times bringing up as many empty actors as a run starts (levels + workers): Ray's
-start-up floor on this machine, which no end-to-end figure can beat.
+
+Where the time goes, from the same invocation:
+- ``cpu_seconds``: CPU per role (driver, pool actors, node actors; each actor reports its own
+  process, start-up included) and ``utilization``: their sum over wall seconds x cores. On two
+  cores a run is CPU-bound, so tokens/s = cores x utilization / (CPU per token).
+- ``startup``: the same run on one document: what a run costs before its tokens matter; the
+  ``marginal_tokens_per_sec`` of the full run is its extra tokens over its extra seconds.
+- ``empty_actors_startup_seconds``: as many empty actors as a run starts (levels + workers):
+  Ray's own start-up floor on this machine.
+- ``memory``: peak resident memory per role on half the corpus and on all of it (the pipeline
+  holds a bounded number of batches; a node's SQLite page cache grows with its knowledge base
+  up to its cap).
 
     python -m scripts.benchmarks.train --corpus ../shared/data/kjv/kjv_books.jsonl.gz \
         --tokenizer ../shared/tokenizers/gpt2 --workers 1 2
@@ -47,7 +57,8 @@ def tokenize_only(corpus: str | Path, tokenizer: str | Path) -> dict:
 
 
 def train_once(corpus: str | Path, tokenizer: str | Path, workers: int, levels: int, chunk: int,
-               store_dir: Path, batch_size: int | None, batch_chars: int | None) -> dict:
+               store_dir: Path, batch_size: int | None, batch_chars: int | None,
+               max_samples: int | None = None) -> dict:
     from katoray.hierarchy.config import HierarchicalNode
     from katoray.runtime import train_from_streaming_dataset_parallel
 
@@ -60,14 +71,31 @@ def train_once(corpus: str | Path, tokenizer: str | Path, workers: int, levels: 
 
     started = time.perf_counter()
     stats = train_from_streaming_dataset_parallel(
-        data=str(corpus), nodes=nodes, num_levels=levels, num_workers=workers, tokenizer=str(tokenizer),
-        store=f"sqlite:///{store_dir}", verbose=False, checkpoint_interval=1, on_checkpoint=record, **extra)
+        data=str(corpus), max_samples=max_samples, nodes=nodes, num_levels=levels, num_workers=workers,
+        tokenizer=str(tokenizer), store=f"sqlite:///{store_dir}", verbose=False, checkpoint_interval=1,
+        on_checkpoint=record, **extra)
     stats["wall_seconds"] = time.perf_counter() - started
     # After the first batch: actors are up, tokenizers loaded (the start-up cost is excluded).
     (first_tokens, first_s), (last_tokens, last_s) = marks[0], marks[-1]
     stats["first_batch_seconds"] = first_s
     stats["steady_tokens_per_sec"] = (last_tokens - first_tokens) / (last_s - first_s) if last_s > first_s else 0.0
     return stats
+
+
+def cpu_by_role(stats: dict, levels: int, cores: int = 2) -> dict:
+    """CPU seconds per role of a run and the share of ``cores`` they kept busy."""
+    nodes = [stats[f"node{i}_cpu_seconds"] for i in range(levels)]
+    roles = {"driver": stats["driver_cpu_seconds"], "pool": stats["mapper_cpu_seconds"], "nodes": sum(nodes)}
+    total = sum(roles.values())
+    return {"cpu_seconds": {**{k: round(v, 3) for k, v in roles.items()}, "per_node": [round(n, 3) for n in nodes],
+                            "total": round(total, 3)},
+            "utilization": round(total / (stats["total_time_seconds"] * cores), 3)}
+
+
+def peak_memory(stats: dict, levels: int) -> dict:
+    """Peak resident memory (MiB) per role of a run."""
+    return {"driver": stats["driver_peak_rss_mb"], "pool": stats["mapper_peak_rss_mb"],
+            "nodes": [stats[f"node{i}_peak_rss_mb"] for i in range(levels)]}
 
 
 def actor_startup_floor(num_actors: int) -> float:
@@ -94,7 +122,8 @@ def actor_startup_floor(num_actors: int) -> float:
 def bench_train(corpus: str | Path, tokenizer: str | Path, workers: Sequence[int] = (1, 2), levels: int = 4,
                 chunk: int = 8, batch_size: int | None = None, batch_chars: int | None = None,
                 store_root: str | Path | None = None) -> dict:
-    """Tokenize-only rate, then one training run per worker count; ratios from this same run."""
+    """Tokenize-only rate, then one training run per worker count, a one-document run and a
+    half-corpus run (``max(workers)``); ratios and figures from this same invocation."""
     import ray
 
     from katoray.runtime import options
@@ -105,21 +134,42 @@ def bench_train(corpus: str | Path, tokenizer: str | Path, workers: Sequence[int
     root = Path(store_root or tempfile.mkdtemp(prefix="katoray-bench-"))
     baseline = tokenize_only(corpus, tokenizer)
     floor = {n: actor_startup_floor(levels + n) for n in workers}
-    runs = []
-    for n in workers:
-        stats = train_once(corpus, tokenizer, n, levels, chunk, root / f"w{n}", batch_size, batch_chars)
-        runs.append({"workers": n, "tokens": stats["tokens_processed"], "seconds": stats["total_time_seconds"],
-                     "wall_seconds": stats["wall_seconds"], "tokens_per_sec": stats["rate_tokens_per_sec"],
-                     "ratio_to_tokenize": stats["rate_tokens_per_sec"] / baseline["tokens_per_sec"],
-                     "ratio_to_two_core_limit": stats["rate_tokens_per_sec"] / baseline["two_core_limit"],
-                     "first_batch_seconds": stats["first_batch_seconds"],
-                     "empty_actors_startup_seconds": floor[n],
-                     "steady_tokens_per_sec": stats["steady_tokens_per_sec"],
-                     "steady_ratio_to_tokenize": stats["steady_tokens_per_sec"] / baseline["tokens_per_sec"],
-                     "steady_ratio_to_two_core_limit": stats["steady_tokens_per_sec"] / baseline["two_core_limit"],
-                     "batches": stats["batches_processed"],
-                     "patterns": [stats[f"node{i}_patterns"] for i in range(levels)]})
-    return {"tokenize_only": baseline, "runs": runs, "levels": levels, "chunk": chunk, "store_root": str(root)}
+
+    def run(n: int, name: str, max_samples: int | None = None) -> dict:
+        return train_once(corpus, tokenizer, n, levels, chunk, root / name, batch_size, batch_chars, max_samples)
+
+    full = {n: run(n, f"w{n}") for n in workers}
+    most = max(workers)
+    one_doc, half = run(most, "one-document", 1), run(most, "half", baseline["documents"] // 2)
+    runs = [_run_row(n, full[n], baseline, floor[n], one_doc, levels) for n in workers]
+    return {"tokenize_only": baseline, "runs": runs, "levels": levels, "chunk": chunk,
+            "startup": {"workers": most, "documents": 1, "tokens": one_doc["tokens_processed"],
+                        "seconds": one_doc["total_time_seconds"], **cpu_by_role(one_doc, levels)},
+            "memory": {"workers": most,
+                       "half": {"documents": half["samples_processed"], "tokens": half["tokens_processed"],
+                                "peak_rss_mb": peak_memory(half, levels)},
+                       "full": {"documents": full[most]["samples_processed"],
+                                "tokens": full[most]["tokens_processed"],
+                                "peak_rss_mb": peak_memory(full[most], levels)}},
+            "store_root": str(root)}
+
+
+def _run_row(n: int, stats: dict, baseline: dict, floor: float, one_doc: dict, levels: int) -> dict:
+    extra_seconds = stats["total_time_seconds"] - one_doc["total_time_seconds"]
+    marginal = (stats["tokens_processed"] - one_doc["tokens_processed"]) / extra_seconds if extra_seconds > 0 else 0.0
+    return {"workers": n, "tokens": stats["tokens_processed"], "seconds": stats["total_time_seconds"],
+            "wall_seconds": stats["wall_seconds"], "tokens_per_sec": stats["rate_tokens_per_sec"],
+            "ratio_to_tokenize": stats["rate_tokens_per_sec"] / baseline["tokens_per_sec"],
+            "ratio_to_two_core_limit": stats["rate_tokens_per_sec"] / baseline["two_core_limit"],
+            "first_batch_seconds": stats["first_batch_seconds"],
+            "empty_actors_startup_seconds": floor,
+            "steady_tokens_per_sec": stats["steady_tokens_per_sec"],
+            "steady_ratio_to_two_core_limit": stats["steady_tokens_per_sec"] / baseline["two_core_limit"],
+            "marginal_tokens_per_sec": marginal,
+            "marginal_ratio_to_two_core_limit": marginal / baseline["two_core_limit"],
+            **cpu_by_role(stats, levels),
+            "batches": stats["batches_processed"],
+            "patterns": [stats[f"node{i}_patterns"] for i in range(levels)]}
 
 
 def main() -> None:

@@ -38,6 +38,8 @@ def test_train_with_no_arguments_trains_the_default_run(default_run):
     assert "(pydoc, 4 levels, chunk sizes 8,8,8,8, chunking)" in lines[0]
     assert lines[1].startswith(f"run {run_id} finished: 79 documents, ")
     assert [line.split(":")[0].strip() for line in lines[2:6]] == ["node0", "node1", "node2", "node3"]
+    assert all(" CPU s, " in line and line.endswith(" MiB peak") for line in lines[2:6])   # per node actor
+    assert lines[6].startswith("  pool: ") and "; driver: " in lines[6] and lines[6].endswith(" MiB peak")
     assert lines[-1] == f"manifest: {cwd}/runs/{run_id}/manifest.json"
     manifest = TrainingManifest.load(cwd / "runs" / run_id)
     assert manifest.status == "finished" and manifest.documents == 79

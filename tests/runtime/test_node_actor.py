@@ -49,6 +49,8 @@ def test_apply_is_idempotent_by_batch_id(ray_session, tmp_path, run_id):
         assert ray.get(node.is_applied.remote("run/b1")) and not ray.get(node.is_applied.remote("run/b2"))
         stats = ray.get(node.stats.remote())
         assert stats["patterns"] == 2 and stats["total_symbols_in_patterns_frequencies"] == 2 * 3 + 2 * 1
+        # the actor's own process: it imported numpy and opened SQLite, so it used CPU and memory
+        assert stats["cpu_seconds"] > 0 and stats["peak_rss_mb"] > 20
         record = ray.get(node.get_pattern.remote(pattern_hash([["a"], ["b"]])))
         assert record["frequency"] == 3 and record["metadata"] == {"source": ["x.txt"]}
     finally:

@@ -97,6 +97,13 @@ def assert_real_stats(stats: dict, ref_kbs, acc: HierarchyDeltas) -> None:
     assert stats["rate_tokens_per_sec"] == pytest.approx(stats["tokens_processed"] / stats["total_time_seconds"])
 
 
+def assert_usage(stats: dict, levels: int) -> None:
+    """Every role reported its CPU and peak memory (each is a Python process holding numpy and
+    a tokenizer or a store: well over 20 MiB)."""
+    for role in ["driver", "mapper", *(f"node{i}" for i in range(levels))]:
+        assert stats[f"{role}_cpu_seconds"] > 0 and stats[f"{role}_peak_rss_mb"] > 20, role
+
+
 def train(corpus, gpt2_dir, store, **kwargs) -> dict:
     args = dict(data=str(corpus), nodes=nodes(), tokenizer=str(gpt2_dir), store=store, verbose=False,
                 metadata_cap=METADATA_CAP)
@@ -120,6 +127,7 @@ def test_parallel_equals_sequential(ray_session, corpus, gpt2_dir, preparers, tm
     assert_same_kbs(store, ref_kbs)
     assert_real_stats(stats, ref_kbs, acc)
     assert stats["num_workers"] == workers and 1 <= stats["workers_used"] <= workers
+    assert_usage(stats, len(CHUNKS))
     assert any(record.metadata for record in ref_kbs[1].iter_patterns())   # metadata went through too
 
 

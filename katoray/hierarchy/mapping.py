@@ -209,18 +209,22 @@ def name_reprs(names: list[str]) -> list[str]:
 
 
 def symbol_reprs(symbols: list[str]) -> list[str]:
-    """``[repr(s) for s in symbols]``, through a process-wide cache."""
+    """``[repr(s) for s in symbols]``, through a process-wide cache. Safe for concurrent maps in
+    one process (a pool actor runs two batches at once): a full cache is replaced, never cleared,
+    so a thread still filling the old one reads back what it put there."""
+    global _REPRS
+    cache = _REPRS
     try:
-        return list(map(_REPRS.__getitem__, symbols))
+        return list(map(cache.__getitem__, symbols))
     except KeyError:
-        if len(_REPRS) > _REPRS_MAX:
-            _REPRS.clear()
+        if len(cache) > _REPRS_MAX:
+            _REPRS = cache = {}
         for symbol in symbols:
-            if symbol not in _REPRS:
+            if symbol not in cache:
                 if not isinstance(symbol, str):
                     raise TypeError(f"symbols must be str, got {type(symbol).__name__} {symbol!r}") from None
-                _REPRS[symbol] = repr(symbol)
-        return list(map(_REPRS.__getitem__, symbols))
+                cache[symbol] = repr(symbol)
+        return list(map(cache.__getitem__, symbols))
 
 
 def map_documents(docs: Iterable[TokenizedDocument], config: HierarchyConfig) -> HierarchyDeltas:

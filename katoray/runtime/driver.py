@@ -227,9 +227,18 @@ def build_dataset(spec: RunSpec, tokenizer: TextTokenizer, shards: Sequence[Shar
                    "segment_method": spec.segment_method, "batch_key_prefix": key_prefix,
                    "run_id": None if spec.is_local_store else spec.run_id, "node_ids": list(spec.node_ids)}
     out = reads.map_batches(HierarchyMapper, fn_constructor_kwargs=mapper_args,
-                            compute=ray.data.ActorPoolStrategy(size=spec.num_workers), **options.MAPPER_OPTIONS)
+                            compute=_pool(spec.num_workers), **options.MAPPER_OPTIONS)
     _quiet_bounded(out.context, spec)
     return out
+
+
+def _pool(size: int):
+    """``size`` actors, each mapping up to ``options.mapper_concurrency(size)`` batches at once."""
+    import ray.data
+
+    threads = options.mapper_concurrency(size)
+    return ray.data.ActorPoolStrategy(size=size, max_concurrent_calls_per_actor=threads,
+                                      enable_true_multi_threading=threads > 1)
 
 
 def _quiet_bounded(ctx, spec: RunSpec) -> None:

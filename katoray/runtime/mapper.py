@@ -5,7 +5,9 @@ and calls it once per row, i.e. per batch of documents. Each call segments and t
 batch (the tokenizer is loaded once, in the constructor), maps it through the hierarchy (the pure
 map: names computed here, no round trip), sends each level's merged deltas to that level's
 ``NodeActor`` and waits for every acknowledgement. A row coming back therefore means the batch
-is durable at every level, and a slow node slows the pool down (natural backpressure).
+is durable at every level, and a slow node slows the pool down (natural backpressure). A lone
+pool actor maps two batches at once, in threads (``options.mapper_concurrency``): the map keeps
+no per-call state on the actor, and the process-wide caches it uses are safe for that.
 
 With ``run_id=None`` nothing is sent: the row carries the encoded deltas for the driver to apply
 (the path for ``memory://`` stores, which live inside one process).

@@ -54,6 +54,16 @@ def node_actor_options(run_id: str, level: int, detached: bool = False, **overri
     return options
 
 
+def mapper_concurrency(num_workers: int) -> int:
+    """Batches one pool actor maps at once, in threads. A pool actor waits for the node actors'
+    acknowledgements after each batch: alone, it leaves its core idle meanwhile, so it maps a
+    second batch in another thread (measured, KJV on 2 cores: 1 actor x 2 threads ends ~10%
+    sooner than 1 x 1, and sooner than 2 x 1, which pays a second actor's start-up). With
+    several actors the others fill the wait, and two threads each only contend for the GIL
+    (2 x 2 ran ~7% slower than 2 x 1)."""
+    return 2 if num_workers == 1 else 1
+
+
 def cpus_needed(num_levels: int, num_workers: int) -> float:
     """Logical CPUs a training run reserves: nodes + pool + one read task + the driver."""
     return num_levels * NODE_NUM_CPUS + num_workers * MAPPER_NUM_CPUS + READ_NUM_CPUS + DRIVER_NUM_CPUS

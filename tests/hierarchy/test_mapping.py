@@ -119,3 +119,37 @@ def test_fast_names_equal_kato_names(symbols):
     deltas = map_documents([TokenizedDocument("d", [[[symbols]]])], config)
     (name,) = deltas.levels[0].counts
     assert "PTRN|" + name == pattern_name([[s] for s in symbols])
+
+
+def test_symbol_repr_cache_is_safe_for_concurrent_maps(monkeypatch):
+    """A lone pool actor maps two batches at once in threads: a thread whose symbols fill the
+    cache past its cap must not break another thread still reading it."""
+    import sys
+    import threading
+
+    from katoray.hierarchy import mapping
+
+    monkeypatch.setattr(mapping, "_REPRS_MAX", 8)                 # replaced every few calls
+    monkeypatch.setattr(mapping, "_REPRS", {})
+    interval = sys.getswitchinterval()
+    sys.setswitchinterval(1e-6)                                   # switch threads as often as possible
+    try:
+        failures: list[BaseException] = []
+
+        def work(seed: int) -> None:
+            rng = random.Random(seed)
+            try:
+                for _ in range(300):
+                    symbols = [f"t{rng.randrange(50)}'\\" for _ in range(20)]
+                    assert mapping.symbol_reprs(symbols) == [repr(s) for s in symbols]
+            except BaseException as err:   # noqa: BLE001 (reported below)
+                failures.append(err)
+
+        threads = [threading.Thread(target=work, args=(seed,)) for seed in range(4)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+    finally:
+        sys.setswitchinterval(interval)
+    assert not failures, failures[0]

@@ -29,6 +29,8 @@ from typing import Iterable, Iterator, Mapping, Protocol, Sequence, runtime_chec
 
 import numpy as np
 
+from katoray.errors import ConfigError
+
 
 @dataclass(frozen=True)
 class PatternRecord:
@@ -204,6 +206,16 @@ def symbol_index(kb: KnowledgeBase, symbols: Sequence[str]) -> SymbolIndex | Non
 def symbol_counts(events: Sequence[Sequence[str]]) -> Counter:
     """Occurrences of each symbol in a pattern's events."""
     return Counter(symbol for event in events for symbol in event)
+
+
+def check_apply_args(persistence: int, metadata_cap: int | None) -> None:
+    """``apply``'s knobs, checked by every backend before it writes anything."""
+    if isinstance(persistence, bool) or not isinstance(persistence, int) or persistence < 1:
+        raise ConfigError(f"persistence must be an int >= 1 (emotive dicts kept per pattern), got {persistence!r}")
+    if metadata_cap is not None and (isinstance(metadata_cap, bool) or not isinstance(metadata_cap, int)
+                                     or metadata_cap < 0):
+        raise ConfigError(f"metadata_cap must be None or an int >= 0 (values kept per metadata key), "
+                          f"got {metadata_cap!r}")
 
 
 def merge_emotives(stored: list[dict[str, float]], new: list[dict[str, float]], persistence: int) -> list[dict[str, float]]:

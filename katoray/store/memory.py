@@ -21,7 +21,7 @@ from typing import Callable, Iterable, Iterator, NamedTuple, Sequence
 import numpy as np
 
 from katoray.store.base import (DeltaColumns, KBTotals, PatternDelta, PatternRecord, SymbolIndex,
-                                merge_emotives, merge_metadata)
+                                check_apply_args, merge_emotives, merge_metadata)
 from katoray.util import paused_gc
 
 _NAME, _EVENTS, _COUNT = attrgetter("name"), attrgetter("events"), attrgetter("count")
@@ -146,6 +146,7 @@ class MemoryStore:
     # -- writes -----------------------------------------------------------------------------
     def apply(self, deltas: Sequence[PatternDelta], batch_id: str | None = None, *,
               persistence: int = 5, metadata_cap: int | None = None) -> bool:
+        check_apply_args(persistence, metadata_cap)
         with self._lock, paused_gc():
             if not self._claim(batch_id):
                 return False
@@ -159,6 +160,7 @@ class MemoryStore:
 
     def apply_columns(self, columns: DeltaColumns, batch_id: str | None = None, *,
                       persistence: int = 5, metadata_cap: int | None = None) -> bool:
+        check_apply_args(persistence, metadata_cap)
         with self._lock, paused_gc():
             if not self._claim(batch_id):
                 return False

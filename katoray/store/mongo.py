@@ -78,9 +78,10 @@ from pymongo.errors import BulkWriteError, ConfigurationError, ConnectionFailure
 
 from katoray.errors import ConfigError, StoreError, StoreUnreachableError
 from katoray.store import redact_url
-from katoray.store.base import DeltaColumns, KBTotals, PatternDelta, PatternRecord, merge_metadata, symbol_counts
+from katoray.store.base import (DeltaColumns, KBTotals, PatternDelta, PatternRecord, check_apply_args, merge_metadata,
+                                symbol_counts)
 from katoray.store import mongo_batch
-from katoray.store.mongo_batch import (Merged, check_apply_args, decode_recovery, encode_recovery,
+from katoray.store.mongo_batch import (Merged, decode_recovery, encode_recovery,
                                        merge_batch, pattern_op, record_of, symbol_increments)
 
 DUPLICATE_KEY = 11000  # MongoDB's E11000: here, "this batch already updated the document"

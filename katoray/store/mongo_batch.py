@@ -16,7 +16,7 @@ from typing import Any, Sequence
 from bson import Binary
 from pymongo import UpdateOne
 
-from katoray.errors import ConfigError, StoreError
+from katoray.errors import StoreError
 from katoray.store.base import PatternDelta, PatternRecord, symbol_counts
 
 # Bytes of compressed deltas a ledger document may hold: MongoDB's 16 MiB document limit, less
@@ -33,14 +33,6 @@ class Merged:
     count: int = 0
     emotives: list[dict] = field(default_factory=list)
     metadata: dict[str, set[str]] | None = None   # None: no delta of the batch carried metadata
-
-
-def check_apply_args(persistence: int, metadata_cap: int | None) -> None:
-    if isinstance(persistence, bool) or not isinstance(persistence, int) or persistence < 1:
-        raise ConfigError(f"persistence must be an int >= 1 (emotive dicts kept per pattern), got {persistence!r}")
-    if metadata_cap is not None and (isinstance(metadata_cap, bool) or not isinstance(metadata_cap, int)
-                                     or metadata_cap < 0):
-        raise ConfigError(f"metadata_cap must be None or an int >= 0, got {metadata_cap!r}")
 
 
 def merge_batch(deltas: Sequence[PatternDelta]) -> dict[str, Merged]:

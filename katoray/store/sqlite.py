@@ -66,8 +66,8 @@ from pathlib import Path
 from typing import Iterable, Iterator, Sequence
 
 from katoray.errors import ConfigError, StoreError
-from katoray.store.base import (DeltaColumns, KBTotals, PatternDelta, PatternRecord, merge_emotives,
-                                merge_metadata)
+from katoray.store.base import (DeltaColumns, KBTotals, PatternDelta, PatternRecord, check_apply_args,
+                                merge_emotives, merge_metadata)
 from katoray.store.sqlite_rows import (RECORD_COLUMNS, Batch, fresh_metadata_json, frequencies, group, group_firsts,
                                        is_plain, pack, pattern_upsert, record_of, symbol_rows, to_json, unpack)
 from katoray.util import paused_gc
@@ -196,6 +196,7 @@ class SqliteStore:
               persistence: int = 5, metadata_cap: int | None = None) -> bool:
         """One transaction (see :meth:`KnowledgeBase.apply`). Raises StoreError if SQLite fails;
         on any error the transaction is rolled back and the store is as it was."""
+        check_apply_args(persistence, metadata_cap)
         with paused_gc():   # a batch allocates ~10 small containers per pattern and no cycles
             batch = Batch.of_deltas(deltas)
         return self._apply(batch, batch_id, persistence, metadata_cap)
@@ -203,6 +204,7 @@ class SqliteStore:
     def apply_columns(self, columns: DeltaColumns, batch_id: str | None = None, *,
                       persistence: int = 5, metadata_cap: int | None = None) -> bool:
         """``apply(columns.to_deltas(), ...)`` without building the deltas."""
+        check_apply_args(persistence, metadata_cap)
         with paused_gc():
             batch = Batch.of_columns(columns)
         return self._apply(batch, batch_id, persistence, metadata_cap)

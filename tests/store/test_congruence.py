@@ -14,6 +14,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from katoray.engine.naming import pattern_hash
+from katoray.errors import ConfigError
 from katoray.store.base import DeltaColumns, KBTotals, PatternDelta
 from katoray.store.memory import MemoryStore
 
@@ -169,6 +170,18 @@ def test_batch_ids_are_idempotent(kb):
 def test_empty_batch_is_recorded(kb):
     assert assert_same_as_memory(kb, [Apply([], "empty"), Apply([delta(["a"], ["b"])], "empty")]) == [True, False]
     assert kb.count() == 0 and kb.is_applied("empty")
+
+
+@pytest.mark.parametrize("knobs", [{"persistence": 0}, {"persistence": True}, {"persistence": "5"},
+                                   {"metadata_cap": -1}, {"metadata_cap": 2.5}])
+def test_bad_apply_knobs_are_refused_before_any_write(kb, knobs):
+    d = delta(["a"], ["b"], metadata={"k": ["v"]})
+    name = next(iter(knobs))
+    with pytest.raises(ConfigError, match=name):
+        kb.apply([d], "b1", **knobs)
+    with pytest.raises(ConfigError, match=name):
+        kb.apply_columns(columns_of([(["a", "b"], 1, {"k": ["v"]})]), "b2", **knobs)
+    assert kb.count() == 0 and not kb.is_applied("b1") and not kb.is_applied("b2")
 
 
 # -- reads ---------------------------------------------------------------------------------------

@@ -16,9 +16,11 @@ Where the time goes, from the same invocation:
   starts Ray Data's own actors; it runs first, so the compared runs start equally warm.
 - ``empty_actors_startup_seconds``: as many empty actors as a run starts (levels + workers):
   Ray's own start-up floor on this machine.
-- ``memory``: peak resident memory per role on half the corpus and on all of it (the pipeline
-  holds a bounded number of batches; a node's SQLite page cache grows with its knowledge base
-  up to its cap).
+- ``memory``: peak resident memory per role on half the corpus, on all of it, and on the corpus
+  three times over (three times the documents and tokens; the same patterns re-learned, so the
+  knowledge bases hardly grow). The pipeline holds a bounded number of batches, so memory must
+  not follow the number of documents; a node's SQLite page cache grows with its knowledge base
+  up to its cap.
 
     python -m scripts.benchmarks.train --corpus ../shared/data/kjv/kjv_books.jsonl.gz \
         --tokenizer ../shared/tokenizers/gpt2 --workers 1 2
@@ -84,6 +86,21 @@ def train_once(corpus: str | Path, tokenizer: str | Path, workers: int, levels: 
     return stats
 
 
+def repeated_corpus(corpus: str | Path, times: int, dest: Path) -> Path:
+    """The jsonl(.gz) ``corpus`` written ``times`` times over into ``dest`` (row numbers, and so
+    document ids, differ between the copies)."""
+    import gzip
+
+    with gzip.open(corpus, "rb") as src:
+        rows = src.read()
+    if not rows.endswith(b"\n"):
+        rows += b"\n"
+    with gzip.open(dest, "wb", compresslevel=1) as out:
+        for _ in range(times):
+            out.write(rows)
+    return dest
+
+
 def cpu_by_role(stats: dict, levels: int, cores: int = 2) -> dict:
     """CPU seconds per role of a run and the share of ``cores`` they kept busy."""
     nodes = [stats[f"node{i}_cpu_seconds"] for i in range(levels)]
@@ -95,9 +112,11 @@ def cpu_by_role(stats: dict, levels: int, cores: int = 2) -> dict:
 
 
 def peak_memory(stats: dict, levels: int) -> dict:
-    """Peak resident memory (MiB) per role of a run."""
-    return {"driver": stats["driver_peak_rss_mb"], "pool": stats["mapper_peak_rss_mb"],
-            "nodes": [stats[f"node{i}_peak_rss_mb"] for i in range(levels)]}
+    """A run's size and the peak resident memory (MiB) of each role."""
+    return {"documents": stats["samples_processed"], "tokens": stats["tokens_processed"],
+            "patterns": [stats[f"node{i}_patterns"] for i in range(levels)],
+            "peak_rss_mb": {"driver": round(stats["driver_peak_rss_mb"], 1), "pool": round(stats["mapper_peak_rss_mb"], 1),
+                            "nodes": [round(stats[f"node{i}_peak_rss_mb"], 1) for i in range(levels)]}}
 
 
 def actor_startup_floor(num_actors: int) -> float:
@@ -124,8 +143,9 @@ def actor_startup_floor(num_actors: int) -> float:
 def bench_train(corpus: str | Path, tokenizer: str | Path, workers: Sequence[int] = (1, 2), levels: int = 4,
                 chunk: int = 8, batch_size: int | None = None, batch_chars: int | None = None,
                 store_root: str | Path | None = None) -> dict:
-    """Tokenize-only rate, then one training run per worker count, a one-document run and a
-    half-corpus run (``max(workers)``); ratios and figures from this same invocation."""
+    """Tokenize-only rate, then one training run per worker count, and with ``max(workers)`` a
+    one-document run, a half-corpus run and a three-times-the-corpus run; ratios and figures from
+    this same invocation."""
     import ray
 
     from katoray.runtime import options
@@ -146,17 +166,15 @@ def bench_train(corpus: str | Path, tokenizer: str | Path, workers: Sequence[int
     first = run(most, "first-run", 1)
     full = {n: run(n, f"w{n}") for n in workers}
     one_doc, half = run(most, "one-document", 1), run(most, "half", baseline["documents"] // 2)
+    thrice = train_once(repeated_corpus(corpus, 3, root / "three-times.jsonl.gz"), tokenizer, most, levels, chunk,
+                        root / "three-times", batch_size, batch_chars)
     runs = [_run_row(n, full[n], baseline, floor[n], one_doc, levels) for n in workers]
     return {"tokenize_only": baseline, "runs": runs, "levels": levels, "chunk": chunk,
             "startup": {"workers": most, "documents": 1, "tokens": one_doc["tokens_processed"],
                         "seconds": one_doc["total_time_seconds"], **cpu_by_role(one_doc, levels),
                         "first_run_in_driver_seconds": first["total_time_seconds"]},
-            "memory": {"workers": most,
-                       "half": {"documents": half["samples_processed"], "tokens": half["tokens_processed"],
-                                "peak_rss_mb": peak_memory(half, levels)},
-                       "full": {"documents": full[most]["samples_processed"],
-                                "tokens": full[most]["tokens_processed"],
-                                "peak_rss_mb": peak_memory(full[most], levels)}},
+            "memory": {"workers": most, **{name: peak_memory(stats, levels) for name, stats in
+                                           (("half", half), ("full", full[most]), ("three_times", thrice))}},
             "store_root": str(root)}
 
 

@@ -14,99 +14,19 @@ frequencies and symbol statistics are updated in place and are read through the 
 from __future__ import annotations
 
 import threading
-from itertools import chain, compress, repeat
 from operator import attrgetter
-from typing import Callable, Iterable, Iterator, NamedTuple, Sequence
+from typing import Callable, Iterable, Iterator, Sequence
 
 import numpy as np
 
 from katoray.store.base import (DeltaColumns, KBTotals, PatternDelta, PatternRecord, SymbolIndex,
                                 check_apply_args, merge_emotives, merge_metadata)
+from katoray.store.columns import Column, NewPatterns, cuts, name_keys, posting_groups, symbol_ids_of
 from katoray.util import paused_gc
 
-_NAME, _EVENTS, _COUNT = attrgetter("name"), attrgetter("events"), attrgetter("count")
+_NAME, _COUNT = attrgetter("name"), attrgetter("count")
 _EMOTIVES, _METADATA = attrgetter("emotives"), attrgetter("metadata")
 _NO_SYMBOL = -1  # first-symbol column of a pattern whose first event is empty
-
-
-class _Column:
-    """A growable 1-d array: appends amortise to O(1); ``view()`` is the filled prefix."""
-
-    __slots__ = ("data", "size")
-
-    def __init__(self, dtype) -> None:
-        self.data = np.zeros(8, dtype)
-        self.size = 0
-
-    def extend(self, values) -> None:
-        end = self.size + len(values)
-        if end > len(self.data):  # a new buffer: views of the old one stay valid
-            grown = np.zeros(max(end, 2 * len(self.data)), self.data.dtype)
-            grown[:self.size] = self.data[:self.size]
-            self.data = grown
-        self.data[self.size:end] = values
-        self.size = end
-
-    def view(self) -> np.ndarray:
-        size = self.size  # read the size first: the buffer read next holds at least that much
-        return self.data[:size]
-
-    def without(self, value: int) -> None:
-        """Drop every entry equal to ``value`` into a new buffer (readers keep the old one)."""
-        kept = self.view()[self.view() != value]
-        self.data, self.size = np.concatenate([kept, np.zeros(8, kept.dtype)]), len(kept)
-
-
-class _NewPatterns(NamedTuple):
-    """Patterns first seen in one apply, one row each, in the order they get their ids."""
-
-    names: list[str]
-    events: list[list[list[str]]]  # kept as the pattern's events (callers hand over fresh lists)
-    flat: list[str]                # every row's symbols, row after row
-    lengths: np.ndarray            # symbols per row
-    single: np.ndarray             # whether every event of the row holds exactly one symbol
-    has_first: np.ndarray          # whether the row's first event holds a symbol
-
-    @classmethod
-    def of_deltas(cls, deltas: Sequence[PatternDelta]) -> "_NewPatterns":
-        events = list(map(_EVENTS, deltas))
-        all_events = list(chain.from_iterable(events))
-        flat = list(chain.from_iterable(all_events))
-        num_events = np.fromiter(map(len, events), np.int64, len(events))
-        if len(flat) == len(all_events) and all(all_events):  # the usual case: one symbol per event
-            return cls(list(map(_NAME, deltas)), events, flat, num_events, np.ones(len(events), bool), num_events > 0)
-        event_lengths = np.fromiter(map(len, all_events), np.int64, len(all_events))
-        event_cuts = _cuts(num_events)            # row -> its first event
-        symbol_cuts = _cuts(event_lengths)        # event -> its first symbol
-        ones = _cuts(event_lengths == 1)          # events holding one symbol, cumulated
-        first_length = np.append(event_lengths, 0)[event_cuts[:-1]]  # 0 for a row without events
-        return cls(list(map(_NAME, deltas)), events, flat,
-                   symbol_cuts[event_cuts[1:]] - symbol_cuts[event_cuts[:-1]],
-                   ones[event_cuts[1:]] - ones[event_cuts[:-1]] == num_events,
-                   (num_events > 0) & (first_length > 0))
-
-    @classmethod
-    def of_columns(cls, columns: DeltaColumns, rows: list[int]) -> "_NewPatterns":
-        symbols = [columns.symbols[row] for row in rows]
-        lengths = np.fromiter(map(len, symbols), np.int64, len(rows))
-        return cls([columns.names[row] for row in rows], [[[s] for s in row] for row in symbols],
-                   list(chain.from_iterable(symbols)), lengths, np.ones(len(rows), bool), lengths > 0)
-
-
-def _cuts(sizes: np.ndarray) -> np.ndarray:
-    """Start offsets of consecutive segments of these sizes, plus the total at the end."""
-    cuts = np.zeros(len(sizes) + 1, np.int64)
-    np.cumsum(sizes, out=cuts[1:])
-    return cuts
-
-
-def _name_keys(names: list[str]) -> np.ndarray:
-    """Each name's first 8 UTF-8 bytes, zero-padded, as a big-endian number: key(a) < key(b) => a < b."""
-    try:
-        raw = np.array(names, dtype="S8")  # ASCII (sha1 hex names): one C pass
-    except UnicodeEncodeError:
-        raw = np.array([name.encode()[:8] for name in names], dtype="S8")
-    return raw.view(">u8").astype(np.uint64)
 
 
 def _first_rows(names: list[str], found: list[int | None]) -> list[int]:
@@ -131,14 +51,14 @@ class MemoryStore:
             self._events: list[list[list[str]] | None] = []
             self._emotives: dict[int, list[dict[str, float]]] = {}
             self._metadata: dict[int, dict[str, list[str]]] = {}
-            self._lengths, self._single = _Column(np.int64), _Column(bool)
-            self._frequency, self._firsts = _Column(np.int64), _Column(np.int64)
-            self._offsets, self._flat = _Column(np.int64), _Column(np.uint32)  # symbol ids per pattern
-            self._name_keys = _Column(np.uint64)
+            self._lengths, self._single = Column(np.int64), Column(bool)
+            self._frequency, self._firsts = Column(np.int64), Column(np.int64)
+            self._offsets, self._flat = Column(np.int64), Column(np.uint32)  # symbol ids per pattern
+            self._name_keys = Column(np.uint64)
             self._symbol_ids: dict[str, int] = {}
             self._symbols: list[str] = []
-            self._symbol_freq, self._symbol_pmf = _Column(np.int64), _Column(np.int64)
-            self._postings: list[_Column] = []              # symbol id -> ids of patterns holding it
+            self._symbol_freq, self._symbol_pmf = Column(np.int64), Column(np.int64)
+            self._postings: list[Column] = []              # symbol id -> ids of patterns holding it
             self._num_symbols = 0                            # symbols some pattern holds (pmf > 0)
             self._applied: set[str] = set()
             self._unique = self._pattern_freq_total = self._symbols_total = 0
@@ -152,7 +72,7 @@ class MemoryStore:
                 return False
             names = list(map(_NAME, deltas))
             ids = self._learn(names, np.fromiter(map(_COUNT, deltas), np.int64, len(deltas)),
-                              lambda rows: _NewPatterns.of_deltas([deltas[row] for row in rows]))
+                              lambda rows: NewPatterns.of_deltas([deltas[row] for row in rows]))
             if any(map(_EMOTIVES, deltas)) or any(map(_METADATA, deltas)):
                 for pattern_id, delta in zip(ids.tolist(), deltas):
                     self._merge(pattern_id, delta.emotives, delta.metadata, persistence, metadata_cap)
@@ -165,7 +85,7 @@ class MemoryStore:
             if not self._claim(batch_id):
                 return False
             ids = self._learn(list(columns.names), np.fromiter(columns.counts, np.int64, len(columns)),
-                              lambda rows: _NewPatterns.of_columns(columns, rows))
+                              lambda rows: NewPatterns.of_columns(columns, rows))
             for row, metadata in sorted(columns.metadata.items()):
                 self._merge(int(ids[row]), None, metadata, persistence, metadata_cap)
             return True
@@ -180,7 +100,7 @@ class MemoryStore:
         return True
 
     def _learn(self, names: list[str], counts: np.ndarray,
-               new_patterns: Callable[[list[int]], _NewPatterns]) -> np.ndarray:
+               new_patterns: Callable[[list[int]], NewPatterns]) -> np.ndarray:
         """``counts[i]`` learns of pattern ``names[i]`` for every row; returns the rows' pattern ids.
 
         Only rows whose pattern is new are read beyond their name (``new_patterns(rows)``); the
@@ -203,40 +123,35 @@ class MemoryStore:
 
     def _symbols_of(self, ids: np.ndarray, lengths: np.ndarray) -> np.ndarray:
         """The symbol ids of these patterns' flattened events, pattern after pattern."""
-        starts = self._offsets.data[ids] - _cuts(lengths)[:-1]
+        starts = self._offsets.data[ids] - cuts(lengths)[:-1]
         return self._flat.data[np.repeat(starts, lengths) + np.arange(int(lengths.sum()))].astype(np.int64)
 
     def _symbol_ids_of(self, symbols: list[str]) -> np.ndarray:
         """Each symbol's id; symbols seen for the first time get the next ids."""
-        known = self._symbol_ids
-        ids = np.fromiter(map(known.get, symbols, repeat(-1)), np.int64, len(symbols))
-        missing = ids < 0
-        if missing.any():
-            unknown = list(dict.fromkeys(compress(symbols, missing)))
-            known.update(zip(unknown, range(len(self._symbols), len(self._symbols) + len(unknown))))
+        ids, unknown = symbol_ids_of(self._symbol_ids, symbols)
+        if unknown:
             self._symbols += unknown
             self._symbol_freq.extend(np.zeros(len(unknown), np.int64))
             self._symbol_pmf.extend(np.zeros(len(unknown), np.int64))
-            self._postings += [_Column(np.uint32) for _ in unknown]
-            ids[missing] = list(map(known.__getitem__, compress(symbols, missing)))
+            self._postings += [Column(np.uint32) for _ in unknown]
         return ids
 
-    def _add_patterns(self, new: _NewPatterns) -> None:
+    def _add_patterns(self, new: NewPatterns) -> None:
         """Store patterns not seen before, with their symbol index entries and pmf."""
         first_id = len(self._names)
         ids = range(first_id, first_id + len(new.names))
         symbols = self._symbol_ids_of(new.flat)
         self._ids.update(zip(new.names, ids))
         self._names += new.names
-        self._name_keys.extend(_name_keys(new.names))
+        self._name_keys.extend(name_keys(new.names))
         self._events += new.events
-        self._offsets.extend(self._flat.size + _cuts(new.lengths)[:-1])
+        self._offsets.extend(self._flat.size + cuts(new.lengths)[:-1])
         self._flat.extend(symbols)
         self._lengths.extend(new.lengths)
         self._single.extend(new.single)
         self._frequency.extend(np.zeros(len(ids), np.int64))
         firsts = np.full(len(ids), _NO_SYMBOL, np.int64)
-        firsts[new.has_first] = symbols[_cuts(new.lengths)[:-1][new.has_first]]
+        firsts[new.has_first] = symbols[cuts(new.lengths)[:-1][new.has_first]]
         self._firsts.extend(firsts)
         self._index(symbols, np.repeat(np.arange(ids.start, ids.stop), new.lengths))
         self._unique += len(ids)
@@ -246,12 +161,7 @@ class MemoryStore:
         """Add new patterns to the symbol index and pmf: one entry per (symbol, pattern) pair."""
         if not len(symbols):
             return
-        pairs = np.sort((symbols.astype(np.uint64) << np.uint64(32)) | ids.astype(np.uint64))  # by symbol, then id
-        pairs = pairs[np.concatenate([[True], pairs[1:] != pairs[:-1]])]  # a symbol twice in a pattern counts once
-        symbols, ids = (pairs >> np.uint64(32)).astype(np.int64), pairs & np.uint64(0xFFFFFFFF)
-        cuts = np.flatnonzero(symbols[1:] != symbols[:-1]) + 1
-        starts, ends = np.concatenate([[0], cuts]), np.concatenate([cuts, [len(symbols)]])
-        distinct = symbols[starts]
+        distinct, starts, ends, ids = posting_groups(symbols, ids)
         pmf = self._symbol_pmf.view()
         self._num_symbols += int(np.count_nonzero(pmf[distinct] == 0))
         pmf[distinct] += ends - starts

@@ -1,0 +1,169 @@
+"""Integer-id columns of patterns and symbols: MemoryStore's storage, and the prediction view of
+stores that keep their patterns elsewhere.
+
+Patterns get dense ids in the order they are added and symbols get ids when first seen; what is
+per pattern (name, name key, symbol count, flattened symbol ids) is a column indexed by id, and
+each symbol lists, ascending, the ids of the patterns holding it. ``IdView`` is that much and no
+more (no events, counts or statistics): the ``SymbolIndex`` a prediction needs, for a backend
+such as SQLite whose rows are not columns.
+"""
+from __future__ import annotations
+
+from itertools import chain, compress, repeat
+from operator import attrgetter
+from typing import NamedTuple, Sequence
+
+import numpy as np
+
+from katoray.store.base import DeltaColumns, PatternDelta, SymbolIndex
+
+_NAME, _EVENTS = attrgetter("name"), attrgetter("events")
+
+class Column:
+    """A growable 1-d array: appends amortise to O(1); ``view()`` is the filled prefix."""
+
+    __slots__ = ("data", "size")
+
+    def __init__(self, dtype) -> None:
+        self.data = np.zeros(8, dtype)
+        self.size = 0
+
+    def extend(self, values) -> None:
+        end = self.size + len(values)
+        if end > len(self.data):  # a new buffer: views of the old one stay valid
+            grown = np.zeros(max(end, 2 * len(self.data)), self.data.dtype)
+            grown[:self.size] = self.data[:self.size]
+            self.data = grown
+        self.data[self.size:end] = values
+        self.size = end
+
+    def view(self) -> np.ndarray:
+        size = self.size  # read the size first: the buffer read next holds at least that much
+        return self.data[:size]
+
+    def without(self, value: int) -> None:
+        """Drop every entry equal to ``value`` into a new buffer (readers keep the old one)."""
+        kept = self.view()[self.view() != value]
+        self.data, self.size = np.concatenate([kept, np.zeros(8, kept.dtype)]), len(kept)
+
+
+class NewPatterns(NamedTuple):
+    """Patterns first seen in one apply, one row each, in the order they get their ids."""
+
+    names: list[str]
+    events: list[list[list[str]]]  # kept as the pattern's events (callers hand over fresh lists)
+    flat: list[str]                # every row's symbols, row after row
+    lengths: np.ndarray            # symbols per row
+    single: np.ndarray             # whether every event of the row holds exactly one symbol
+    has_first: np.ndarray          # whether the row's first event holds a symbol
+
+    @classmethod
+    def of_deltas(cls, deltas: Sequence[PatternDelta]) -> "NewPatterns":
+        return cls.of_events(list(map(_NAME, deltas)), list(map(_EVENTS, deltas)))
+
+    @classmethod
+    def of_events(cls, names: list[str], events: list[list[list[str]]]) -> "NewPatterns":
+        all_events = list(chain.from_iterable(events))
+        flat = list(chain.from_iterable(all_events))
+        num_events = np.fromiter(map(len, events), np.int64, len(events))
+        if len(flat) == len(all_events) and all(all_events):  # the usual case: one symbol per event
+            return cls(names, events, flat, num_events, np.ones(len(events), bool), num_events > 0)
+        event_lengths = np.fromiter(map(len, all_events), np.int64, len(all_events))
+        event_cuts = cuts(num_events)            # row -> its first event
+        symbol_cuts = cuts(event_lengths)        # event -> its first symbol
+        ones = cuts(event_lengths == 1)          # events holding one symbol, cumulated
+        first_length = np.append(event_lengths, 0)[event_cuts[:-1]]  # 0 for a row without events
+        return cls(names, events, flat,
+                   symbol_cuts[event_cuts[1:]] - symbol_cuts[event_cuts[:-1]],
+                   ones[event_cuts[1:]] - ones[event_cuts[:-1]] == num_events,
+                   (num_events > 0) & (first_length > 0))
+
+    @classmethod
+    def of_columns(cls, columns: DeltaColumns, rows: list[int]) -> "NewPatterns":
+        symbols = [columns.symbols[row] for row in rows]
+        lengths = np.fromiter(map(len, symbols), np.int64, len(rows))
+        return cls([columns.names[row] for row in rows], [[[s] for s in row] for row in symbols],
+                   list(chain.from_iterable(symbols)), lengths, np.ones(len(rows), bool), lengths > 0)
+
+
+def cuts(sizes: np.ndarray) -> np.ndarray:
+    """Start offsets of consecutive segments of these sizes, plus the total at the end."""
+    cuts = np.zeros(len(sizes) + 1, np.int64)
+    np.cumsum(sizes, out=cuts[1:])
+    return cuts
+
+
+def name_keys(names: list[str]) -> np.ndarray:
+    """Each name's first 8 UTF-8 bytes, zero-padded, as a big-endian number: key(a) < key(b) => a < b."""
+    try:
+        raw = np.array(names, dtype="S8")  # ASCII (sha1 hex names): one C pass
+    except UnicodeEncodeError:
+        raw = np.array([name.encode()[:8] for name in names], dtype="S8")
+    return raw.view(">u8").astype(np.uint64)
+
+
+def posting_groups(symbols: np.ndarray, ids: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """(symbol, pattern id) pairs -> (distinct symbols, start, end, ids): ``ids[start[k]:end[k]]``
+    are, ascending and once each, the patterns holding ``distinct[k]``."""
+    pairs = np.sort((symbols.astype(np.uint64) << np.uint64(32)) | ids.astype(np.uint64))  # by symbol, then id
+    pairs = pairs[np.concatenate([[True], pairs[1:] != pairs[:-1]])]  # a symbol twice in a pattern counts once
+    symbols, ids = (pairs >> np.uint64(32)).astype(np.int64), pairs & np.uint64(0xFFFFFFFF)
+    breaks = np.flatnonzero(symbols[1:] != symbols[:-1]) + 1
+    starts, ends = np.concatenate([[0], breaks]), np.concatenate([breaks, [len(symbols)]])
+    return symbols[starts], starts, ends, ids
+
+
+def symbol_ids_of(known: dict[str, int], symbols: list[str]) -> tuple[np.ndarray, list[str]]:
+    """Each symbol's id in ``known``; symbols seen for the first time get the next ids (added to
+    ``known``). Returns the ids and those new symbols, in id order."""
+    ids = np.fromiter(map(known.get, symbols, repeat(-1)), np.int64, len(symbols))
+    missing = ids < 0
+    if not missing.any():
+        return ids, []
+    unknown = list(dict.fromkeys(compress(symbols, missing)))
+    known.update(zip(unknown, range(len(known), len(known) + len(unknown))))
+    ids[missing] = list(map(known.__getitem__, compress(symbols, missing)))
+    return ids, unknown
+
+
+class IdView:
+    """The id columns and posting lists of a set of patterns that only grows: a ``SymbolIndex``
+    source. Views handed out stay valid and unchanged while patterns are added (columns only
+    append). Not thread-safe: its owner serialises ``add`` and ``symbol_index``."""
+
+    def __init__(self) -> None:
+        self.names: list[str] = []
+        self._name_keys, self._lengths, self._single = Column(np.uint64), Column(np.int64), Column(bool)
+        self._offsets, self._flat = Column(np.int64), Column(np.uint32)
+        self._symbol_ids: dict[str, int] = {}
+        self._postings: list[Column] = []
+
+    def __len__(self) -> int:
+        return len(self.names)
+
+    def add(self, new: NewPatterns) -> None:
+        """Patterns not in the view yet (each name once)."""
+        first_id = len(self.names)
+        symbols, unknown = symbol_ids_of(self._symbol_ids, new.flat)
+        self._postings += [Column(np.uint32) for _ in unknown]
+        self.names += new.names
+        self._name_keys.extend(name_keys(new.names))
+        self._offsets.extend(self._flat.size + cuts(new.lengths)[:-1])
+        self._flat.extend(symbols)
+        self._lengths.extend(new.lengths)
+        self._single.extend(new.single)
+        if len(symbols):
+            ids = np.repeat(np.arange(first_id, first_id + len(new.names)), new.lengths)
+            distinct, starts, ends, ids = posting_groups(symbols, ids)
+            for symbol, start, end in zip(distinct.tolist(), starts.tolist(), ends.tolist()):
+                self._postings[symbol].extend(ids[start:end])
+
+    def symbol_index(self, symbols: Sequence[str]) -> SymbolIndex:
+        """``base.SymbolIndex`` for ``symbols`` (every symbol of the view is held by some pattern)."""
+        symbol_ids = [self._symbol_ids.get(s, -1) for s in symbols]
+        return SymbolIndex(
+            symbol_ids=symbol_ids,
+            postings=[np.zeros(0, np.uint32) if i < 0 else self._postings[i].view() for i in symbol_ids],
+            num_symbol_ids=len(self._symbol_ids), names=self.names, name_keys=self._name_keys.view(),
+            lengths=self._lengths.view(), single_symbol_events=self._single.view(), offsets=self._offsets.view(),
+            flat=self._flat.view())

@@ -3,7 +3,7 @@
     python scripts/benchmark.py all                 # everything below, one JSON object per line
     python scripts/benchmark.py store               # learn rate: memory and sqlite bulk apply (patterns/s)
     python scripts/benchmark.py sqlite              # sqlite apply of training's node0/node1 batches (CPU us/pattern)
-    python scripts/benchmark.py predict             # prediction p50/p95 at 10k/100k/1M patterns vs full scan
+    python scripts/benchmark.py predict             # prediction p50/p95 at 10k/100k/1M patterns (memory, sqlite) vs full scan
     python scripts/benchmark.py map                 # tokenizing alone vs tokenizing + the 4-level map
     python scripts/benchmark.py train               # end-to-end training (1 and 2 workers) vs tokenizing alone
     python scripts/benchmark.py mongo               # flush rate and write amplification into MongoDB (SecantusDB)

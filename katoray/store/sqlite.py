@@ -42,6 +42,9 @@ deltas, the statistics and the batch-id record, so a crash never leaves half a b
 in WAL mode: other processes may read it (analysis) while a writer trains; writers are serialised
 by SQLite's write lock.
 
+Predictions search by integer id (``symbol_index``) through an in-memory view of the patterns
+table, read on the first prediction and kept in step (:mod:`katoray.store.sqlite_view`).
+
 This module is the SQL each operation runs; the file (URL rules, schema, pragmas, opening a
 connection that holds the right KB) is :mod:`katoray.store.sqlite_file`. What an apply writes (a batch's merged patterns, their JSON text, posting lists packed and
 grouped per symbol, frequency increments) is computed without a connection in
@@ -60,11 +63,12 @@ from pathlib import Path
 from typing import Iterable, Iterator, Sequence
 
 from katoray.errors import StoreError
-from katoray.store.base import (DeltaColumns, KBTotals, PatternDelta, PatternRecord, check_apply_args,
+from katoray.store.base import (DeltaColumns, KBTotals, PatternDelta, PatternRecord, SymbolIndex, check_apply_args,
                                 merge_emotives, merge_metadata)
 from katoray.store.sqlite_file import BUSY_TIMEOUT_S, connect, sqlite_path
 from katoray.store.sqlite_rows import (RECORD_COLUMNS, Batch, fresh_metadata_json, frequencies, group, group_firsts,
                                        is_plain, pack, pattern_upsert, record_of, symbol_rows, to_json, unpack)
+from katoray.store.sqlite_view import PatternView, count_removal
 from katoray.util import paused_gc
 
 ITER_PAGE = 1000               # patterns per read in iter_patterns (keeps WAL snapshots short)
@@ -115,6 +119,8 @@ class SqliteStore:
         self._own_sizes: dict[str, int] = {}
         self._generation = 0                    # the totals.generation that cache belongs to
         self._conn = connect(self.path, kb_id, busy_timeout_s)
+        self._view = PatternView()              # patterns by integer id, for predictions
+        self._view_lock = threading.Lock()
 
     @classmethod
     def from_url(cls, url: str, kb_id: str) -> "SqliteStore":
@@ -341,6 +347,7 @@ class SqliteStore:
                                         f"WHERE name {_IN_JSON} ORDER BY id", (wanted,)).fetchall()
             if doomed:
                 self._delete(doomed)
+                count_removal(self._conn)
         return len(doomed)
 
     def _delete(self, doomed: list[tuple[int, str, int, int]]) -> None:
@@ -429,6 +436,7 @@ class SqliteStore:
         with self._lock, self._transaction():
             for table in ("patterns", "symbols", "symbol_patterns", "applied_batches"):
                 self._conn.execute(f"DELETE FROM {table}")
+            count_removal(self._conn)
             self._conn.execute(
                 "UPDATE totals SET generation = generation + 1, total_unique_patterns = 0, "
                 "total_pattern_frequencies = 0, total_symbols_in_patterns_frequencies = 0, num_symbols = 0")
@@ -497,6 +505,15 @@ class SqliteStore:
         found = dict(self._fetch(f"SELECT symbol, {column} FROM symbols WHERE symbol {_IN_JSON}",
                                  (to_json(symbols),)))
         return {s: found[s] for s in symbols if s in found}
+
+    def symbol_index(self, symbols: Sequence[str]) -> SymbolIndex:
+        """Patterns by integer id for ``symbols`` (``base.SymbolIndex``): predictions then search
+        by id as over ``memory://``. The view is read from the file the first time and kept in
+        step (:mod:`katoray.store.sqlite_view`)."""
+        with self._view_lock:
+            with self._lock:   # one connection: the view's read transaction must be alone on it
+                view = self._view.refresh(self._conn)
+            return view.symbol_index(symbols)
 
     def totals(self) -> KBTotals:
         row, = self._fetch("SELECT total_unique_patterns, total_pattern_frequencies, "

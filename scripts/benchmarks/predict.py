@@ -1,7 +1,8 @@
 """Prediction latency on real text: ``predict`` (symbol index + exact bounds) vs ``predict_full_scan``.
 
 The KB holds what node0 learns in chunking mode: runs of 8 GPT-2 tokens of the KJV, one token per
-event, named with KATO's hash, in a ``memory://`` store. Chunks are taken from every book at
+event, named with KATO's hash, in a ``memory://`` store and in a SQLite file (which predicts
+through an id view read from the file on the first call). Chunks are taken from every book at
 offsets 0..7 (every 8-token window of the text), then from the verse file (one verse at a time,
 reference included), until ``n_patterns`` distinct patterns exist. Queries are STMs of 8 tokens
 (one per event) from windows at seeded random positions of the books. Only the prediction call is
@@ -17,6 +18,7 @@ import gzip
 import json
 import random
 import statistics
+import tempfile
 import time
 from pathlib import Path
 from typing import Iterator
@@ -25,6 +27,7 @@ from katoray.engine.config import SessionConfig
 from katoray.engine.predict import predict, predict_full_scan
 from katoray.store.base import PatternDelta
 from katoray.store.memory import MemoryStore
+from katoray.store.sqlite import SqliteStore
 from scripts.benchmarks.store import distinct_deltas
 
 SHARED = Path(__file__).resolve().parents[3] / "shared"
@@ -66,8 +69,10 @@ def kjv_deltas(n_patterns: int, books: list[list[str]], verses: list[list[str]])
     return distinct_deltas(chunks, n_patterns, "the KJV")
 
 
-def build_kb(deltas: list[PatternDelta]) -> MemoryStore:
-    kb = MemoryStore("bench_predict_kato")
+def build_kb(deltas: list[PatternDelta], backend: str = "memory", directory: Path | None = None):
+    """The KB of ``deltas`` in a ``memory`` store, or a ``sqlite`` file in ``directory``."""
+    kb = MemoryStore("bench_predict_kato") if backend == "memory" else \
+        SqliteStore(Path(directory) / f"predict-{len(deltas)}.sqlite", "bench_predict_kato")
     for i in range(0, len(deltas), APPLY_BATCH):
         kb.apply(deltas[i:i + APPLY_BATCH])
     return kb
@@ -101,39 +106,53 @@ def _timed(fn, kb, stms, config) -> dict:
 
 def bench_predict(n_patterns_list=(10_000, 100_000, 1_000_000), n_queries: int = 50,
                   full_scan_queries: int = 5, full_scan_max_patterns: int = 100_000,
-                  config: SessionConfig | None = None, seed: int = 0) -> list[dict]:
-    """p50/p95 latency of ``predict`` and ``predict_full_scan`` per KB size.
+                  config: SessionConfig | None = None, seed: int = 0,
+                  backends: tuple[str, ...] = ("memory", "sqlite")) -> list[dict]:
+    """p50/p95 latency of ``predict`` and ``predict_full_scan`` per KB size and backend.
 
     ``predict`` runs ``n_queries`` STMs twice: an untimed cold pass (its total seconds are
-    reported; it fills the name search's per-KB shape cache, which the id search on this
-    ``MemoryStore`` does not use) and the timed pass. ``predict_full_scan`` runs the
-    first ``full_scan_queries`` of them, only for KBs of at most ``full_scan_max_patterns`` (it
-    scores every pattern). Each size also checks that both return equal results on the STMs both
-    ran. Returns one JSON-ready dict per size.
+    reported, and for SQLite the first call's: it reads the file's id view) and the timed pass.
+    ``predict_full_scan`` runs the first ``full_scan_queries`` of them, only for KBs of at most
+    ``full_scan_max_patterns`` (it scores every pattern). Each size also checks that both return
+    equal results on the STMs both ran. Returns one JSON-ready dict per size and backend.
     """
     config = config or SessionConfig()
     books, verses = book_tokens(), verse_tokens()
     stms = query_stms(books, n_queries, seed)
     rows = []
-    for n_patterns in n_patterns_list:
-        kb = build_kb(kjv_deltas(n_patterns, books, verses))
-        gc.collect()
-        gc.freeze()  # the KB is long-lived: keep the collector from rescanning it on every query
+    with tempfile.TemporaryDirectory(prefix="katoray-bench-") as tmp:
+        for n_patterns in n_patterns_list:
+            deltas = kjv_deltas(n_patterns, books, verses)
+            for backend in backends:
+                kb = build_kb(deltas, backend, Path(tmp))
+                rows.append(_size_row(kb, backend, n_patterns, stms, config, full_scan_queries,
+                                      full_scan_max_patterns))
+                kb.close()
+                del kb
+    return rows
+
+
+def _size_row(kb, backend: str, n_patterns: int, stms, config, full_scan_queries: int,
+              full_scan_max_patterns: int) -> dict:
+    gc.collect()
+    gc.freeze()  # the KB is long-lived: keep the collector from rescanning it on every query
+    try:
         started = time.perf_counter()
-        for stm in stms:  # cold pass: reads every candidate's shape once
+        predict(kb, stms[0], config)
+        first_call_s = time.perf_counter() - started
+        for stm in stms[1:]:  # cold pass
             predict(kb, stm, config)
-        row = {"n_patterns": n_patterns, "cold_pass_s": round(time.perf_counter() - started, 1),
-               "predict": _timed(predict, kb, stms, config)}
+        row = {"backend": backend, "n_patterns": n_patterns, "first_call_s": round(first_call_s, 2),
+               "cold_pass_s": round(time.perf_counter() - started, 1), "predict": _timed(predict, kb, stms, config)}
         if n_patterns <= full_scan_max_patterns and full_scan_queries:
             few = stms[:full_scan_queries]
             row["full_scan"] = _timed(predict_full_scan, kb, few, config)
             row["predict_same_stms"] = _timed(predict, kb, few, config)
             row["speedup_cpu_p50"] = round(row["full_scan"]["cpu_p50_ms"] / row["predict_same_stms"]["cpu_p50_ms"], 1)
             row["equal"] = all(predict(kb, s, config) == predict_full_scan(kb, s, config) for s in few)
-        rows.append(row)
-        del kb
+        return row
+    finally:
         gc.unfreeze()
-    return rows
 
 
 def main() -> None:

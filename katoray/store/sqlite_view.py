@@ -1,0 +1,62 @@
+"""Predictions over a SQLite knowledge base by integer id: an ``IdView`` of its patterns table.
+
+The view is built the first time a prediction asks (one pass over every pattern's name and
+events) and then kept in step: a refresh reads only the patterns learned since (a new pattern's
+id is larger than every stored id), and a deletion or a clear, which the file counts in
+``meta.removals``, makes the next refresh start over. While nothing changed a refresh is one
+``SELECT``. Frequencies and symbol statistics are not in the view: predictions read them from
+the tables as before.
+"""
+from __future__ import annotations
+
+import json
+import sqlite3
+
+from katoray.store.columns import IdView, NewPatterns
+
+READ_PAGE = 20_000   # patterns per read while building (bounds the rows held at once)
+
+# Every deletion and clear counts itself here (inside its own transaction).
+_COUNT_REMOVAL = ("INSERT INTO meta VALUES ('removals', '1') ON CONFLICT(key) DO UPDATE SET "
+                  "value = CAST(CAST(value AS INTEGER) + 1 AS TEXT)")
+_MARKS = "SELECT generation, (SELECT value FROM meta WHERE key = 'removals') FROM totals"
+_PATTERNS_AFTER = "SELECT id, name, pattern_data FROM patterns WHERE id > ? ORDER BY id"
+
+
+def count_removal(conn: sqlite3.Connection) -> None:
+    """Record, in the caller's transaction, that patterns left the store (views start over)."""
+    conn.execute(_COUNT_REMOVAL)
+
+
+class PatternView:
+    """An ``IdView`` of one SQLite file's patterns and the marks it was read at."""
+
+    def __init__(self) -> None:
+        self.view: IdView | None = None
+        self._marks: tuple | None = None    # (totals.generation, meta.removals) when last read
+        self._last_id = 0                   # largest pattern id in the view
+
+    def refresh(self, conn: sqlite3.Connection) -> IdView:
+        """The view, brought up to date in one read transaction (the caller holds the connection)."""
+        conn.execute("BEGIN")   # deferred: a consistent snapshot of the marks and the rows
+        try:
+            marks = conn.execute(_MARKS).fetchone()
+            if marks != self._marks:
+                self._catch_up(conn, marks)
+        except BaseException:
+            self.view = self._marks = None   # a half-read view is never used: start over next time
+            raise
+        finally:
+            if conn.in_transaction:
+                conn.execute("COMMIT")
+        return self.view
+
+    def _catch_up(self, conn: sqlite3.Connection, marks: tuple) -> None:
+        if self.view is None or self._marks is None or marks[1] != self._marks[1]:
+            self.view, self._last_id = IdView(), 0
+        cursor = conn.execute(_PATTERNS_AFTER, (self._last_id,))
+        while rows := cursor.fetchmany(READ_PAGE):
+            ids, names, data = zip(*rows)
+            self.view.add(NewPatterns.of_events(list(names), json.loads("[" + ",".join(data) + "]")))
+            self._last_id = ids[-1]
+        self._marks = marks

@@ -126,6 +126,43 @@ def symbol_ids_of(known: dict[str, int], symbols: list[str]) -> tuple[np.ndarray
     return ids, unknown
 
 
+class PostingChunks:
+    """Symbol id -> ascending ids of the patterns holding it, kept as a few sorted chunks (one per
+    ``add``, merged into one past ``MAX_CHUNKS``): a few arrays however many symbols there are,
+    where one growable array per symbol costs ~250 bytes each (above node0 nearly every symbol
+    is a pattern name held once). Ids only grow from one ``add`` to the next, so a symbol's list
+    is its chunks' slices in order."""
+
+    MAX_CHUNKS = 8
+
+    def __init__(self) -> None:
+        self._chunks: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []   # (symbols, bounds, ids)
+
+    def add(self, symbols: np.ndarray, ids: np.ndarray) -> None:
+        """(symbol, pattern id) pairs, every id larger than those added before."""
+        if not len(symbols):
+            return
+        self._chunks.append(_chunk(symbols, ids))
+        if len(self._chunks) > self.MAX_CHUNKS:
+            self._chunks = [_chunk(np.concatenate([np.repeat(s, np.diff(b)) for s, b, _ in self._chunks]),
+                                   np.concatenate([i for _, _, i in self._chunks]))]
+
+    def of(self, symbol_id: int) -> np.ndarray:
+        parts = []
+        for symbols, bounds, ids in self._chunks:
+            k = int(np.searchsorted(symbols, symbol_id))
+            if k < len(symbols) and symbols[k] == symbol_id:
+                parts.append(ids[bounds[k]:bounds[k + 1]])
+        if len(parts) == 1:
+            return parts[0]
+        return np.concatenate(parts) if parts else np.zeros(0, np.uint32)
+
+
+def _chunk(symbols: np.ndarray, ids: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    distinct, starts, _, ids = posting_groups(symbols, ids)
+    return distinct, np.append(starts, len(ids)), ids.astype(np.uint32)
+
+
 class IdView:
     """The id columns and posting lists of a set of patterns that only grows: a ``SymbolIndex``
     source. Views handed out stay valid and unchanged while patterns are added (columns only
@@ -136,7 +173,7 @@ class IdView:
         self._name_keys, self._lengths, self._single = Column(np.uint64), Column(np.int64), Column(bool)
         self._offsets, self._flat = Column(np.int64), Column(np.uint32)
         self._symbol_ids: dict[str, int] = {}
-        self._postings: list[Column] = []
+        self._postings = PostingChunks()
 
     def __len__(self) -> int:
         return len(self.names)
@@ -144,26 +181,21 @@ class IdView:
     def add(self, new: NewPatterns) -> None:
         """Patterns not in the view yet (each name once)."""
         first_id = len(self.names)
-        symbols, unknown = symbol_ids_of(self._symbol_ids, new.flat)
-        self._postings += [Column(np.uint32) for _ in unknown]
+        symbols, _ = symbol_ids_of(self._symbol_ids, new.flat)
         self.names += new.names
         self._name_keys.extend(name_keys(new.names))
         self._offsets.extend(self._flat.size + cuts(new.lengths)[:-1])
         self._flat.extend(symbols)
         self._lengths.extend(new.lengths)
         self._single.extend(new.single)
-        if len(symbols):
-            ids = np.repeat(np.arange(first_id, first_id + len(new.names)), new.lengths)
-            distinct, starts, ends, ids = posting_groups(symbols, ids)
-            for symbol, start, end in zip(distinct.tolist(), starts.tolist(), ends.tolist()):
-                self._postings[symbol].extend(ids[start:end])
+        self._postings.add(symbols, np.repeat(np.arange(first_id, first_id + len(new.names)), new.lengths))
 
     def symbol_index(self, symbols: Sequence[str]) -> SymbolIndex:
         """``base.SymbolIndex`` for ``symbols`` (every symbol of the view is held by some pattern)."""
         symbol_ids = [self._symbol_ids.get(s, -1) for s in symbols]
         return SymbolIndex(
             symbol_ids=symbol_ids,
-            postings=[np.zeros(0, np.uint32) if i < 0 else self._postings[i].view() for i in symbol_ids],
+            postings=[np.zeros(0, np.uint32) if i < 0 else self._postings.of(i) for i in symbol_ids],
             num_symbol_ids=len(self._symbol_ids), names=self.names, name_keys=self._name_keys.view(),
             lengths=self._lengths.view(), single_symbol_events=self._single.view(), offsets=self._offsets.view(),
             flat=self._flat.view())

@@ -91,3 +91,23 @@ def test_unknown_and_repeated_symbols(tmp_path):
         assert index.lengths.tolist() == [3] and index.single_symbol_events.tolist() == [True]
     finally:
         kb.close()
+
+
+@settings(max_examples=60, deadline=None)
+@given(adds=st.lists(st.lists(st.tuples(st.integers(0, 30), st.integers(0, 4)), max_size=12), max_size=25))
+def test_posting_chunks_list_each_symbols_patterns_in_order(adds):
+    """Chunks (merged past MAX_CHUNKS) answer what one list per symbol would: ids ascending, once."""
+    import numpy as np
+
+    from katoray.store.columns import PostingChunks
+
+    postings, expected, next_id = PostingChunks(), {}, 0
+    for pairs in adds:   # each add: patterns with ids above every earlier one, (symbol, pattern offset) pairs
+        symbols = np.array([s for s, _ in pairs], np.int64)
+        ids = np.array([next_id + offset for _, offset in pairs], np.int64)
+        postings.add(symbols, ids)
+        for symbol, pattern_id in zip(symbols.tolist(), ids.tolist()):
+            expected.setdefault(symbol, set()).add(pattern_id)
+        next_id += 5
+    for symbol in range(31):
+        assert postings.of(symbol).tolist() == sorted(expected.get(symbol, ()))

@@ -1,8 +1,9 @@
 """Live statistics of a training run and the one progress line the driver shows.
 
 ``TrainingStats`` adds up the small row each finished batch returns (documents, tokens, learns,
-new patterns per level, and what the pool actor that made it has used so far); ``ProgressLine`` writes one status line, in place on a terminal and as
-periodic log lines in a file or pipe (job logs).
+new patterns per level, and the CPU and memory its pool actor has used so far); ``ProgressLine``
+writes one status line, in place on a terminal and as periodic log lines in a file or pipe (job
+logs).
 """
 from __future__ import annotations
 
@@ -77,9 +78,9 @@ class TrainingStats:
 
     def usage(self, nodes: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
         """CPU seconds and peak memory (MiB) per role: the driver (this process, CPU during the
-        run), the pool (CPU summed over its actors, start-up included; the largest peak), and
-        each node actor (from its ``stats()``; absent for ``memory://``, whose knowledge bases
-        live in the driver)."""
+        run), the pool (CPU summed over the actors that finished a batch, start-up included; the
+        largest peak), and each node actor (from its ``stats()``; absent for ``memory://``,
+        whose knowledge bases live in the driver)."""
         driver = process_usage()
         pool = list(self.worker_usage.values())
         out: dict[str, Any] = {

@@ -19,6 +19,7 @@ from katoray.store.base import DeltaColumns, PatternDelta, SymbolIndex
 
 _NAME, _EVENTS = attrgetter("name"), attrgetter("events")
 
+
 class Column:
     """A growable 1-d array: appends amortise to O(1); ``view()`` is the filled prefix."""
 

@@ -46,9 +46,9 @@ Predictions search by integer id (``symbol_index``) through an in-memory view of
 table, read on the first prediction and kept in step (:mod:`katoray.store.sqlite_view`).
 
 This module is the SQL each operation runs; the file (URL rules, schema, pragmas, opening a
-connection that holds the right KB) is :mod:`katoray.store.sqlite_file`. What an apply writes (a batch's merged patterns, their JSON text, posting lists packed and
-grouped per symbol, frequency increments) is computed without a connection in
-:mod:`katoray.store.sqlite_rows`.
+connection that holds the right KB) is :mod:`katoray.store.sqlite_file`. What an apply writes (a
+batch's merged patterns, their JSON text, posting lists packed and grouped per symbol, frequency
+increments) is computed without a connection in :mod:`katoray.store.sqlite_rows`.
 """
 from __future__ import annotations
 

@@ -141,7 +141,6 @@ class SqliteStore:
               persistence: int = 5, metadata_cap: int | None = None) -> bool:
         """One transaction (see :meth:`KnowledgeBase.apply`). Raises StoreError if SQLite fails;
         on any error the transaction is rolled back and the store is as it was."""
-        check_apply_args(persistence, metadata_cap)
         with paused_gc():   # a batch allocates ~10 small containers per pattern and no cycles
             batch = Batch.of_deltas(deltas)
         return self._apply(batch, batch_id, persistence, metadata_cap)
@@ -149,12 +148,12 @@ class SqliteStore:
     def apply_columns(self, columns: DeltaColumns, batch_id: str | None = None, *,
                       persistence: int = 5, metadata_cap: int | None = None) -> bool:
         """``apply(columns.to_deltas(), ...)`` without building the deltas."""
-        check_apply_args(persistence, metadata_cap)
         with paused_gc():
             batch = Batch.of_columns(columns)
         return self._apply(batch, batch_id, persistence, metadata_cap)
 
     def _apply(self, batch: Batch, batch_id: str | None, persistence: int, metadata_cap: int | None) -> bool:
+        check_apply_args(persistence, metadata_cap)
         with self._lock, paused_gc():
             with self._transaction():
                 if batch_id is not None and not self._record_batch(batch_id):

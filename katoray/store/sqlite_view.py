@@ -33,7 +33,7 @@ class PatternView:
 
     def __init__(self) -> None:
         self.view: IdView | None = None
-        self._marks: tuple | None = None    # (totals.generation, meta.removals) when last read
+        self._marks: tuple | None = None    # (totals.generation, meta.removals) of ``view``; None with it
         self._last_id = 0                   # largest pattern id in the view
 
     def refresh(self, conn: sqlite3.Connection) -> IdView:
@@ -52,7 +52,7 @@ class PatternView:
         return self.view
 
     def _catch_up(self, conn: sqlite3.Connection, marks: tuple) -> None:
-        if self.view is None or self._marks is None or marks[1] != self._marks[1]:
+        if self._marks is None or marks[1] != self._marks[1]:   # never read, or patterns left
             self.view, self._last_id = IdView(), 0
         cursor = conn.execute(_PATTERNS_AFTER, (self._last_id,))
         while rows := cursor.fetchmany(READ_PAGE):

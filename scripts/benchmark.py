@@ -4,6 +4,7 @@
     python scripts/benchmark.py store               # learn rate: memory and sqlite bulk apply (patterns/s)
     python scripts/benchmark.py sqlite              # sqlite apply of training's node0/node1 batches (CPU us/pattern)
     python scripts/benchmark.py predict             # prediction p50/p95 at 10k/100k/1M patterns (memory, sqlite) vs full scan
+    python scripts/benchmark.py tokenize            # the tokenizer itself vs through katoray's per-word cache
     python scripts/benchmark.py map                 # tokenizing alone vs tokenizing + the 4-level map
     python scripts/benchmark.py train               # end-to-end training (1 and 2 workers) vs tokenizing alone
     python scripts/benchmark.py mongo               # flush rate and write amplification into MongoDB (SecantusDB)
@@ -49,6 +50,14 @@ def bench_predict(args) -> list[dict]:
     from scripts.benchmarks.predict import bench_predict as run
 
     return run(tuple(args.sizes), args.queries)
+
+
+def bench_tokenize(args) -> list[dict]:
+    from scripts.benchmarks.tokenizing import bench_tokenize as run
+    from scripts.benchmarks.tokenizing import kjv_paragraphs
+
+    texts = kjv_paragraphs(KJV_BOOKS)
+    return [run(name, texts) for name in (str(GPT2), "katoray-bytes")]
 
 
 def bench_map(args) -> list[dict]:
@@ -103,7 +112,8 @@ class _secantus:
         self.proc.wait(10)
 
 
-BENCHMARKS = {"store": bench_store, "sqlite": bench_sqlite, "predict": bench_predict, "map": bench_map,
+BENCHMARKS = {"store": bench_store, "sqlite": bench_sqlite, "predict": bench_predict, "tokenize": bench_tokenize,
+              "map": bench_map,
               "train": bench_train, "mongo": bench_mongo}
 
 

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from katoray.errors import ConfigError
+from katoray.text.word_cache import WordCache, word_splittable
 
 DEFAULT_TOKENIZER = "katoray-bytes"
 HUB_PROBE_TIMEOUT_S = 3.0           # seconds to wait for the Hub before calling it unreachable
@@ -47,6 +48,7 @@ class TextTokenizer(ABC):
 
     name: str                        # what the user asked for
     scheme: str                      # BYTE_LEVEL, WORDPIECE, SENTENCEPIECE or OTHER
+    _word_cache: WordCache | None = None   # set by tokenizers whose pieces split at words
 
     def tokenize(self, text: str) -> list[str]:
         """The pieces of one text, e.g. 'Hello world' -> ['Hello', 'Ġworld'] for GPT-2."""
@@ -54,9 +56,16 @@ class TextTokenizer(ABC):
             raise TypeError(f"tokenize expects a str, got {type(text).__name__}")
         return self.tokenize_batch([text])[0]
 
-    @abstractmethod
     def tokenize_batch(self, texts: Sequence[str]) -> list[list[str]]:
-        """The pieces of each text, in one call (the fast path)."""
+        """The pieces of each text, in one call (the fast path): through the per-word cache
+        when this tokenizer allows it (:mod:`katoray.text.word_cache`), else directly."""
+        words = self._word_cache
+        return self.tokenize_batch_direct(texts) if words is None else words.tokenize_batch(texts)
+
+    @abstractmethod
+    def tokenize_batch_direct(self, texts: Sequence[str]) -> list[list[str]]:
+        """The pieces of each text from the tokenizer itself, every text in full (what
+        ``tokenize_batch`` equals, and what the benchmarks call "tokenizing alone")."""
 
     @abstractmethod
     def decode(self, pieces: Sequence[str]) -> str:
@@ -129,8 +138,9 @@ class ByteWordTokenizer(TextTokenizer):
         self.scheme = BYTE_LEVEL
         self._pre = pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=True)
         self._decoder = decoders.ByteLevel()
+        self._word_cache = WordCache(self.tokenize_batch_direct)   # GPT-2's splitting: exact per word
 
-    def tokenize_batch(self, texts: Sequence[str]) -> list[list[str]]:
+    def tokenize_batch_direct(self, texts: Sequence[str]) -> list[list[str]]:
         # One Rust call per text; the (piece, offsets) tuples are the only Python work.
         split = self._pre.pre_tokenize_str
         return [[piece for piece, _ in split(text)] for text in texts]
@@ -163,20 +173,30 @@ class HuggingFaceTokenizer(TextTokenizer):
         self._backend = backend
         self._pieces = _piece_table(backend)
         self._vocab_sha256: str | None = None
+        self._word_cache = self._new_word_cache()
+
+    def _new_word_cache(self) -> WordCache | None:
+        backend = self._backend
+        splittable = word_splittable(_state(backend.pre_tokenizer), backend.normalizer,
+                                     list(backend.get_added_tokens_decoder().values()))
+        return WordCache(self.tokenize_batch_direct) if splittable else None
 
     def __getstate__(self) -> dict[str, Any]:
         # Pool actors receive the driver's tokenizer pickled: the Rust backend travels as itself
         # (~1.5 MB for GPT-2, 0.07 s to load), so they never import transformers nor convert
         # vocab files (about 0.75 CPU s per actor). The transformers object is reloaded only if
         # decode needs it.
+        # The word cache is this process's own: each copy starts with an empty one.
         state = dict(self.__dict__)
         state["_hf"] = None
+        state["_word_cache"] = None
         return state
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         self.__dict__.update(state)
+        self._word_cache = self._new_word_cache()
 
-    def tokenize_batch(self, texts: Sequence[str]) -> list[list[str]]:
+    def tokenize_batch_direct(self, texts: Sequence[str]) -> list[list[str]]:
         # encode_batch_fast skips offsets and is about twice the speed of encode_batch, but its
         # Encoding.tokens are empty strings: pieces come from the ids through a lookup table.
         encodings = self._backend.encode_batch_fast(list(texts), add_special_tokens=False)

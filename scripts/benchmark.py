@@ -113,8 +113,7 @@ class _secantus:
 
 
 BENCHMARKS = {"store": bench_store, "sqlite": bench_sqlite, "predict": bench_predict, "tokenize": bench_tokenize,
-              "map": bench_map,
-              "train": bench_train, "mongo": bench_mongo}
+              "map": bench_map, "train": bench_train, "mongo": bench_mongo}
 
 
 def main() -> None:

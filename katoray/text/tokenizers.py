@@ -56,6 +56,20 @@ class TextTokenizer(ABC):
             raise TypeError(f"tokenize expects a str, got {type(text).__name__}")
         return self.tokenize_batch([text])[0]
 
+    def _new_word_cache(self) -> WordCache | None:
+        """A per-word cache, for tokenizers whose pieces split at words; None for the others."""
+        return None
+
+    def __getstate__(self) -> dict[str, Any]:
+        # The word cache is this process's own: a copy (a pool actor's) starts with an empty one.
+        state = dict(self.__dict__)
+        state.pop("_word_cache", None)
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        self._word_cache = self._new_word_cache()
+
     def tokenize_batch(self, texts: Sequence[str]) -> list[list[str]]:
         """The pieces of each text, in one call (the fast path): through the per-word cache
         when this tokenizer allows it (:mod:`katoray.text.word_cache`), else directly."""
@@ -138,7 +152,10 @@ class ByteWordTokenizer(TextTokenizer):
         self.scheme = BYTE_LEVEL
         self._pre = pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=True)
         self._decoder = decoders.ByteLevel()
-        self._word_cache = WordCache(self.tokenize_batch_direct)   # GPT-2's splitting: exact per word
+        self._word_cache = self._new_word_cache()
+
+    def _new_word_cache(self) -> WordCache:
+        return WordCache(self.tokenize_batch_direct)   # GPT-2's splitting: exact per word
 
     def tokenize_batch_direct(self, texts: Sequence[str]) -> list[list[str]]:
         # One Rust call per text; the (piece, offsets) tuples are the only Python work.
@@ -186,15 +203,9 @@ class HuggingFaceTokenizer(TextTokenizer):
         # (~1.5 MB for GPT-2, 0.07 s to load), so they never import transformers nor convert
         # vocab files (about 0.75 CPU s per actor). The transformers object is reloaded only if
         # decode needs it.
-        # The word cache is this process's own: each copy starts with an empty one.
-        state = dict(self.__dict__)
+        state = super().__getstate__()
         state["_hf"] = None
-        state["_word_cache"] = None
         return state
-
-    def __setstate__(self, state: dict[str, Any]) -> None:
-        self.__dict__.update(state)
-        self._word_cache = self._new_word_cache()
 
     def tokenize_batch_direct(self, texts: Sequence[str]) -> list[list[str]]:
         # encode_batch_fast skips offsets and is about twice the speed of encode_batch, but its

@@ -31,7 +31,8 @@ def bench_map(tokenizer_path: str | None, texts: Sequence[str], chunk_sizes=(8, 
     config = HierarchyConfig("chunking", tuple(chunk_sizes))
 
     def tokenize() -> int:
-        return sum(len(p) for i in range(0, len(texts), BATCH) for p in tokenizer.tokenize_batch_direct(texts[i:i + BATCH]))
+        return sum(len(p) for i in range(0, len(texts), BATCH)
+                   for p in tokenizer.tokenize_batch_direct(texts[i:i + BATCH]))
 
     def tokenize_and_map() -> HierarchyDeltas:
         deltas = HierarchyDeltas(config)

@@ -89,6 +89,14 @@ def test_concurrent_calls_while_the_cache_starts_over(gpt2, kjv_books_path):
     assert failures == []
 
 
+def test_a_pickled_copy_starts_with_an_empty_cache(tokenizer):
+    tokenizer.tokenize_batch(["In the beginning God created the heaven and the earth."])
+    assert len(tokenizer._word_cache) > 0
+    copy = pickle.loads(pickle.dumps(tokenizer))
+    assert len(copy._word_cache) == 0 and copy._word_cache is not tokenizer._word_cache
+    assert copy.tokenize("the earth") == tokenizer.tokenize("the earth")
+
+
 def test_results_are_new_lists(gpt2):
     first = gpt2.tokenize_batch(["the the"])[0]
     first.append("mutated")

@@ -6,12 +6,10 @@ use, so ``import katoray`` stays light (no Ray, no transformers).
 """
 from __future__ import annotations
 
-import importlib
-from typing import Any
-
 from katoray.engine.config import SessionConfig
 from katoray.engine.naming import pattern_hash, pattern_name, strip_prefix
 from katoray.session import KatoSession
+from katoray.util import lazy_exports
 
 __version__ = "0.1.0"
 
@@ -60,10 +58,5 @@ _LAZY = {
 __all__ = ["KatoSession", "SessionConfig", "pattern_name", "pattern_hash", "strip_prefix", "__version__", *_LAZY]
 
 
-def __getattr__(name: str) -> Any:
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module 'katoray' has no attribute {name!r}")
-    value = getattr(importlib.import_module(module), name)
-    globals()[name] = value
-    return value
+__getattr__, __dir__ = lazy_exports(__name__, _LAZY)
+del lazy_exports

@@ -1,10 +1,19 @@
 """The Ray runtime: node actors per level, a mapper pool fed by Ray Data, the training driver.
 
-Importing this package does not import Ray; the functions below do when called.
+Importing this package does not import Ray; the functions below do when called. They import on
+first use (``katoray.util.lazy_exports``), so a node actor loads only ``runtime.node``'s needs.
 """
-from katoray.runtime.node import NodeActor, attach_nodes, start_nodes, stop_nodes
-from katoray.runtime.train import train_from_streaming_dataset_parallel
+from katoray.util import lazy_exports
 
 # The notebook's train_from_streaming_dataset (one worker, with checkpoint_dir / resume) is
 # katoray.jobs.notebook's: durable runs are the jobs layer's business.
-__all__ = ["NodeActor", "attach_nodes", "start_nodes", "stop_nodes", "train_from_streaming_dataset_parallel"]
+_LAZY = {
+    "NodeActor": "katoray.runtime.node",
+    "attach_nodes": "katoray.runtime.node",
+    "start_nodes": "katoray.runtime.node",
+    "stop_nodes": "katoray.runtime.node",
+    "train_from_streaming_dataset_parallel": "katoray.runtime.train",
+}
+__all__ = list(_LAZY)
+__getattr__, __dir__ = lazy_exports(__name__, _LAZY)
+del lazy_exports

@@ -25,11 +25,12 @@ from __future__ import annotations
 
 from collections import Counter
 from dataclasses import dataclass, field
-from typing import Iterable, Iterator, Mapping, Protocol, Sequence, runtime_checkable
-
-import numpy as np
+from typing import TYPE_CHECKING, Iterable, Iterator, Mapping, Protocol, Sequence, runtime_checkable
 
 from katoray.errors import ConfigError
+
+if TYPE_CHECKING:   # numpy only in annotations: a store that never predicts never imports it
+    import numpy as np
 
 
 @dataclass(frozen=True)

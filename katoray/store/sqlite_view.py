@@ -11,8 +11,10 @@ from __future__ import annotations
 
 import json
 import sqlite3
+from typing import TYPE_CHECKING
 
-from katoray.store.columns import IdView, NewPatterns
+if TYPE_CHECKING:
+    from katoray.store.columns import IdView
 
 READ_PAGE = 20_000   # patterns per read while building (bounds the rows held at once)
 
@@ -52,6 +54,9 @@ class PatternView:
         return self.view
 
     def _catch_up(self, conn: sqlite3.Connection, marks: tuple) -> None:
+        # Imported here: the columns need numpy, which a training node never otherwise loads.
+        from katoray.store.columns import IdView, NewPatterns
+
         if self._marks is None or marks[1] != self._marks[1]:   # never read, or patterns left
             self.view, self._last_id = IdView(), 0
         cursor = conn.execute(_PATTERNS_AFTER, (self._last_id,))

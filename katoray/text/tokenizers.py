@@ -194,9 +194,10 @@ class HuggingFaceTokenizer(TextTokenizer):
 
     def _new_word_cache(self) -> WordCache | None:
         backend = self._backend
-        splittable = word_splittable(_state(backend.pre_tokenizer), backend.normalizer,
-                                     list(backend.get_added_tokens_decoder().values()))
-        return WordCache(self.tokenize_batch_direct) if splittable else None
+        if not word_splittable(_state(backend.pre_tokenizer), backend.normalizer, _state(backend.model)):
+            return None
+        added = [token.content for token in backend.get_added_tokens_decoder().values()]
+        return WordCache(self.tokenize_batch_direct, added)
 
     def __getstate__(self) -> dict[str, Any]:
         # Pool actors receive the driver's tokenizer pickled: the Rust backend travels as itself

@@ -2,16 +2,19 @@
 
 Running text repeats its words (the KJV's 994k GPT-2 tokens come from 29k distinct words), and a
 byte-level BPE tokenizer (GPT-2's pre-tokenizer: ``ByteLevel(add_prefix_space=False,
-use_regex=True)``, no normalizer) gives a text's pieces as the concatenation of its words'
-pieces, where a *word* starts at every ``' '`` followed by a non-space character
+use_regex=True)``, no normalizer, no BPE dropout) gives a text's pieces as the concatenation of
+its words' pieces, where a *word* starts at every ``' '`` followed by a non-space character
 (``'In the  beginning,'`` -> ``'In'``, ``' the '``, ``' beginning,'``). Why that is exact:
 
 - the pre-tokenizer's regex (``'s|'t|...| ?\\p{L}+| ?\\p{N}+| ?[^\\s\\p{L}\\p{N}]+|\\s+(?!\\S)|\\s+``)
   never matches across such a boundary: only a match's first character may be that space;
 - the only look past a match is ``(?!\\S)``, which sees the boundary's space in the text and the
   end of the string in the word: both are "not \\S";
-- BPE merges act inside one regex match, and the tokenizer's added tokens are required to hold no
-  whitespace and to strip none (``word_splittable``), so none spans or absorbs a boundary.
+- BPE merges act inside one regex match.
+
+Added tokens (GPT-2's ``<|endoftext|>``) are cut out of the text before the pre-tokenizer runs,
+which changes where its matches end (``'a  <|endoftext|>'``: the two spaces are one match), and
+may span or strip spaces (``lstrip``, ``rstrip``), so a text holding one is tokenized whole.
 
 Python's ``\\S`` (not ``str.isspace()``) is narrower than "not Unicode White_Space" (the regex
 engine's), so a boundary found here is always one there too. ``tests/text/test_word_cache.py``
@@ -25,14 +28,15 @@ second: about 1.5x the tokenizer's own rate with an empty cache, 3.4x once the w
 from __future__ import annotations
 
 import re
+import sys
+from collections import ChainMap
 from itertools import chain
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, Mapping, Sequence
 
 WORD_START = re.compile(r"(?= \S)")
-# Cache size in estimated bytes: a word's characters plus ~150 bytes of dict slot, str and list
-# headers. 32 MiB holds ~170k words of ordinary text; a full cache starts over empty.
-MAX_CACHE_BYTES = 32 * 1024 * 1024
-ENTRY_OVERHEAD_BYTES = 150
+MAX_CACHE_BYTES = 32 * 1024 * 1024   # per cache, as sys.getsizeof counts (a full cache starts over)
+DICT_SLOT_BYTES = 100                # a dict entry's share of the table, beyond key and value
+MAX_WORD_CHARS = 64                  # longer "words" (URLs, text without spaces) are not kept
 
 
 def split_words(text: str) -> list[str]:
@@ -41,15 +45,24 @@ def split_words(text: str) -> list[str]:
 
 
 class WordCache:
-    """``tokenize_batch`` through a bounded per-word cache of ``tokenize_words``' answers.
+    """``tokenize_batch`` through a bounded per-word cache of ``tokenize_texts``' answers.
+
+    Args:
+        tokenize_texts: the tokenizer itself: texts -> pieces of each (words, or whole texts).
+        added_tokens: the tokenizer's added tokens; a text holding one is tokenized whole.
+        max_bytes: the cache's size bound (words, piece lists and pieces, as ``sys.getsizeof``
+            counts them); when full, it starts over with the words of the call that filled it.
 
     Safe for concurrent calls (a pool actor may map two batches in threads): a call looks words
     up in the dict it started with, and a full cache is replaced by a new one, never emptied.
+    Under concurrency the size count is approximate and a word may be tokenized twice; the
+    pieces never differ.
     """
 
-    def __init__(self, tokenize_words: Callable[[list[str]], list[list[str]]],
+    def __init__(self, tokenize_texts: Callable[[list[str]], list[list[str]]], added_tokens: Sequence[str] = (),
                  max_bytes: int = MAX_CACHE_BYTES) -> None:
-        self._tokenize_words = tokenize_words
+        self._tokenize_texts = tokenize_texts
+        self._added = re.compile("|".join(map(re.escape, added_tokens))) if added_tokens else None
         self.max_bytes = max_bytes
         self._pieces: dict[str, list[str]] = {}
         self._bytes = 0
@@ -58,35 +71,49 @@ class WordCache:
         return len(self._pieces)
 
     def tokenize_batch(self, texts: Sequence[str]) -> list[list[str]]:
+        added = self._added
+        if added is None or not any(map(added.search, texts)):
+            return self._by_words(texts)
+        whole = [added.search(text) is not None for text in texts]   # rare: tokenized as they are
+        found = iter(self._tokenize_texts([text for text, flag in zip(texts, whole) if flag]))
+        split = iter(self._by_words([text for text, flag in zip(texts, whole) if not flag]))
+        return [next(found) if flag else next(split) for flag in whole]
+
+    def _by_words(self, texts: Sequence[str]) -> list[list[str]]:
         words = list(map(WORD_START.split, texts))
         known = self._pieces
-        missing = {word for text_words in words for word in text_words if word not in known}
-        if missing:
-            self._learn(known, list(missing))
-        get = known.__getitem__
+        missing = list({word for text_words in words for word in text_words if word not in known})
+        get = self._learn(known, missing) if missing else known.__getitem__
         return [list(chain.from_iterable(map(get, text_words))) for text_words in words]
 
-    def _learn(self, known: dict[str, list[str]], missing: list[str]) -> None:
-        pieces = self._tokenize_words(missing)
+    def _learn(self, known: dict[str, list[str]], missing: list[str]) -> Callable[[str], list[str]]:
+        """Tokenize ``missing``, keep what may be kept; returns this call's lookup."""
+        pieces = self._tokenize_texts(missing)
         if len(pieces) != len(missing):
             raise RuntimeError(f"the tokenizer gave {len(pieces)} results for {len(missing)} words")
-        known.update(zip(missing, pieces))   # this call's lookups read `known` even if replaced below
-        added = sum(map(len, missing)) + ENTRY_OVERHEAD_BYTES * len(missing)
+        learned = dict(zip(missing, pieces))
+        keep = learned if max(map(len, missing)) <= MAX_WORD_CHARS else \
+            {word: p for word, p in learned.items() if len(word) <= MAX_WORD_CHARS}
+        known.update(keep)   # this call's lookups read `known` even if it is replaced below
+        added = sum(map(_entry_bytes, keep.items()))
         self._bytes += added
         if self._bytes > self.max_bytes:   # full: start over with this call's new words, if they fit
-            fits = added <= self.max_bytes
-            self._pieces, self._bytes = (dict(zip(missing, pieces)), added) if fits else ({}, 0)
+            self._pieces, self._bytes = (dict(keep), added) if added <= self.max_bytes else ({}, 0)
+        return known.__getitem__ if len(keep) == len(learned) else ChainMap(learned, known).__getitem__
 
 
-def word_splittable(pre_tokenizer: dict[str, Any] | None, normalizer: Any,
-                    added_tokens: Sequence[Any]) -> bool:
-    """Whether a Rust tokenizer with these parts tokenizes a text as the concatenation of its
-    words (module docstring). ``pre_tokenizer``: its JSON state; ``added_tokens``: its
-    ``AddedToken`` objects."""
-    if normalizer is not None or not isinstance(pre_tokenizer, dict):
+def _entry_bytes(entry: tuple[str, list[str]]) -> int:
+    word, pieces = entry
+    return sys.getsizeof(word) + sys.getsizeof(pieces) + sum(map(sys.getsizeof, pieces)) + DICT_SLOT_BYTES
+
+
+def word_splittable(pre_tokenizer: Mapping[str, Any] | None, normalizer: Any, model: Mapping[str, Any] | None) -> bool:
+    """Whether a Rust tokenizer with these parts tokenizes a text that holds no added token as
+    the concatenation of its words (module docstring). ``pre_tokenizer``, ``model``: their JSON
+    states."""
+    if normalizer is not None or not isinstance(pre_tokenizer, Mapping) or not isinstance(model, Mapping):
         return False
     if (pre_tokenizer.get("type"), pre_tokenizer.get("add_prefix_space"), pre_tokenizer.get("use_regex")) != \
             ("ByteLevel", False, True):
         return False
-    return all(not (token.lstrip or token.rstrip or token.single_word)
-               and not any(ch.isspace() for ch in token.content) for token in added_tokens)
+    return model.get("dropout") in (None, 0, 0.0)   # BPE dropout: a word's pieces vary between calls

@@ -1,8 +1,11 @@
 """NodeActor: idempotent applies, KATO's session methods, named re-attachment, restart safety."""
 from __future__ import annotations
 
+import subprocess
+import sys
 import time
 import uuid
+from pathlib import Path
 
 import pytest
 
@@ -30,6 +33,26 @@ def test_wire_form_refuses_emotives():
     delta = PatternDelta(pattern_hash([["a"], ["b"]]), [["a"], ["b"]], 1, [{"joy": 1.0}])
     with pytest.raises(ValueError, match="emotives"):
         encode_deltas([delta])
+
+
+def test_a_training_node_loads_little(tmp_path):
+    # A node actor is a new process in every run: what it imports is start-up CPU paid per level.
+    script = f"""
+import sys
+from katoray.runtime.node import NodeActor, encode_deltas
+from tests.runtime.test_node_actor import deltas_abc
+node = NodeActor("sqlite:///{tmp_path}", "node0")
+assert node.apply_counted("b1", encode_deltas(deltas_abc()))["new_patterns"] == 2
+heavy = [m for m in ("numpy", "ray", "katoray.text", "katoray.hierarchy.learner", "katoray.runtime.driver")
+         if m in sys.modules]
+print(heavy)
+node.observe(["a"]); node.observe(["b"])
+print(len(node.get_predictions()), "numpy" in sys.modules)
+"""
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120,
+                          cwd=Path(__file__).resolve().parents[2])
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split("\n")[:2] == ["[]", "2 True"]   # ab and bc; numpy came with predicting
 
 
 @pytest.fixture

@@ -13,50 +13,27 @@ from katoray.util import lazy_exports
 
 __version__ = "0.1.0"
 
-# public name -> module that defines it (imported lazily)
-_LAZY = {
-    "HierarchicalNode": "katoray.hierarchy.config",
-    "HierarchyConfig": "katoray.hierarchy.config",
-    "HierarchicalConceptLearner": "katoray.hierarchy.learner",
-    "TokenProcessor": "katoray.hierarchy.learner",
-    "train_hierarchical_single_pass": "katoray.hierarchy.train",
-    "DocumentPreparer": "katoray.hierarchy.prepare",
-    "CorpusSegmenter": "katoray.text.segment",
-    "Document": "katoray.text.segment",
-    "StreamingDatasetLoader": "katoray.text.corpora",
-    "HardwareAnalyzer": "katoray.text.hardware",
-    "recommend_dataset_configuration": "katoray.text.hardware",
-    "load_tokenizer": "katoray.text.tokenizers",
-    "open_store": "katoray.store",
-    "MongoDBAnalyzer": "katoray.analysis.analyzer",
-    "StandaloneMongoDBAnalyzer": "katoray.analysis.analyzer",
-    "KnowledgeBaseAnalyzer": "katoray.analysis.analyzer",
-    "analyze_all_nodes": "katoray.analysis.analyzer",
-    "cleanup_all_nodes": "katoray.analysis.analyzer",
-    "sample_pattern_by_frequency": "katoray.analysis.analyzer",
-    "transfer_all_names": "katoray.analysis.transfer",
-    "transfer_threshold": "katoray.analysis.transfer",
-    "transfer_top_n": "katoray.analysis.transfer",
-    "transfer_weighted": "katoray.analysis.transfer",
-    "transfer_predictions": "katoray.analysis.transfer",
-    "unravel": "katoray.generation",
-    "decode_pattern": "katoray.generation",
-    "RemoteKatoSession": "katoray.remote",
-    "train_from_streaming_dataset": "katoray.jobs.notebook",
-    "train_from_streaming_dataset_parallel": "katoray.jobs.notebook",
-    "TrainingManifest": "katoray.jobs",
-    "load_latest_manifest": "katoray.jobs",
-    "list_all_training_runs": "katoray.jobs",
-    "create_training_run_nodes": "katoray.jobs",
-    "delete_training_run": "katoray.jobs",
-    "fingerprint": "katoray.jobs",
-    "TrainConfig": "katoray.jobs",
-    "start_run": "katoray.jobs",
-    "resume_run": "katoray.jobs",
-}
-
-__all__ = ["KatoSession", "SessionConfig", "pattern_name", "pattern_hash", "strip_prefix", "__version__", *_LAZY]
-
-
-__getattr__, __dir__ = lazy_exports(__name__, _LAZY)
+# defining module -> public names (imported on first use)
+__getattr__, __dir__, _LAZY_NAMES = lazy_exports(__name__, {
+    "katoray.hierarchy.config": ["HierarchicalNode", "HierarchyConfig"],
+    "katoray.hierarchy.learner": ["HierarchicalConceptLearner", "TokenProcessor"],
+    "katoray.hierarchy.train": ["train_hierarchical_single_pass"],
+    "katoray.hierarchy.prepare": ["DocumentPreparer"],
+    "katoray.text.segment": ["CorpusSegmenter", "Document"],
+    "katoray.text.corpora": ["StreamingDatasetLoader"],
+    "katoray.text.hardware": ["HardwareAnalyzer", "recommend_dataset_configuration"],
+    "katoray.text.tokenizers": ["load_tokenizer"],
+    "katoray.store": ["open_store"],
+    "katoray.analysis.analyzer": ["MongoDBAnalyzer", "StandaloneMongoDBAnalyzer", "KnowledgeBaseAnalyzer",
+                                  "analyze_all_nodes", "cleanup_all_nodes", "sample_pattern_by_frequency"],
+    "katoray.analysis.transfer": ["transfer_all_names", "transfer_threshold", "transfer_top_n", "transfer_weighted",
+                                  "transfer_predictions"],
+    "katoray.generation": ["unravel", "decode_pattern"],
+    "katoray.remote": ["RemoteKatoSession"],
+    "katoray.jobs.notebook": ["train_from_streaming_dataset", "train_from_streaming_dataset_parallel"],
+    "katoray.jobs": ["TrainingManifest", "load_latest_manifest", "list_all_training_runs", "create_training_run_nodes",
+                     "delete_training_run", "fingerprint", "TrainConfig", "start_run", "resume_run"],
+})
 del lazy_exports
+
+__all__ = ["KatoSession", "SessionConfig", "pattern_name", "pattern_hash", "strip_prefix", "__version__", *_LAZY_NAMES]

@@ -4,7 +4,7 @@ from __future__ import annotations
 import gc
 import importlib
 from contextlib import contextmanager
-from typing import Any, Callable, Iterator, Mapping
+from typing import Any, Callable, Iterator, Mapping, Sequence
 
 
 @contextmanager
@@ -24,14 +24,17 @@ def paused_gc() -> Iterator[None]:
             gc.enable()
 
 
-def lazy_exports(package: str, table: Mapping[str, str]) -> tuple[Callable[[str], Any], Callable[[], list[str]]]:
-    """A package's module ``__getattr__`` and ``__dir__`` (PEP 562): each public name in
-    ``table`` (name -> defining module) is imported on first use. Importing one submodule then
-    loads only what it needs: a node actor (its own process, started for every run) imports
-    neither numpy, the text layer nor the driver unless it predicts (measured: importing
-    ``katoray.runtime.node`` went from 0.15 to 0.03 CPU s)."""
+def lazy_exports(package: str, modules: Mapping[str, Sequence[str]]
+                 ) -> tuple[Callable[[str], Any], Callable[[], list[str]], list[str]]:
+    """A package's module ``__getattr__`` and ``__dir__`` (PEP 562), and the names they add:
+    each name in ``modules`` (defining module -> its public names) is imported on first use.
+    Importing one submodule then loads only what it needs: a node actor (its own process,
+    started for every run) imports neither numpy, the text layer nor the driver unless it
+    predicts (measured: importing ``katoray.runtime.node`` went from 0.15 to 0.03 CPU s)."""
+    where = {name: module for module, names in modules.items() for name in names}
+
     def __getattr__(name: str) -> Any:
-        module = table.get(name)
+        module = where.get(name)
         if module is None:
             raise AttributeError(f"module {package!r} has no attribute {name!r}")
         value = getattr(importlib.import_module(module), name)
@@ -39,6 +42,6 @@ def lazy_exports(package: str, table: Mapping[str, str]) -> tuple[Callable[[str]
         return value
 
     def __dir__() -> list[str]:
-        return sorted(set(vars(importlib.import_module(package))) | set(table))
+        return sorted(set(vars(importlib.import_module(package))) | set(where))
 
-    return __getattr__, __dir__
+    return __getattr__, __dir__, list(where)

@@ -5,17 +5,11 @@ constants, not the text layer the learner brings in.
 """
 from katoray.util import lazy_exports
 
-_LAZY = {
-    "HierarchicalNode": "katoray.hierarchy.config",
-    "HierarchyConfig": "katoray.hierarchy.config",
-    "HierarchicalConceptLearner": "katoray.hierarchy.learner",
-    "TokenProcessor": "katoray.hierarchy.learner",
-    "HierarchyDeltas": "katoray.hierarchy.mapping",
-    "TokenizedDocument": "katoray.hierarchy.mapping",
-    "map_documents": "katoray.hierarchy.mapping",
-    "DocumentPreparer": "katoray.hierarchy.prepare",
-    "train_hierarchical_single_pass": "katoray.hierarchy.train",
-}
-__all__ = list(_LAZY)
-__getattr__, __dir__ = lazy_exports(__name__, _LAZY)
+__getattr__, __dir__, __all__ = lazy_exports(__name__, {
+    "katoray.hierarchy.config": ["HierarchicalNode", "HierarchyConfig"],
+    "katoray.hierarchy.learner": ["HierarchicalConceptLearner", "TokenProcessor"],
+    "katoray.hierarchy.mapping": ["HierarchyDeltas", "TokenizedDocument", "map_documents"],
+    "katoray.hierarchy.prepare": ["DocumentPreparer"],
+    "katoray.hierarchy.train": ["train_hierarchical_single_pass"],
+})
 del lazy_exports

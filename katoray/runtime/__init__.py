@@ -7,13 +7,8 @@ from katoray.util import lazy_exports
 
 # The notebook's train_from_streaming_dataset (one worker, with checkpoint_dir / resume) is
 # katoray.jobs.notebook's: durable runs are the jobs layer's business.
-_LAZY = {
-    "NodeActor": "katoray.runtime.node",
-    "attach_nodes": "katoray.runtime.node",
-    "start_nodes": "katoray.runtime.node",
-    "stop_nodes": "katoray.runtime.node",
-    "train_from_streaming_dataset_parallel": "katoray.runtime.train",
-}
-__all__ = list(_LAZY)
-__getattr__, __dir__ = lazy_exports(__name__, _LAZY)
+__getattr__, __dir__, __all__ = lazy_exports(__name__, {
+    "katoray.runtime.node": ["NodeActor", "attach_nodes", "start_nodes", "stop_nodes"],
+    "katoray.runtime.train": ["train_from_streaming_dataset_parallel"],
+})
 del lazy_exports

@@ -20,7 +20,7 @@ import sys
 import threading
 from typing import Any, Sequence
 
-from katoray.errors import KatorayError
+from katoray.errors import ConfigError, DocumentError, KatorayError
 
 EXIT_ERROR = 2
 EXIT_INTERRUPTED = 130
@@ -233,6 +233,9 @@ def _report(train, args: argparse.Namespace, run_id: str, runs_dir: str) -> int:
     except (KeyboardInterrupt, SystemExit) as err:     # Ctrl-C; SIGTERM (Ray's own handler raises SystemExit)
         _fail(f"interrupted; continue with: katoray resume {run_id} --runs-dir {os.path.abspath(runs_dir)}")
         return EXIT_INTERRUPTED if isinstance(err, KeyboardInterrupt) else 128 + signal.SIGTERM
+    except (ConfigError, DocumentError) as err:   # bad settings or input: resuming would fail the same way
+        _fail(str(err))
+        return EXIT_ERROR
     except KatorayError as err:
         _fail(str(err) + _resume_hint(run_id, runs_dir))
         return EXIT_ERROR

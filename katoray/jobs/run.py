@@ -240,6 +240,7 @@ def start_run(config: TrainConfig) -> dict[str, Any]:
         raise ConfigError(f"run {config.run_id!r} already exists in {config.runs_dir}: resume it "
                           f"(katoray resume {config.run_id}) or choose another run id")
     data = data_identity(config.data, config.dataset)   # a missing corpus fails before anything exists,
+    _check_first_document(config)                        # so does a wrong text field,
     _connect_ray(config.address)                         # so does an unreachable Ray cluster,
     learner = _learner(config)                           # an unknown tokenizer, an unreachable store
     try:
@@ -336,6 +337,15 @@ def _without_userinfo(url: str) -> str:
     scheme, _, rest = url.partition("://")
     netloc, slash, path = rest.partition("/")
     return f"{scheme}://{netloc.rpartition('@')[2]}{slash}{path}"
+
+
+def _check_first_document(config: TrainConfig) -> None:
+    """Read the first document of local data: a wrong ``text_field`` (the usual first mistake
+    with a .jsonl or .parquet corpus) fails with its CorpusError before a run exists."""
+    if config.data is not None and config.max_samples != 0:
+        from katoray.text.corpora import iter_local_documents
+
+        next(iter_local_documents(config.data, config.text_field), None)
 
 
 def _learner(config: TrainConfig):

@@ -269,6 +269,10 @@ def _user_error(err: BaseException) -> BaseException:
             continue
         seen.add(id(current))
         if isinstance(current, KatorayError):
-            return current
+            # A task's error may come back as Ray's dual-class copy of it (an instance of both
+            # RayTaskError and the original class) whose message is the whole remote traceback:
+            # the original is its ``cause``.
+            cause = getattr(current, "cause", None)
+            return cause if isinstance(cause, KatorayError) else current
         stack.extend([current.__cause__, current.__context__, getattr(current, "cause", None)])
     return err

@@ -16,6 +16,7 @@ import pytest
 
 from katoray.cli import build_parser, main
 from katoray.jobs import TrainingManifest, fingerprint
+from tests.conftest import KJV_BOOKS
 from tests.jobs import GPT2, REPO, cli_env, corpus, katoray
 
 
@@ -160,6 +161,8 @@ def test_help_from_the_shell():
     (["train", "--store", "memory://"], "store memory:// lives and dies with one process"),
     (["train", "--store", "mongodb"], "--store mongodb takes the URL from $MONGO_URI, which is not set"),
     (["train", "--dataset", "nope"], "unknown dataset key 'nope'"),
+    (["train", "--data", str(KJV_BOOKS), "--text-field", "body"],
+     "row 0 (line 1): no field 'body'; available fields: ['title', 'abbrev', 'text']"),
     (["resume", "nosuch"], "no run manifest at"),
     (["runs", "show", "nosuch"], "no run manifest at"),
     (["runs", "fingerprint", "../escape"], "run id must be a non-empty name without slashes"),

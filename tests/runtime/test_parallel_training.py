@@ -286,12 +286,20 @@ def test_progress_line_in_logs_and_on_terminals():
 def test_row_without_text_is_named(ray_session, gpt2_dir, tmp_path):
     bad = tmp_path / "bad.jsonl"
     bad.write_text(json.dumps({"text": "In the beginning."}) + "\n" + json.dumps({"title": "no text"}) + "\n")
-    with pytest.raises(CorpusError, match=r"bad\.jsonl, row 1 .*no field 'text'"):
+    with pytest.raises(CorpusError, match=r"bad\.jsonl, row 1 .*no field 'text'") as raised:
         train(bad, gpt2_dir, f"sqlite:///{tmp_path}/kb", num_workers=1)
+    _is_ours_alone(raised.value)
+
+
+def _is_ours_alone(err: BaseException) -> None:
+    """The error itself, not Ray's copy of it, and no Ray advice or remote traceback in its message."""
+    assert type(err) in (CorpusError, DocumentError), type(err).__mro__
+    assert "Failed to" not in str(err) and "ray::" not in str(err) and "Traceback" not in str(err), str(err)
 
 
 @pytest.mark.ray
 def test_document_the_tokenizer_rejects_is_named(ray_session, gpt2_dir, tmp_path):
     docs = [Document("Fine text.", "ok#0", "memo"), Document("A lone surrogate \ud800 here.", "bad#1", "memo")]
-    with pytest.raises(DocumentError, match=r"'bad#1' \(memo\) could not be tokenized"):
+    with pytest.raises(DocumentError, match=r"'bad#1' \(memo\) could not be tokenized") as raised:
         train(None, gpt2_dir, f"sqlite:///{tmp_path}/kb", data=docs, num_workers=1)
+    _is_ours_alone(raised.value)

@@ -24,6 +24,7 @@ from katoray.errors import ConfigError, DocumentError, KatorayError
 
 EXIT_ERROR = 2
 EXIT_INTERRUPTED = 130
+EXIT_BROKEN_PIPE = 141          # 128 + SIGPIPE, as a shell reports a command whose reader left
 MONGO_ENV = "MONGO_URI"     # a MongoDB URL with credentials, kept out of shell history and manifests
 
 
@@ -84,7 +85,8 @@ def add_train_arguments(parser: argparse.ArgumentParser, job: bool = False) -> N
     hierarchy.add_argument("--metadata-cap", type=_positive, default=16, metavar="N",
                            help="values kept per metadata key per pattern")
     run = parser.add_argument_group("run")
-    run.add_argument("--store", metavar="URL", help="knowledge-base URL: sqlite:///dir or mongodb://host:port/; "
+    run.add_argument("--store", metavar="URL", help="knowledge-base URL: sqlite:///relative/dir, sqlite:////absolute/dir (four slashes), or "
+                     "mongodb://host:port/; "
                      f"'mongodb' alone takes the URL from ${MONGO_ENV} (default: sqlite in the run folder)")
     run.add_argument("--run-id", help="the run's id (default: UTC time + a random suffix)")
     run.add_argument("--runs-dir", required=job, default=None if job else "runs", metavar="DIR",
@@ -284,15 +286,24 @@ def _summary(stats: dict[str, Any]) -> str:
     lines = [f"run {stats['run_id']} {stats.get('status', '')}: {stats.get('samples_processed', 0):,} documents, "
              f"{stats.get('tokens_processed', 0):,} tokens in {seconds:,.1f} s "
              f"({stats.get('rate_tokens_per_sec', 0):,.0f} tokens/s, {stats.get('attempts', 1)} attempt(s))"]
-    level = 0
+    level, notes = 0, []
     while f"node{level}_patterns" in stats:
+        unlearned = stats.get(f"node{level}_unlearned", 0)
         lines.append(f"  node{level}: {stats[f'node{level}_patterns']:,} patterns, "
                      f"{stats.get(f'node{level}_observations', 0):,} learns, "
-                     f"reuse {100 * stats.get(f'node{level}_reuse_rate', 0.0):.1f}%"
+                     + (f"{unlearned:,} symbols left unlearned, " if unlearned else "")
+                     + f"reuse {100 * stats.get(f'node{level}_reuse_rate', 0.0):.1f}%"
                      + _usage_text(stats, f"node{level}"))
+        if stats[f"node{level}_patterns"] == 0 and unlearned:
+            notes.append(f"note: node{level} learned nothing: each unit it was given had a single symbol (a "
+                         f"pattern needs two), e.g. one paragraph per chapter in structure mode; use fewer --nodes, "
+                         f"another --segment-method, or chunking mode")
         level += 1
     if stats.get("mapper_cpu_seconds") is not None:
         lines.append(f"  pool:{_usage_text(stats, 'mapper')[1:]}; driver:{_usage_text(stats, 'driver')[1:]}")
+    if stats.get("empty_documents"):
+        notes.append(f"note: {stats['empty_documents']:,} document(s) had no text and taught nothing")
+    lines.extend(notes)
     lines.append(f"manifest: {os.path.join(stats.get('run_dir', ''), 'manifest.json')}")
     return "\n".join(lines)
 
@@ -409,6 +420,9 @@ def _run(argv: Sequence[str] | None, job: bool) -> int:
     except KatorayError as err:
         _fail(str(err))
         return EXIT_ERROR
+    except BrokenPipeError:   # `katoray runs list | head`: the reader left; say nothing more
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())   # no second error at exit's flush
+        return EXIT_BROKEN_PIPE
 
 
 def _terminated(signum: int, frame: Any) -> None:

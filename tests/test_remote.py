@@ -63,3 +63,10 @@ def test_learner_trains_through_a_remote_node(kato_url, gpt2_dir):
     assert list(remote.kbs[0].iter_patterns()) == list(local.kbs[0].iter_patterns())
     for record in local.kbs[1].iter_patterns():
         assert remote.nodes["node1"].get_pattern(record.name)["frequency"] == record.frequency
+
+
+def test_the_learners_base_url_puts_every_uniform_node_on_the_server(kato_url):
+    # kato-lm's HierarchicalConceptLearner(base_url=...) without nodes: one KATO server for all levels.
+    learner = HierarchicalConceptLearner(num_nodes=2, chunk_size=3, base_url=kato_url)
+    assert learner.is_remote and [cfg.base_url for cfg in learner.node_configs] == [kato_url, kato_url]
+    assert all(isinstance(session, RemoteKatoSession) for session in learner.nodes.values())

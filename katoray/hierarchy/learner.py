@@ -37,7 +37,8 @@ class HierarchicalConceptLearner:
 
     Args:
         nodes: per-level ``HierarchicalNode`` list; if None, ``num_nodes`` uniform nodes.
-        num_nodes, chunk_size, segmentation_mode: the uniform hierarchy when ``nodes`` is None.
+        num_nodes, chunk_size, segmentation_mode, base_url: the uniform hierarchy when ``nodes``
+            is None (``base_url``: a remote KATO server for every node; None = the built-in engine).
         tokenizer_name: a Hugging Face tokenizer name or local path; None = the built-in default.
         node0_batch_size: documents mapped per knowledge-base flush in sequential training.
         store: knowledge-base URL (``memory://``, ``sqlite:///dir``, ``mongodb://...``).
@@ -48,9 +49,11 @@ class HierarchicalConceptLearner:
     def __init__(self, nodes: Sequence[HierarchicalNode] | None = None, num_nodes: int = 4, chunk_size: int = 8,
                  tokenizer_name: str | None = None, node0_batch_size: int = 64, store: str = "memory://",
                  segmentation_mode: str = "chunking", run_id: str | None = None,
-                 metadata_cap: int = DEFAULT_METADATA_CAP, verbose_init: bool = False, **_ignored: Any) -> None:
+                 metadata_cap: int = DEFAULT_METADATA_CAP, verbose_init: bool = False,
+                 base_url: str | None = None) -> None:
         if nodes is None:
-            nodes = [HierarchicalNode(f"node{i}", chunk_size=chunk_size, mode=segmentation_mode) for i in range(num_nodes)]
+            nodes = [HierarchicalNode(f"node{i}", chunk_size=chunk_size, mode=segmentation_mode, base_url=base_url)
+                     for i in range(num_nodes)]
         self.node_configs = validate_nodes(nodes)
         self.num_nodes = len(self.node_configs)
         if isinstance(node0_batch_size, bool) or not isinstance(node0_batch_size, int) or node0_batch_size < 1:

@@ -154,3 +154,9 @@ def test_structure_mode_refuses_more_than_four_levels():
     nodes = [HierarchicalNode(f"node{i}", mode="structure") for i in range(5)]
     with pytest.raises(ConfigError, match="structure mode has 4 levels"):
         HierarchicalConceptLearner(nodes=nodes)
+
+
+def test_a_misspelled_argument_is_refused():
+    # Silently ignored, it would train another hierarchy than the one asked for.
+    with pytest.raises(TypeError, match="chunk_sizes"):
+        HierarchicalConceptLearner(num_nodes=3, chunk_sizes=[4, 4, 4])

@@ -154,6 +154,21 @@ def test_help_from_the_shell():
     assert job.returncode == 0 and "--runs-dir DIR" in job.stdout and "required for a Ray job" in job.stdout
 
 
+def test_the_summary_says_what_a_level_could_not_learn():
+    from katoray.cli import _summary
+
+    stats = {"run_id": "r", "status": "finished", "samples_processed": 3, "tokens_processed": 900,
+             "empty_documents": 1, "run_dir": "/runs/r"}
+    for level, (patterns, unlearned) in enumerate([(120, 0), (9, 2), (0, 9)]):
+        stats.update({f"node{level}_patterns": patterns, f"node{level}_observations": patterns,
+                      f"node{level}_unlearned": unlearned, f"node{level}_reuse_rate": 0.0})
+    text = _summary(stats)
+    assert "node0: 120 patterns, 120 learns, reuse" in text
+    assert "node1: 9 patterns, 9 learns, 2 symbols left unlearned, reuse" in text
+    assert "note: node2 learned nothing" in text and "note: node1" not in text
+    assert "note: 1 document(s) had no text" in text
+
+
 # -- errors ---------------------------------------------------------------------------------------------
 @pytest.mark.parametrize("argv, message", [
     (["train", "--nodes", "3", "--chunk-sizes", "8,8"], "chunk_sizes has 2 values [8, 8] but nodes is 3"),
@@ -186,6 +201,15 @@ def test_bad_options_exit_2_with_the_usage(argv, message, capsys):
     with pytest.raises(SystemExit) as exited:
         main(argv)
     assert exited.value.code == 2 and message in capsys.readouterr().err
+
+
+def test_a_reader_that_leaves_gets_no_traceback(tmp_path):
+    # `katoray runs list | head`: the pipe closes before katoray writes (it is still importing).
+    proc = subprocess.Popen([sys.executable, "-m", "katoray", "runs", "list", "--runs-dir", str(tmp_path)],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=cli_env())
+    proc.stdout.close()
+    err = proc.stderr.read().decode()
+    assert proc.wait(timeout=60) == 141 and err == ""
 
 
 def test_errors_from_the_shell_have_no_traceback(tmp_path):

@@ -85,9 +85,10 @@ def add_train_arguments(parser: argparse.ArgumentParser, job: bool = False) -> N
     hierarchy.add_argument("--metadata-cap", type=_positive, default=16, metavar="N",
                            help="values kept per metadata key per pattern")
     run = parser.add_argument_group("run")
-    run.add_argument("--store", metavar="URL", help="knowledge-base URL: sqlite:///relative/dir, sqlite:////absolute/dir (four slashes), or "
-                     "mongodb://host:port/; "
-                     f"'mongodb' alone takes the URL from ${MONGO_ENV} (default: sqlite in the run folder)")
+    run.add_argument("--store", metavar="URL",
+                     help="knowledge-base URL: sqlite:///relative/dir, sqlite:////absolute/dir (four slashes), or "
+                     f"mongodb://host:port/; 'mongodb' alone takes the URL from ${MONGO_ENV} (default: sqlite in "
+                     "the run folder)")
     run.add_argument("--run-id", help="the run's id (default: UTC time + a random suffix)")
     run.add_argument("--runs-dir", required=job, default=None if job else "runs", metavar="DIR",
                      help="folder of run folders" + (" (required for a Ray job, absolute: the job runs in a "

@@ -72,10 +72,10 @@ class WordCache:
 
     def tokenize_batch(self, texts: Sequence[str]) -> list[list[str]]:
         added = self._added
-        if added is None or not any(map(added.search, texts)):
+        whole = [] if added is None else [added.search(text) is not None for text in texts]
+        if not any(whole):
             return self._by_words(texts)
-        whole = [added.search(text) is not None for text in texts]   # rare: tokenized as they are
-        found = iter(self._tokenize_texts([text for text, flag in zip(texts, whole) if flag]))
+        found = iter(self._tokenize_texts([text for text, flag in zip(texts, whole) if flag]))   # rare: as they are
         split = iter(self._by_words([text for text, flag in zip(texts, whole) if not flag]))
         return [next(found) if flag else next(split) for flag in whole]
 

@@ -42,23 +42,24 @@ def bench_tokenize(tokenizer_path: str | None, texts: Sequence[str], repeat: int
     for key, make in (("direct", lambda: tokenizer.tokenize_batch_direct),
                       ("cached_cold", lambda: pickle.loads(pickle.dumps(tokenizer)).tokenize_batch),
                       ("cached_warm", lambda: tokenizer.tokenize_batch)):
-        tokens, wall, cpu = _best(make, texts, repeat)
+        tokens, wall, cpu = timed_tokenize(make, texts, repeat)
         if row.setdefault("tokens", tokens) != tokens:
             raise AssertionError(f"{tokenizer.name}: {key} gave {tokens} tokens, the tokenizer {row['tokens']}")
         row[key] = {"seconds": wall, "tokens_per_sec": tokens / wall, "tokens_per_cpu_sec": tokens / cpu}
     return row
 
 
-def _best(make_tokenize, texts: Sequence[str], repeat: int) -> tuple[int, float, float]:
-    """(tokens, best wall seconds, best CPU seconds) of ``repeat`` passes, each with a
-    ``make_tokenize()`` made untimed."""
+def timed_tokenize(make_tokenize, texts: Sequence[str], repeat: int = 1,
+                   batch: int = BATCH) -> tuple[int, float, float]:
+    """(tokens, best wall seconds, best CPU seconds of this process) of ``repeat`` passes over
+    ``texts`` in calls of ``batch`` texts, each pass with a ``make_tokenize()`` made untimed."""
     best_wall = best_cpu = float("inf")
     tokens = 0
     for _ in range(repeat):
         tokenize_batch = make_tokenize()
         wall, cpu = time.perf_counter(), time.process_time()
-        tokens = sum(len(pieces) for i in range(0, len(texts), BATCH)
-                     for pieces in tokenize_batch(texts[i:i + BATCH]))
+        tokens = sum(len(pieces) for i in range(0, len(texts), batch)
+                     for pieces in tokenize_batch(texts[i:i + batch]))
         best_wall, best_cpu = min(best_wall, time.perf_counter() - wall), min(best_cpu, time.process_time() - cpu)
     return tokens, best_wall, best_cpu
 

@@ -52,14 +52,17 @@ def tokenize_only(corpus: str | Path, tokenizer: str | Path) -> dict:
     from katoray.text.corpora import iter_local_documents
     from katoray.text.segment import segment
     from katoray.text.tokenizers import load_tokenizer
+    from scripts.benchmarks.tokenizing import timed_tokenize
 
     docs = list(iter_local_documents(corpus))
     paragraphs = [p for doc in docs for p in segment(doc, "simple").paragraphs()]
     tok = load_tokenizer(str(tokenizer))
     tok.tokenize_batch_direct(paragraphs[:1])   # warm up the Rust side outside the timing
-    tokens, seconds, cpu = _timed_tokens(tok.tokenize_batch_direct, paragraphs)
-    cold = pickle.loads(pickle.dumps(tok))       # a copy with an empty per-word cache, as a pool actor has
-    cached_tokens, cached_seconds, cached_cpu = _timed_tokens(cold.tokenize_batch, paragraphs)
+    whole = len(paragraphs)                      # one call for every paragraph
+    tokens, seconds, cpu = timed_tokenize(lambda: tok.tokenize_batch_direct, paragraphs, batch=whole)
+    # A copy with an empty per-word cache, as a pool actor has.
+    cached_tokens, cached_seconds, cached_cpu = timed_tokenize(
+        lambda: pickle.loads(pickle.dumps(tok)).tokenize_batch, paragraphs, batch=whole)
     if cached_tokens != tokens:
         raise AssertionError(f"the per-word cache gave {cached_tokens} tokens, the tokenizer {tokens}")
     return {"documents": len(docs), "paragraphs": len(paragraphs), "tokens": tokens, "seconds": seconds,
@@ -67,13 +70,6 @@ def tokenize_only(corpus: str | Path, tokenizer: str | Path) -> dict:
             "two_core_limit": 2 * tokens / cpu,
             "cached_cold": {"seconds": cached_seconds, "cpu_seconds": cached_cpu,
                             "tokens_per_cpu_sec": tokens / cached_cpu}}
-
-
-def _timed_tokens(tokenize_batch, texts: list[str]) -> tuple[int, float, float]:
-    """(tokens, wall seconds, CPU seconds of this process) of one ``tokenize_batch(texts)``."""
-    started, started_cpu = time.perf_counter(), time.process_time()
-    tokens = sum(map(len, tokenize_batch(texts)))
-    return tokens, time.perf_counter() - started, time.process_time() - started_cpu
 
 
 def train_once(corpus: str | Path, tokenizer: str | Path, workers: int, levels: int, chunk: int,

@@ -2,16 +2,17 @@
 stores that keep their patterns elsewhere.
 
 Patterns get dense ids in the order they are added and symbols get ids when first seen; what is
-per pattern (name, name key, symbol count, flattened symbol ids) is a column indexed by id, and
-each symbol lists, ascending, the ids of the patterns holding it. ``IdView`` is that much and no
-more (no events, counts or statistics): the ``SymbolIndex`` a prediction needs, for a backend
-such as SQLite whose rows are not columns.
+per pattern (name, name key, symbol count, first symbol, flattened symbol ids) is a column
+indexed by id (``PatternColumns``, shared by both), and each symbol lists, ascending, the ids of
+the patterns holding it. ``IdView`` is that much and no more (no events, counts or statistics):
+the ``SymbolIndex`` a prediction needs and the symbol -> patterns index, for a backend such as
+SQLite whose rows are neither.
 """
 from __future__ import annotations
 
 from itertools import chain, compress, repeat
 from operator import attrgetter
-from typing import NamedTuple, Sequence
+from typing import Iterable, NamedTuple, Sequence
 
 import numpy as np
 
@@ -164,39 +165,82 @@ def _chunk(symbols: np.ndarray, ids: np.ndarray) -> tuple[np.ndarray, np.ndarray
     return distinct, np.append(starts, len(ids)), ids.astype(np.uint32)
 
 
-class IdView:
-    """The id columns and posting lists of a set of patterns that only grows: a ``SymbolIndex``
-    source. Views handed out stay valid and unchanged while patterns are added (columns only
-    append). Not thread-safe: its owner serialises ``add`` and ``symbol_index``."""
+NO_SYMBOL = -1   # first-symbol column of a pattern whose first event is empty
+
+
+class PatternColumns:
+    """The columns of a set of patterns, by pattern id: name, name key, symbol count, whether
+    every event holds one symbol, the first event's first symbol id (``NO_SYMBOL`` if that event
+    is empty), and the symbol ids of the flattened events (``flat``, from ``offsets``). Rows are
+    only ever appended; an owner that deletes rows marks them in place (the name None, the first
+    symbol ``NO_SYMBOL``)."""
 
     def __init__(self) -> None:
-        self.names: list[str] = []
-        self._name_keys, self._lengths, self._single = Column(np.uint64), Column(np.int64), Column(bool)
-        self._offsets, self._flat = Column(np.int64), Column(np.uint32)
+        self.names: list[str | None] = []
+        self.name_keys, self.lengths, self.single = Column(np.uint64), Column(np.int64), Column(bool)
+        self.firsts, self.offsets, self.flat = Column(np.int64), Column(np.int64), Column(np.uint32)
+
+    def append(self, new: NewPatterns, symbols: np.ndarray) -> range:
+        """Rows for ``new``, whose flattened symbols have the ids ``symbols``; returns their ids."""
+        ids = range(len(self.names), len(self.names) + len(new.names))
+        starts = cuts(new.lengths)[:-1]
+        self.names += new.names
+        self.name_keys.extend(name_keys(new.names))
+        self.offsets.extend(self.flat.size + starts)
+        self.flat.extend(symbols)
+        self.lengths.extend(new.lengths)
+        self.single.extend(new.single)
+        firsts = np.full(len(ids), NO_SYMBOL, np.int64)
+        firsts[new.has_first] = symbols[starts[new.has_first]]
+        self.firsts.extend(firsts)
+        return ids
+
+    def symbol_index(self, symbol_ids: list[int], postings: list[np.ndarray], num_symbol_ids: int) -> SymbolIndex:
+        """``base.SymbolIndex`` over these columns for the symbols ``symbol_ids`` (-1: unknown)."""
+        return SymbolIndex(symbol_ids=symbol_ids, postings=postings, num_symbol_ids=num_symbol_ids, names=self.names,
+                           name_keys=self.name_keys.view(), lengths=self.lengths.view(),
+                           single_symbol_events=self.single.view(), offsets=self.offsets.view(), flat=self.flat.view())
+
+
+class IdView:
+    """The columns and posting lists of a set of patterns that only grows: a ``SymbolIndex``
+    source, and the symbol -> patterns index of a backend whose rows hold neither. Views handed
+    out stay valid and unchanged while patterns are added (columns only append). Not
+    thread-safe: its owner serialises every call."""
+
+    def __init__(self) -> None:
+        self.columns = PatternColumns()
         self._symbol_ids: dict[str, int] = {}
         self._postings = PostingChunks()
 
     def __len__(self) -> int:
-        return len(self.names)
+        return len(self.columns.names)
 
     def add(self, new: NewPatterns) -> None:
         """Patterns not in the view yet (each name once)."""
-        first_id = len(self.names)
         symbols, _ = symbol_ids_of(self._symbol_ids, new.flat)
-        self.names += new.names
-        self._name_keys.extend(name_keys(new.names))
-        self._offsets.extend(self._flat.size + cuts(new.lengths)[:-1])
-        self._flat.extend(symbols)
-        self._lengths.extend(new.lengths)
-        self._single.extend(new.single)
-        self._postings.add(symbols, np.repeat(np.arange(first_id, first_id + len(new.names)), new.lengths))
+        ids = self.columns.append(new, symbols)
+        self._postings.add(symbols, np.repeat(np.arange(ids.start, ids.stop), new.lengths))
 
     def symbol_index(self, symbols: Sequence[str]) -> SymbolIndex:
         """``base.SymbolIndex`` for ``symbols`` (every symbol of the view is held by some pattern)."""
         symbol_ids = [self._symbol_ids.get(s, -1) for s in symbols]
-        return SymbolIndex(
-            symbol_ids=symbol_ids,
-            postings=[np.zeros(0, np.uint32) if i < 0 else self._postings.of(i) for i in symbol_ids],
-            num_symbol_ids=len(self._symbol_ids), names=self.names, name_keys=self._name_keys.view(),
-            lengths=self._lengths.view(), single_symbol_events=self._single.view(), offsets=self._offsets.view(),
-            flat=self._flat.view())
+        return self.columns.symbol_index(
+            symbol_ids, [np.zeros(0, np.uint32) if i < 0 else self._postings.of(i) for i in symbol_ids],
+            len(self._symbol_ids))
+
+    def holding_any(self, symbols: Iterable[str]) -> set[str]:
+        """Names of the patterns holding any of ``symbols``."""
+        lists = [self._postings.of(i) for i in map(self._symbol_ids.get, symbols) if i is not None]
+        if not lists:
+            return set()
+        return set(map(self.columns.names.__getitem__, np.concatenate(lists).tolist()))
+
+    def starting_with(self, symbol: str) -> list[str]:
+        """Names of the patterns whose first event's first symbol is ``symbol``, in id order."""
+        symbol_id = self._symbol_ids.get(symbol)
+        if symbol_id is None:
+            return []
+        ids = self._postings.of(symbol_id)
+        ids = ids[self.columns.firsts.view()[ids] == symbol_id]
+        return list(map(self.columns.names.__getitem__, ids.tolist()))

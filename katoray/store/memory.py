@@ -21,12 +21,11 @@ import numpy as np
 
 from katoray.store.base import (DeltaColumns, KBTotals, PatternDelta, PatternRecord, SymbolIndex,
                                 check_apply_args, merge_emotives, merge_metadata)
-from katoray.store.columns import Column, NewPatterns, cuts, name_keys, posting_groups, symbol_ids_of
+from katoray.store.columns import NO_SYMBOL, Column, NewPatterns, PatternColumns, cuts, posting_groups, symbol_ids_of
 from katoray.util import paused_gc
 
 _NAME, _COUNT = attrgetter("name"), attrgetter("count")
 _EMOTIVES, _METADATA = attrgetter("emotives"), attrgetter("metadata")
-_NO_SYMBOL = -1  # first-symbol column of a pattern whose first event is empty
 
 
 def _first_rows(names: list[str], found: list[int | None]) -> list[int]:
@@ -47,14 +46,11 @@ class MemoryStore:
     def clear(self) -> None:
         with self._lock:
             self._ids: dict[str, int] = {}                   # name -> pattern id
-            self._names: list[str | None] = []               # pattern id -> name (None: deleted)
+            self._columns = PatternColumns()                 # by pattern id; a deleted name is None
             self._events: list[list[list[str]] | None] = []
             self._emotives: dict[int, list[dict[str, float]]] = {}
             self._metadata: dict[int, dict[str, list[str]]] = {}
-            self._lengths, self._single = Column(np.int64), Column(bool)
-            self._frequency, self._firsts = Column(np.int64), Column(np.int64)
-            self._offsets, self._flat = Column(np.int64), Column(np.uint32)  # symbol ids per pattern
-            self._name_keys = Column(np.uint64)
+            self._frequency = Column(np.int64)
             self._symbol_ids: dict[str, int] = {}
             self._symbols: list[str] = []
             self._symbol_freq, self._symbol_pmf = Column(np.int64), Column(np.int64)
@@ -111,7 +107,7 @@ class MemoryStore:
             self._add_patterns(new_patterns(_first_rows(names, found)))
         ids = np.fromiter(map(self._ids.__getitem__, names), np.int64, len(names))
         np.add.at(self._frequency.view(), ids, counts)
-        lengths = self._lengths.data[ids]
+        lengths = self._columns.lengths.data[ids]
         symbols = self._symbols_of(ids, lengths)
         freq = self._symbol_freq.view()
         if (counts == 1).all() and 4 * len(symbols) >= len(freq):   # a bulk batch: one dense pass
@@ -123,8 +119,8 @@ class MemoryStore:
 
     def _symbols_of(self, ids: np.ndarray, lengths: np.ndarray) -> np.ndarray:
         """The symbol ids of these patterns' flattened events, pattern after pattern."""
-        starts = self._offsets.data[ids] - cuts(lengths)[:-1]
-        return self._flat.data[np.repeat(starts, lengths) + np.arange(int(lengths.sum()))].astype(np.int64)
+        starts = self._columns.offsets.data[ids] - cuts(lengths)[:-1]
+        return self._columns.flat.data[np.repeat(starts, lengths) + np.arange(int(lengths.sum()))].astype(np.int64)
 
     def _symbol_ids_of(self, symbols: list[str]) -> np.ndarray:
         """Each symbol's id; symbols seen for the first time get the next ids."""
@@ -138,21 +134,11 @@ class MemoryStore:
 
     def _add_patterns(self, new: NewPatterns) -> None:
         """Store patterns not seen before, with their symbol index entries and pmf."""
-        first_id = len(self._names)
-        ids = range(first_id, first_id + len(new.names))
         symbols = self._symbol_ids_of(new.flat)
+        ids = self._columns.append(new, symbols)
         self._ids.update(zip(new.names, ids))
-        self._names += new.names
-        self._name_keys.extend(name_keys(new.names))
         self._events += new.events
-        self._offsets.extend(self._flat.size + cuts(new.lengths)[:-1])
-        self._flat.extend(symbols)
-        self._lengths.extend(new.lengths)
-        self._single.extend(new.single)
         self._frequency.extend(np.zeros(len(ids), np.int64))
-        firsts = np.full(len(ids), _NO_SYMBOL, np.int64)
-        firsts[new.has_first] = symbols[cuts(new.lengths)[:-1][new.has_first]]
-        self._firsts.extend(firsts)
         self._index(symbols, np.repeat(np.arange(ids.start, ids.stop), new.lengths))
         self._unique += len(ids)
         self._pattern_freq_total += len(ids)
@@ -187,8 +173,9 @@ class MemoryStore:
         return deleted
 
     def _forget(self, pattern_id: int) -> None:
-        start, length = int(self._offsets.data[pattern_id]), int(self._lengths.data[pattern_id])
-        symbols = self._flat.data[start:start + length].astype(np.int64)
+        columns = self._columns
+        start, length = int(columns.offsets.data[pattern_id]), int(columns.lengths.data[pattern_id])
+        symbols = columns.flat.data[start:start + length].astype(np.int64)
         frequency = int(self._frequency.data[pattern_id])
         np.subtract.at(self._symbol_freq.view(), symbols, frequency)
         pmf = self._symbol_pmf.view()
@@ -196,8 +183,8 @@ class MemoryStore:
             self._postings[symbol].without(pattern_id)
             pmf[symbol] -= 1
             self._num_symbols -= int(pmf[symbol] == 0)  # no pattern holds it any more: forgotten
-        self._firsts.data[pattern_id] = _NO_SYMBOL
-        self._names[pattern_id] = self._events[pattern_id] = None
+        columns.firsts.data[pattern_id] = NO_SYMBOL
+        columns.names[pattern_id] = self._events[pattern_id] = None
         self._emotives.pop(pattern_id, None)
         self._metadata.pop(pattern_id, None)
         self._unique -= 1
@@ -209,7 +196,8 @@ class MemoryStore:
 
     # -- reads ------------------------------------------------------------------------------
     def _record(self, name: str, pattern_id: int) -> PatternRecord:
-        return PatternRecord(name, [list(e) for e in self._events[pattern_id]], int(self._lengths.data[pattern_id]),
+        return PatternRecord(name, [list(e) for e in self._events[pattern_id]],
+                             int(self._columns.lengths.data[pattern_id]),
                              int(self._frequency.data[pattern_id]),
                              [dict(e) for e in self._emotives.get(pattern_id, ())],
                              {k: list(v) for k, v in self._metadata.get(pattern_id, {}).items()})
@@ -231,13 +219,14 @@ class MemoryStore:
         if not known:
             return set()
         ids = np.unique(np.concatenate([self._postings[i].view() for i in known]))
-        return set(map(self._names.__getitem__, ids.tolist()))
+        return set(map(self._columns.names.__getitem__, ids.tolist()))
 
     def patterns_starting_with(self, symbol: str) -> list[str]:
         symbol_id = self._known_symbol(symbol)
         if symbol_id is None:
             return []
-        return list(map(self._names.__getitem__, np.flatnonzero(self._firsts.view() == symbol_id).tolist()))
+        starting = np.flatnonzero(self._columns.firsts.view() == symbol_id)
+        return list(map(self._columns.names.__getitem__, starting.tolist()))
 
     def symbol_pmf(self, symbols: Iterable[str]) -> dict[str, int]:
         ids, pmf = self._symbol_ids, self._symbol_pmf.data
@@ -251,12 +240,10 @@ class MemoryStore:
         """Integer-id view of the patterns holding ``symbols`` (see ``base.SymbolIndex``)."""
         with self._lock:
             symbol_ids = [self._known_symbol(s) for s in symbols]
-            return SymbolIndex(
-                symbol_ids=[-1 if i is None else i for i in symbol_ids],
-                postings=[np.zeros(0, np.uint32) if i is None else self._postings[i].view() for i in symbol_ids],
-                num_symbol_ids=len(self._symbols), names=self._names, name_keys=self._name_keys.view(),
-                lengths=self._lengths.view(),
-                single_symbol_events=self._single.view(), offsets=self._offsets.view(), flat=self._flat.view())
+            return self._columns.symbol_index(
+                [-1 if i is None else i for i in symbol_ids],
+                [np.zeros(0, np.uint32) if i is None else self._postings[i].view() for i in symbol_ids],
+                len(self._symbols))
 
     def totals(self) -> KBTotals:
         return KBTotals(self._unique, self._pattern_freq_total, self._symbols_total, self._num_symbols)

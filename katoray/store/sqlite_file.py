@@ -8,8 +8,9 @@ remembers the ``kb_id`` it was created for and refuses another, so two nodes nev
 
 A file is opened in WAL mode (other processes read while one writes), with the pragmas below,
 and created with the schema of :data:`SCHEMA_VERSION` (the layout, and why it has this shape, is
-in :mod:`katoray.store.sqlite`). A file of another schema version or another ``kb_id`` is
-refused with a message saying what to do.
+in :mod:`katoray.store.sqlite`). A file of schema 3 (earlier katoray) is upgraded in place when
+opened; a file of another schema version or another ``kb_id`` is refused with a message saying
+what to do.
 """
 from __future__ import annotations
 
@@ -20,7 +21,7 @@ from katoray.errors import ConfigError, StoreError
 
 SCHEME = "sqlite:///"
 FILE_SUFFIXES = (".sqlite", ".db")
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 BUSY_TIMEOUT_S = 60.0          # a second writer waits this long for the write lock, then fails
 
 if sqlite3.sqlite_version_info < (3, 38, 0):
@@ -44,11 +45,7 @@ CREATE TABLE IF NOT EXISTS patterns (
     id INTEGER PRIMARY KEY, name TEXT NOT NULL UNIQUE, pattern_data TEXT NOT NULL,
     length INTEGER NOT NULL, frequency INTEGER NOT NULL, emotives TEXT, metadata TEXT);
 CREATE TABLE IF NOT EXISTS symbols (
-    symbol TEXT PRIMARY KEY, frequency INTEGER NOT NULL, pmf INTEGER NOT NULL,
-    starting_ids BLOB NOT NULL, pattern_ids BLOB NOT NULL) WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS symbol_patterns (
-    symbol TEXT NOT NULL, first_id INTEGER NOT NULL, starting_ids BLOB NOT NULL, pattern_ids BLOB NOT NULL,
-    PRIMARY KEY (symbol, first_id)) WITHOUT ROWID;
+    symbol TEXT PRIMARY KEY, frequency INTEGER NOT NULL, pmf INTEGER NOT NULL) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS totals (
     id INTEGER PRIMARY KEY CHECK (id = 1), generation INTEGER NOT NULL,
     total_unique_patterns INTEGER NOT NULL, total_pattern_frequencies INTEGER NOT NULL,
@@ -56,6 +53,12 @@ CREATE TABLE IF NOT EXISTS totals (
 INSERT OR IGNORE INTO totals VALUES (1, 0, 0, 0, 0, 0);
 CREATE TABLE IF NOT EXISTS applied_batches (batch_id TEXT PRIMARY KEY) WITHOUT ROWID;
 """
+
+# Schema 3 kept symbol -> pattern posting lists in the file (katoray.store.sqlite says why they
+# went); nothing else differs, so the upgrade drops them.
+_UPGRADE_FROM_3 = ("DROP TABLE symbol_patterns", "ALTER TABLE symbols DROP COLUMN starting_ids",
+                   "ALTER TABLE symbols DROP COLUMN pattern_ids",
+                   "UPDATE meta SET value = '4' WHERE key = 'schema_version'")
 
 
 def sqlite_path(url: str, kb_id: str) -> Path:
@@ -110,6 +113,9 @@ def _prepare(conn: sqlite3.Connection, path: Path, kb_id: str) -> None:
             conn.executescript(f"BEGIN IMMEDIATE; {_SCHEMA} COMMIT;")
             conn.execute("INSERT OR IGNORE INTO meta VALUES ('kb_id', ?)", (kb_id,))
             meta = _read_meta(conn)
+        if meta.get("schema_version") == "3":
+            _upgrade_from_3(conn)
+            meta = _read_meta(conn)
     except sqlite3.Error as exc:
         raise StoreError(
             f"cannot use {str(path)!r} as a SQLite knowledge base ({exc}); check that it is a writable "
@@ -124,3 +130,17 @@ def _prepare(conn: sqlite3.Connection, path: Path, kb_id: str) -> None:
         raise StoreError(
             f"{str(path)!r} holds knowledge base {meta['kb_id']!r}, not {kb_id!r}; give each node its own "
             "file, e.g. a directory URL sqlite:///<dir> (one <kb_id>.sqlite per node)")
+
+
+def _upgrade_from_3(conn: sqlite3.Connection) -> None:
+    """Bring a schema-3 file to schema 4 in one transaction (another process may have done it
+    while this one waited for the lock: then nothing is left to do)."""
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        if _read_meta(conn)["schema_version"] == "3":
+            for statement in _UPGRADE_FROM_3:
+                conn.execute(statement)
+        conn.execute("COMMIT")
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise

@@ -1,10 +1,8 @@
-"""The pure half of the SQLite store: a batch of deltas -> the rows and posting lists one apply
-writes; no I/O.
+"""The pure half of the SQLite store: a batch of deltas -> the rows one apply writes; no I/O.
 
 :class:`Batch` merges an apply's deltas per name; the functions here turn it into the pattern
 upsert and its rows (events as JSON text, joined rather than encoded where that gives the same
-text), posting lists grouped per symbol and packed as little-endian uint32 blobs, the rows of new
-symbols and the frequency increments; and turn stored rows back into records. They are kept
+text) and each symbol's statistics increments; and turn stored rows back into records. They are kept
 apart from :mod:`katoray.store.sqlite` (the connection, the schema and the SQL, which decides
 what is stored already) so they can be read and tested without a database.
 """
@@ -12,18 +10,12 @@ from __future__ import annotations
 
 import json
 import re
-import struct
-import sys
-from array import array
 from collections import Counter
-from itertools import chain, compress
+from itertools import chain, compress, filterfalse
 from operator import not_
 from typing import Iterable, Mapping, Sequence
 
 from katoray.store.base import DeltaColumns, PatternDelta, PatternRecord, merge_metadata
-
-if array("I").itemsize != 4:
-    raise ImportError("katoray's SQLite store packs pattern ids as C unsigned ints, which are not 32-bit here")
 
 # A new name gets the next id (max + 1, so ids follow learn order); a known name adds its count.
 # emotives/metadata, when the batch has any, are NULL unless this batch changed them (then they
@@ -37,8 +29,6 @@ _JSON_CONTROL = re.compile(r"[\x00-\x1f]")   # to_json rewrites these, '"' and b
 _JSON_ESCAPED_BYTES = bytes(range(0x20)) + b'"\\'
 _EVENT_SEPARATOR = '"],["'
 _LIST_TYPE, _STR_TYPE = {list}, {str}
-_LITTLE_ENDIAN = sys.byteorder == "little"
-_UINT32 = struct.Struct("<I").pack
 
 
 class Batch:
@@ -115,11 +105,6 @@ class Batch:
         """Pattern i's events as JSON text, by the encoder."""
         return to_json(self.events[i] if self.events is not None else [[s] for s in self.symbols[i]])
 
-    def first_symbols(self, positions: Iterable[int]) -> list[str | None]:
-        """The first event's first symbol of each pattern at ``positions`` (None: no such symbol)."""
-        if self.events is None:
-            return [pattern[0] if pattern else None for pattern in map(self.symbols.__getitem__, positions)]
-        return [pattern[0][0] if pattern and pattern[0] else None for pattern in map(self.events.__getitem__, positions)]
 
 
 def pattern_upsert(batch: Batch, data: list[str], lengths: list[int],
@@ -142,22 +127,6 @@ def pattern_upsert(batch: Batch, data: list[str], lengths: list[int],
     return sql, (row + (annotations.get(row[0], unchanged)[i],) for row in rows)
 
 
-def symbol_rows(symbols: list[str], freq: dict[str, int], holding: dict[str, list[int]],
-                starting: dict[str, list[int]]) -> tuple[list[tuple], list[tuple]]:
-    """INSERT rows (symbol, frequency, pmf, [starting list,] pattern list) of new symbols: those
-    that start no pattern (most), and those that do."""
-    first = list(map(starting.__contains__, symbols))
-    rest = list(compress(symbols, map(not_, first)))
-    lists = list(map(holding.__getitem__, rest))
-    rows = list(zip(rest, map(freq.__getitem__, rest), map(len, lists), map(pack, lists)))
-    if not any(first):
-        return rows, []
-    firsts = list(compress(symbols, first))
-    lists = list(map(holding.__getitem__, firsts))
-    return rows, list(zip(firsts, map(freq.__getitem__, firsts), map(len, lists),
-                          map(pack, map(starting.__getitem__, firsts)), map(pack, lists)))
-
-
 def fresh_metadata_json(metadata: Mapping, cap: int | None, memo: dict[str, str]) -> str:
     """``to_json(merge_metadata({}, metadata, cap))``, merged once per distinct plain metadata (a
     batch's patterns share the metadata of a few documents)."""
@@ -178,93 +147,22 @@ def _plain_key(metadata: Mapping) -> str | None:
     return None
 
 
-def group(symbol_lists: Iterable[Sequence[str]], ids: Iterable[int],
-          firsts: bool) -> tuple[dict[str, list[int]], dict[str, list[int]], list[str]]:
-    """Posting lists: symbol -> the ``ids`` (ascending) of the lists holding it, and (``firsts``)
-    of those starting with it; and each repeat of a symbol inside one list (indexed once, but
-    counted in the frequencies)."""
-    postings: dict[str, list[int]] = {}
-    starting: dict[str, list[int]] = {}
-    repeats: list[str] = []
-    get, get_first = postings.get, starting.get
-    for pattern_id, symbols in zip(ids, symbol_lists):   # hot: ~7 distinct symbols per pattern
-        if firsts and symbols:
-            held = get_first(symbols[0])
-            if held is None:
-                starting[symbols[0]] = [pattern_id]
-            else:
-                held.append(pattern_id)
-        for symbol in symbols:
-            held = get(symbol)
-            if held is None:
-                postings[symbol] = [pattern_id]
-            elif held[-1] != pattern_id:
-                held.append(pattern_id)
-            else:
-                repeats.append(symbol)
-    return postings, starting, repeats
-
-
-def group_firsts(symbols: Iterable[str | None], ids: Iterable[int]) -> dict[str, list[int]]:
-    """Posting lists of the first-symbol index: symbol -> the ``ids`` of the patterns starting with it."""
-    postings: dict[str, list[int]] = {}
-    get = postings.get
-    for pattern_id, symbol in zip(ids, symbols):
-        if symbol is not None:
-            held = get(symbol)
-            if held is None:
-                postings[symbol] = [pattern_id]
-            else:
-                held.append(pattern_id)
-    return postings
-
-
-def frequencies(batch: Batch, new: Sequence[int], holding: dict[str, list[int]],
-                repeats: list[str]) -> dict[str, int]:
-    """freq increment per symbol: occurrences times count. The posting lists of the ``new``
-    patterns count each of their occurrences once (ids, plus repeats); the rest of a new
-    pattern's count, and a re-learned pattern's whole count, are added per occurrence."""
-    freq = dict(zip(holding, map(len, holding.values())))
-    for symbol in repeats:
-        freq[symbol] += 1
-    counts = batch.counts
-    if len(new) == len(counts):
-        rest = [c - 1 for c in counts]
-    else:
-        rest = list(counts)
-        for i in new:
-            rest[i] -= 1
-    symbols = batch.symbols
-    once = [r == 1 for r in rest]
-    if any(once):   # e.g. re-learned once: counted in C
-        for symbol, n in Counter(chain.from_iterable(compress(symbols, once))).items():
-            freq[symbol] = freq.get(symbol, 0) + n
-    for i in compress(range(len(rest)), rest):   # rare: other counts
-        c = rest[i]
-        if c != 1:
+def symbol_increments(batch: Batch, new: Sequence[int]) -> tuple[dict[str, int], dict[str, int]]:
+    """What one apply adds to each symbol's statistics: frequency (occurrences times count, over
+    every pattern of the batch) and pmf (how many of the ``new`` patterns hold it, once each).
+    Every symbol of a new pattern is in the frequencies, with 0 if its count was 0."""
+    symbols, counts = batch.symbols, batch.counts
+    held = symbols if len(new) == len(symbols) else list(map(symbols.__getitem__, new))
+    pmf = Counter(chain.from_iterable(map(dict.fromkeys, held)))   # hot: ~7 distinct symbols per pattern
+    once = list(map((1).__eq__, counts))
+    freq = Counter(chain.from_iterable(compress(symbols, once) if not all(once) else symbols))
+    for i in compress(range(len(counts)), map(not_, once)):   # rare: counts other than 1
+        if counts[i]:
             for symbol in symbols[i]:
-                freq[symbol] = freq.get(symbol, 0) + c
-    return freq
-
-
-def pack(ids: Sequence[int]) -> bytearray:
-    """Pattern ids as a posting list: little-endian uint32s. A bytearray, not bytes: sqlite3 binds
-    it directly, while bytes first miss a lookup for adapters (~0.3 µs per parameter)."""
-    if len(ids) == 1:   # most symbols above node0: one pattern per apply
-        return bytearray(_UINT32(ids[0]))
-    packed = array("I", ids)
-    if not _LITTLE_ENDIAN:
-        packed.byteswap()
-    return bytearray(packed)
-
-
-def unpack(blobs: Iterable[bytes]) -> array:
-    ids = array("I")
-    for blob in blobs:
-        ids.frombytes(blob)
-    if not _LITTLE_ENDIAN:
-        ids.byteswap()
-    return ids
+                freq[symbol] += counts[i]
+    for symbol in filterfalse(freq.__contains__, pmf):   # a new pattern learned 0 times
+        freq[symbol] = 0
+    return freq, pmf
 
 
 def is_plain(symbol_lists: Iterable[Sequence[str]]) -> bool:

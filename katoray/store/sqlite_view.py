@@ -1,11 +1,12 @@
-"""Predictions over a SQLite knowledge base by integer id: an ``IdView`` of its patterns table.
+"""Predictions and pattern searches over a SQLite knowledge base: an ``IdView`` of its patterns
+table (the file holds no symbol index of its own).
 
-The view is built the first time a prediction asks (one pass over every pattern's name and
-events) and then kept in step: a refresh reads only the patterns learned since (a new pattern's
-id is larger than every stored id), and a deletion or a clear, which the file counts in
-``meta.removals``, makes the next refresh start over. While nothing changed a refresh is one
+The view is built the first time a prediction or a search asks (one pass over every pattern's
+name and events) and then kept in step: a refresh reads only the patterns learned since (a new
+pattern's id is larger than every stored id), and a deletion or a clear, which the file counts
+in ``meta.removals``, makes the next refresh start over. While nothing changed a refresh is one
 ``SELECT``. Frequencies and symbol statistics are not in the view: predictions read them from
-the tables as before.
+the tables.
 """
 from __future__ import annotations
 

@@ -1,5 +1,5 @@
 """SQLite-only behaviour: URL rules, WAL, persistence across reopen, rollback, errors, query plans,
-the posting-list index layout."""
+the cache of stored symbols, the upgrade from schema 3."""
 from __future__ import annotations
 
 import json
@@ -17,7 +17,7 @@ from katoray.errors import ConfigError, StoreError
 from katoray.store import open_store
 from katoray.store.base import DeltaColumns, PatternDelta
 from katoray.store.memory import MemoryStore
-from katoray.store.sqlite import (NAMES_OF_IDS_SQL, OWN_LIST_MAX, STARTING_WITH_SQL, WITH_ANY_SQL, SqliteStore,
+from katoray.store.sqlite import (PATTERNS_NAMED_SQL, STORED_SYMBOLS_SQL, SYMBOL_STATISTICS_SQL, SqliteStore,
                                   sqlite_path)
 
 REPO = Path(__file__).resolve().parents[2]
@@ -181,17 +181,15 @@ def test_unserialisable_delta_rolls_back(store):
 
 
 # Real SQLite failures part-way through a batch: after the patterns are written, at the symbol
-# rows, at the overflow rows (own lists capped at one id), and at the last statement (totals).
-@pytest.mark.parametrize("event, own_list_max", [("UPDATE ON symbols", OWN_LIST_MAX),
-                                                 ("INSERT ON symbol_patterns", 1), ("UPDATE ON totals", 1)])
-def test_failure_inside_sql_rolls_back_the_whole_batch(store, monkeypatch, event, own_list_max):
-    monkeypatch.setattr("katoray.store.sqlite.OWN_LIST_MAX", own_list_max)
+# rows (updated, then created), and at the last statement (totals).
+@pytest.mark.parametrize("event", ["UPDATE ON symbols", "INSERT ON symbols", "UPDATE ON totals"])
+def test_failure_inside_sql_rolls_back_the_whole_batch(store, event):
     store.apply(BATCH_1, "b0")
     before = state(store)
     with sabotaged(store, event), pytest.raises(StoreError, match="injected.*rolled back"):
         store.apply(BATCH_2, "b1")
     assert state(store) == before and not store.is_applied("b1")
-    assert store.apply(BATCH_2, "b1")   # the symbols of the failed batch are created afresh
+    assert store.apply(BATCH_2, "b1")   # the symbols of the failed batch ("d") are created afresh
     assert state(store) == state(reference(BATCH_1, BATCH_2))
 
 
@@ -231,9 +229,9 @@ def test_directory_in_place_of_the_file(tmp_path):
         SqliteStore.from_url(f"sqlite:///{tmp_path}/kb.sqlite", "node0_kato")
 
 
-# -- indexes are searches, never scans -----------------------------------------------------------
-@pytest.mark.parametrize("sql, param", [(WITH_ANY_SQL, '["a"]'), (STARTING_WITH_SQL, "a"),
-                                        (NAMES_OF_IDS_SQL, "[1, 2]")])
+# -- reads by key are searches, never scans ------------------------------------------------------
+@pytest.mark.parametrize("sql, param", [(STORED_SYMBOLS_SQL, '["a"]'), (SYMBOL_STATISTICS_SQL, '["a", "b"]'),
+                                        (PATTERNS_NAMED_SQL, f'["{BATCH_1[0].name}"]')])
 def test_index_reads_use_indexes(store, sql, param):
     store.apply(BATCH_1, "b0")
     plan = [row[3] for row in store._conn.execute("EXPLAIN QUERY PLAN " + sql, (param,))]
@@ -266,51 +264,15 @@ def test_reader_process_during_open_write_transaction(store):
     assert done.stdout.split() == expected   # the committed state, without waiting for the writer
 
 
-# -- layout: a symbol's own row holds its lists until they are full, then overflow rows ---------
-def layout(store) -> tuple[list, list]:
-    """(symbol, pmf, bytes of starting list, bytes of pattern list) of the symbol rows, and
-    (symbol, first_id, the same) of the overflow rows; 4 bytes per id."""
-    own = store._conn.execute("SELECT symbol, pmf, length(starting_ids), length(pattern_ids) FROM symbols "
-                              "ORDER BY symbol").fetchall()
-    overflow = store._conn.execute("SELECT symbol, first_id, length(starting_ids), length(pattern_ids) "
-                                   "FROM symbol_patterns ORDER BY symbol, first_id").fetchall()
-    return own, overflow
-
-
-FIRST = [delta(["a"], [s], ["a"]) for s in "bcd"]                    # ids 1-3; "a" twice in each: indexed once
-SECOND = [delta(["b"], ["a"], [s]) for s in "xyz"] + [FIRST[0]]      # ids 4-6 (a re-learn takes none)
-THIRD = [delta(["a"], ["b"], ["w"])]                                 # id 7
-SMALL = [("c", 1, 0, 4), ("d", 1, 0, 4), ("w", 1, 0, 4), ("x", 1, 0, 4), ("y", 1, 0, 4), ("z", 1, 0, 4)]
-
-
-@pytest.fixture
-def own_list_max_4(monkeypatch):
-    monkeypatch.setattr("katoray.store.sqlite.OWN_LIST_MAX", 4)
-
-
-def test_lists_grow_in_the_symbol_row(store):
-    for i, batch in enumerate((FIRST, SECOND, THIRD)):
-        store.apply(batch, f"b{i}")
-    assert layout(store) == ([("a", 7, 4 * 4, 7 * 4), ("b", 5, 3 * 4, 5 * 4)] + SMALL, [])
-    assert store.patterns_starting_with("a") == [d.name for d in FIRST + THIRD]
-    assert state(store) == state(reference(FIRST, SECOND, THIRD))
-
-
-def test_full_lists_go_to_overflow_rows(store, own_list_max_4):
-    for i, batch in enumerate((FIRST, SECOND, THIRD)):
-        store.apply(batch, f"b{i}")
-    own, overflow = layout(store)
-    # "a" overflows at SECOND (3 + 3 ids) and stays closed: THIRD's one id goes to a row too.
-    assert own == [("a", 7, 3 * 4, 3 * 4), ("b", 5, 3 * 4, 4 * 4)] + SMALL
-    assert overflow == [("a", 4, 0, 3 * 4), ("a", 7, 4, 4), ("b", 7, 0, 4)]
-    assert store.patterns_starting_with("a") == [d.name for d in FIRST + THIRD]
-    assert store.patterns_starting_with("b") == [d.name for d in SECOND[:3]]
-    assert state(store) == state(reference(FIRST, SECOND, THIRD))
+# -- the set of stored symbols ------------------------------------------------------------------
+FIRST = [delta(["a"], [s], ["a"]) for s in "bcd"]                    # "a" twice in each: pmf counts it once
+SECOND = [delta(["b"], ["a"], [s]) for s in "xyz"] + [FIRST[0]]      # a re-learn creates no symbol
+THIRD = [delta(["a"], ["b"], ["w"]), delta(["x"], ["q"])]
 
 
 def applied_one_store_each(url: str, *batches) -> SqliteStore:
-    """Apply each batch through its own newly opened store (as separate processes would, with
-    cold caches); returns the KB opened once more."""
+    """Apply each batch through its own newly opened store (as separate processes would, each
+    reading the stored symbols afresh); returns the KB opened once more."""
     for i, batch in enumerate(batches):
         kb = SqliteStore.from_url(url, "node0_kato")
         try:
@@ -320,48 +282,43 @@ def applied_one_store_each(url: str, *batches) -> SqliteStore:
     return SqliteStore.from_url(url, "node0_kato")
 
 
-def test_reopened_store_reads_what_it_needs(tmp_path, own_list_max_4):
-    """A new process knows no symbols: the INSERT OR IGNORE of stored ones changes nothing, and
-    their rows say how full they are (and whether they have overflow rows) to the writer."""
+def test_reopened_store_reads_the_stored_symbols(tmp_path):
     kb = applied_one_store_each(f"sqlite:///{tmp_path}/kb", FIRST, SECOND, THIRD)
     try:
-        assert layout(kb)[1] == [("a", 4, 0, 3 * 4), ("a", 7, 4, 4), ("b", 7, 0, 4)]
-        assert state(kb) == state(reference(FIRST, SECOND, THIRD)) and kb.totals().num_symbols == 8
+        assert state(kb) == state(reference(FIRST, SECOND, THIRD)) and kb.totals().num_symbols == 9
+        assert kb.patterns_starting_with("a") == [d.name for d in FIRST + THIRD[:1]]
     finally:
         kb.close()
 
 
-def test_another_writer_voids_the_cache(store, own_list_max_4):
+def test_another_writer_voids_the_set(store):
     other = SqliteStore(store.path, store.kb_id)
     try:
-        store.apply(FIRST, "b0")    # store's cache: "a" holds 3 ids
-        other.apply(SECOND, "b1")   # "a" overflows: its row is closed
-        store.apply(THIRD, "b2")    # must not append to "a"'s own list
-        assert layout(store)[1] == [("a", 4, 0, 3 * 4), ("a", 7, 4, 4), ("b", 7, 0, 4)]
+        store.apply(FIRST, "b0")    # store knows a, b, c, d
+        other.apply(SECOND, "b1")   # creates x, y, z behind its back
+        store.apply(THIRD, "b2")    # "x" must be updated, not created again
         assert state(store) == state(other) == state(reference(FIRST, SECOND, THIRD))
+        assert store.totals().num_symbols == 9
     finally:
         other.close()
 
 
-def test_a_long_first_list_goes_to_an_overflow_row(tmp_path, own_list_max_4):
-    """A symbol created with more ids than its row may hold keeps them in an overflow row (its
-    row stays small for statistics updates); a new process finds it stored before writing."""
-    many = [delta(["e"], [str(i)]) for i in range(6)]   # "e" starts and holds 6 patterns
-    more = [delta(["e"], ["x"]), delta(["x"], ["e"])]
-    kb = applied_one_store_each(f"sqlite:///{tmp_path}/kb", many, more)
+def test_past_the_cache_limit_each_apply_reads_its_symbols(tmp_path, monkeypatch):
+    """More stored symbols than the set may hold: each apply asks the file which are stored."""
+    monkeypatch.setattr("katoray.store.sqlite.SYMBOL_CACHE_MAX", 3)
+    kb = SqliteStore(tmp_path / "kb.sqlite", "node0_kato")
     try:
-        own, overflow = layout(kb)
-        assert ("e", 8, 0, 0) in own and [row for row in overflow if row[0] == "e"] == [
-            ("e", 1, 6 * 4, 6 * 4), ("e", 7, 4, 2 * 4)]
-        assert kb.patterns_starting_with("e") == [d.name for d in many + more[:1]]
-        assert state(kb) == state(reference(many, more))
+        for i, batch in enumerate((FIRST, SECOND, THIRD)):
+            kb.apply(batch, f"b{i}")
+            assert kb._complete is (i == 0)   # the first apply found none stored, later ones more than 3
+        assert state(kb) == state(reference(FIRST, SECOND, THIRD)) and kb.totals().num_symbols == 9
     finally:
         kb.close()
 
 
 def test_frequencies_of_a_mixed_batch(store):
     """New and re-learned patterns, counts 0 to 3, symbols repeated inside a pattern: the
-    frequencies come from the posting lists plus the rest of every count."""
+    frequencies count every occurrence times its count, the pmf each new pattern once."""
     first = [delta(["a"], ["b"], ["a"]), delta(["b"], ["c"], count=2)]
     second = [first[0], delta(["b"], ["c"], count=3), delta(["c"], ["c"], ["d"], count=3),
               delta(["d"], ["a"], count=0), delta(["e"], ["e"])]
@@ -384,23 +341,22 @@ def test_pattern_data_is_the_encoders_text(store):
     assert state(store) == state(reference(plain, escaped))
 
 
-@pytest.fixture(params=[OWN_LIST_MAX, 1], ids=["own-lists", "overflow-rows"])
-def first_two(store, monkeypatch, request):
-    """FIRST and SECOND applied to ``store`` and to a MemoryStore reference; symbol rows hold up
-    to OWN_LIST_MAX ids, or 1 (then every later list goes to an overflow row)."""
-    monkeypatch.setattr("katoray.store.sqlite.OWN_LIST_MAX", request.param)
+@pytest.fixture
+def first_two(store):
+    """FIRST and SECOND applied to ``store`` and to a MemoryStore reference."""
     store.apply(FIRST, "b0")
     store.apply(SECOND, "b1")
     return store, reference(FIRST, SECOND)
 
 
-def test_deletes_cut_the_lists(first_two):
+def test_deletes_match_memory(first_two):
     store, ref = first_two
     for doomed in ([FIRST[1]], [FIRST[0], FIRST[2]], SECOND[:3]):
         names = [d.name for d in doomed]
         assert store.delete_patterns(names) == ref.delete_patterns(names)
         assert state(store) == state(ref)
-    assert layout(store) == ([], []) and store.totals() == ref.totals()
+    assert store._conn.execute("SELECT count(*) FROM symbols").fetchone() == (0,)
+    assert store.totals() == ref.totals()
 
 
 def test_symbol_row_emptied_by_deletes_lives_on(first_two):
@@ -417,7 +373,7 @@ def test_symbol_row_emptied_by_deletes_lives_on(first_two):
 
 
 def test_ids_freed_at_the_end_are_given_again(first_two):
-    """Deleting the newest patterns lets the next apply reuse their ids (and overflow keys)."""
+    """Deleting the newest patterns lets the next apply reuse their ids (still in learn order)."""
     store, ref = first_two
     names = [d.name for d in SECOND[:3]]
     store.delete_patterns(names)
@@ -439,7 +395,7 @@ def test_stored_symbol_missing_from_its_table_is_refused(store):
     other.execute("DELETE FROM symbols WHERE symbol = 'b'")   # damage the file behind the cache's back
     other.commit()
     other.close()
-    with pytest.raises(StoreError, match="1 symbols of stored patterns are missing.*nothing was written"):
+    with pytest.raises(StoreError, match="symbols of stored patterns are missing.*nothing was written"):
         store.apply(SECOND, "b1")
     assert not store.is_applied("b1") and state(store)[0] == before[0]
 
@@ -477,5 +433,35 @@ def test_files_of_another_schema_version_are_refused(tmp_path):
     old.execute("UPDATE meta SET value = '1' WHERE key = 'schema_version'")
     old.commit()
     old.close()
-    with pytest.raises(StoreError, match="schema version 1; this katoray reads version 3. Use a new store URL"):
+    with pytest.raises(StoreError, match="schema version 1; this katoray reads version 4. Use a new store URL"):
         SqliteStore(tmp_path / "kb.sqlite", "node0_kato")
+
+
+def test_a_schema_3_file_is_upgraded_in_place(tmp_path):
+    """Schema 3 had posting lists in the symbol rows and an overflow table; opening drops them
+    and keeps every pattern, statistic and applied batch."""
+    path = tmp_path / "kb.sqlite"
+    kb = SqliteStore(path, "node0_kato")
+    kb.apply(FIRST, "b0")
+    kb.apply(SECOND, "b1")
+    kb.close()
+    old = sqlite3.connect(path)   # as katoray with schema 3 left it
+    old.executescript("""
+        ALTER TABLE symbols ADD COLUMN starting_ids BLOB NOT NULL DEFAULT x'01000000';
+        ALTER TABLE symbols ADD COLUMN pattern_ids BLOB NOT NULL DEFAULT x'01000000';
+        CREATE TABLE symbol_patterns (symbol TEXT NOT NULL, first_id INTEGER NOT NULL, starting_ids BLOB NOT NULL,
+            pattern_ids BLOB NOT NULL, PRIMARY KEY (symbol, first_id)) WITHOUT ROWID;
+        INSERT INTO symbol_patterns VALUES ('a', 4, x'', x'04000000');
+        UPDATE meta SET value = '3' WHERE key = 'schema_version';""")
+    old.close()
+    kb = SqliteStore(path, "node0_kato")
+    try:
+        columns = [row[1] for row in kb._conn.execute("PRAGMA table_info(symbols)")]
+        tables = {row[0] for row in kb._conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+        assert columns == ["symbol", "frequency", "pmf"] and "symbol_patterns" not in tables
+        assert state(kb) == state(reference(FIRST, SECOND)) and not kb.apply(SECOND, "b1")
+        kb.apply(THIRD, "b2")
+        assert state(kb) == state(reference(FIRST, SECOND, THIRD))
+        assert kb._conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone() == ("4",)
+    finally:
+        kb.close()

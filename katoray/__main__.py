@@ -1,6 +1,6 @@
 """``python -m katoray``: the ``katoray`` command line."""
 import sys
 
-from katoray.cli import main
+from katoray.cli import console_main
 
-sys.exit(main())
+sys.exit(console_main())

@@ -392,6 +392,24 @@ class _Usage(KatorayError):
 
 
 # -- main ----------------------------------------------------------------------------------------------
+def console_main(*, job: bool = False) -> int:
+    """The ``katoray`` command (and ``scripts/train.py``): ``main()``, then Ray's shutdown here
+    rather than at interpreter exit, where a Ctrl-C would end in Ray's traceback."""
+    return _stop_ray(main(job=job))
+
+
+def _stop_ray(status: int) -> int:
+    ray = sys.modules.get("ray")
+    if ray is None or not ray.is_initialized():
+        return status
+    try:
+        ray.shutdown()
+    except KeyboardInterrupt:
+        _fail("interrupted while Ray shut down; the command had already finished and saved what it did")
+        return EXIT_INTERRUPTED
+    return status
+
+
 def main(argv: Sequence[str] | None = None, *, job: bool = False) -> int:
     """Run the command line; returns the exit status. ``job``: ``scripts/train.py`` in a Ray job."""
     os.environ.setdefault("TRANSFORMERS_NO_ADVISORY_WARNINGS", "1")   # no "PyTorch was not found": none is needed

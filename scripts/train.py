@@ -17,7 +17,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))   # katoray from the working dir if not installed
 
-from katoray.cli import main  # noqa: E402
+from katoray.cli import console_main  # noqa: E402
 
 if __name__ == "__main__":
-    sys.exit(main(job=True))
+    sys.exit(console_main(job=True))

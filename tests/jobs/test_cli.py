@@ -212,6 +212,26 @@ def test_a_reader_that_leaves_gets_no_traceback(tmp_path):
     assert proc.wait(timeout=60) == 141 and err == ""
 
 
+CTRL_C_DURING_SHUTDOWN = """
+import os, signal, sys, threading
+import ray
+from katoray.cli import _stop_ray
+ray.init(address="local", num_cpus=1, include_dashboard=False, logging_level="ERROR")
+threading.Timer(0.3, os.kill, (os.getpid(), signal.SIGINT)).start()   # Ray's shutdown takes over a second here
+sys.exit(_stop_ray(0))
+"""
+
+
+def test_ctrl_c_while_ray_shuts_down_gets_one_line():
+    """After a command has finished, the console entry point stops Ray itself; a Ctrl-C then
+    ends it with one line and status 130, not Ray's traceback from the interpreter's exit."""
+    result = subprocess.run([sys.executable, "-c", CTRL_C_DURING_SHUTDOWN], capture_output=True, text=True,
+                            env=cli_env(), timeout=120, cwd=REPO)
+    assert result.returncode == 130, result.stderr[-3000:]
+    assert "katoray: error: interrupted while Ray shut down; the command had already finished" in result.stderr
+    assert "Traceback" not in result.stderr and "KeyboardInterrupt" not in result.stderr
+
+
 def test_errors_from_the_shell_have_no_traceback(tmp_path):
     result = katoray("train", "--tokenizer", str(tmp_path), "--runs-dir", str(tmp_path / "runs"))
     assert result.returncode == 2 and "Traceback" not in result.stderr

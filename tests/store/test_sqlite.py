@@ -11,6 +11,8 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from katoray.engine.naming import pattern_hash
 from katoray.errors import ConfigError, StoreError
@@ -465,3 +467,45 @@ def test_a_schema_3_file_is_upgraded_in_place(tmp_path):
         assert kb._conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone() == ("4",)
     finally:
         kb.close()
+
+
+# -- property: two writers, deletes, clears, a small symbol set ----------------------------------
+LETTERS = list("abcdef")
+_PATTERN = st.lists(st.lists(st.sampled_from(LETTERS), min_size=0, max_size=2, unique=True).map(sorted),
+                    min_size=1, max_size=4)
+_STEP = st.one_of(
+    st.tuples(st.just("apply"), st.integers(0, 1), st.lists(st.tuples(_PATTERN, st.integers(0, 3)), max_size=6),
+              st.sampled_from(["b0", "b1", "b2", None])),
+    st.tuples(st.just("delete"), st.integers(0, 1), st.integers(0, 4), st.none()),
+    st.tuples(st.just("clear"), st.integers(0, 1), st.none(), st.none()))
+
+
+@settings(max_examples=200, deadline=None)
+@given(steps=st.lists(_STEP, min_size=1, max_size=8), cache_max=st.sampled_from([2, 1_000_000]))
+def test_two_writers_match_memory(steps, cache_max):
+    """Random applies (counts 0-3, empty events), deletions and clears through two stores on one
+    file, with a set of stored symbols that fits or not: after each step both stores answer as
+    MemoryStore does, starting lists in learn order included."""
+    import tempfile
+    from unittest import mock
+
+    with tempfile.TemporaryDirectory() as tmp, mock.patch("katoray.store.sqlite.SYMBOL_CACHE_MAX", cache_max):
+        stores = [SqliteStore(Path(tmp) / "kb.sqlite", "node0_kato") for _ in range(2)]
+        ref = MemoryStore()
+        try:
+            for kind, who, arg, batch_id in steps:
+                writer = stores[who]
+                if kind == "apply":
+                    batch = [delta(*events, count=count) for events, count in arg]
+                    assert writer.apply(batch, batch_id) == ref.apply(batch, batch_id)
+                elif kind == "delete":
+                    doomed = [record.name for record in ref.iter_patterns()][arg::2]
+                    assert writer.delete_patterns(doomed) == ref.delete_patterns(doomed)
+                else:
+                    writer.clear()
+                    ref.clear()
+                for kb in stores:
+                    assert state(kb) == state(ref)
+        finally:
+            for kb in stores:
+                kb.close()

@@ -142,5 +142,6 @@ def _upgrade_from_3(conn: sqlite3.Connection) -> None:
                 conn.execute(statement)
         conn.execute("COMMIT")
     except BaseException:
-        conn.execute("ROLLBACK")
+        if conn.in_transaction:
+            conn.execute("ROLLBACK")
         raise

@@ -2,9 +2,9 @@
 
 :class:`Batch` merges an apply's deltas per name; the functions here turn it into the pattern
 upsert and its rows (events as JSON text, joined rather than encoded where that gives the same
-text) and each symbol's statistics increments; and turn stored rows back into records. They are kept
-apart from :mod:`katoray.store.sqlite` (the connection, the schema and the SQL, which decides
-what is stored already) so they can be read and tested without a database.
+text) and each symbol's statistics increments; and turn stored rows back into records. They
+are kept apart from :mod:`katoray.store.sqlite` (the connection, the schema and the SQL, which
+decides what is stored already) so they can be read and tested without a database.
 """
 from __future__ import annotations
 
@@ -104,7 +104,6 @@ class Batch:
     def encoded_data(self, i: int) -> str:
         """Pattern i's events as JSON text, by the encoder."""
         return to_json(self.events[i] if self.events is not None else [[s] for s in self.symbols[i]])
-
 
 
 def pattern_upsert(batch: Batch, data: list[str], lengths: list[int],

@@ -15,10 +15,16 @@ went from ~30 to ~19-20 µs of CPU per pattern and node0 from ~5.6 to ~4.2-4.4. 
 posting lists in the symbol rows; a schema-3 file is upgraded when opened, see
 :mod:`katoray.store.sqlite_file`.)
 
-Whether a symbol is new needs no read per apply: the store keeps the set of every stored symbol
-(read once, valid while no other process writes: ``totals.generation`` counts writes, so another
-writer's apply, or a deletion, makes it read the set again), up to ``SYMBOL_CACHE_MAX``
-symbols; past that, one read per apply finds which of its symbols are stored.
+Whether a symbol is new needs no read per apply: a store reads the set of every stored symbol
+when it first writes, and its own applies, deletions and clears keep the set in step. Another
+process's write (``totals.generation`` counts writes) voids it; so does passing
+``SYMBOL_CACHE_MAX`` symbols. From then on each apply asks the file which of its symbols are
+stored: one indexed read per apply, where re-reading the whole set after every foreign write
+would cost a table scan.
+
+Lists of keys are bound as one JSON array (``json_each``), except keys holding NUL, which
+``json_each`` cuts short: those go as parameters (``keyed_rows``). Symbols must be ``str``, as
+KATO's are; the table keys them as text.
 
 Deletion (``delete_patterns``) reads the deleted patterns' events, subtracts their symbol
 statistics and forgets symbols no pattern holds any more. Ids of deleted patterns may be given
@@ -50,8 +56,8 @@ from katoray.errors import StoreError
 from katoray.store.base import (DeltaColumns, KBTotals, PatternDelta, PatternRecord, SymbolIndex, check_apply_args,
                                 merge_emotives, merge_metadata)
 from katoray.store.sqlite_file import BUSY_TIMEOUT_S, connect, sqlite_path
-from katoray.store.sqlite_rows import (RECORD_COLUMNS, Batch, fresh_metadata_json, is_plain, pattern_upsert,
-                                       record_of, symbol_increments, to_json)
+from katoray.store.sqlite_rows import (RECORD_COLUMNS, Batch, check_symbols_are_text, fresh_metadata_json, is_plain,
+                                       pattern_upsert, record_of, symbol_increments, to_json)
 from katoray.store.sqlite_view import PatternView, count_removal
 from katoray.util import paused_gc
 
@@ -61,15 +67,30 @@ if TYPE_CHECKING:
 ITER_PAGE = 1000               # patterns per read in iter_patterns (keeps WAL snapshots short)
 SYMBOL_CACHE_MAX = 1_000_000   # stored symbols a store keeps in its set (~100 bytes each); past it, reads
 
-_IN_JSON = "IN (SELECT value FROM json_each(?1))"   # one bound JSON array instead of N parameters
+# Statements over a list of keys say ``{keys}`` where ``IN (...)`` goes (``keyed_rows``): one bound
+# JSON array instead of N parameters, except for keys holding NUL, which json_each cuts short.
+IN_JSON = "IN (SELECT value FROM json_each(?))"
+KEYS_PER_STATEMENT = 500
 _INSERT_SYMBOL = "INSERT INTO symbols VALUES (?, ?, ?)"
 _UPDATE_SYMBOL = "UPDATE symbols SET frequency = frequency + ?, pmf = pmf + ? WHERE symbol = ?"
 # Reads by key (primary-key and unique-index searches, never scans; a test checks the plans).
-STORED_SYMBOLS_SQL = f"SELECT symbol FROM symbols WHERE symbol {_IN_JSON}"
-PATTERNS_NAMED_SQL = f"SELECT {RECORD_COLUMNS} FROM patterns WHERE name {_IN_JSON}"
-SYMBOL_STATISTICS_SQL = f"SELECT symbol, frequency, pmf FROM symbols WHERE symbol {_IN_JSON}"
+STORED_SYMBOLS_SQL = "SELECT symbol FROM symbols WHERE symbol {keys}"
+PATTERNS_NAMED_SQL = f"SELECT {RECORD_COLUMNS} FROM patterns WHERE name {{keys}}"
+SYMBOL_STATISTICS_SQL = "SELECT symbol, frequency, pmf FROM symbols WHERE symbol {keys}"
 
 T = TypeVar("T")
+
+
+def keyed_rows(conn: sqlite3.Connection, sql: str, keys: list) -> list[tuple]:
+    """Rows of ``sql`` with ``{keys}`` standing for ``IN`` the ``keys``."""
+    text = to_json(keys)
+    if "\\u0000" not in text:   # (a key holding the six characters \u0000 also takes the long way)
+        return conn.execute(sql.format(keys=IN_JSON), (text,)).fetchall()
+    rows: list[tuple] = []
+    for start in range(0, len(keys), KEYS_PER_STATEMENT):
+        part = keys[start:start + KEYS_PER_STATEMENT]
+        rows += conn.execute(sql.format(keys=f"IN ({', '.join('?' * len(part))})"), part).fetchall()
+    return rows
 
 
 class SqliteStore:
@@ -143,6 +164,8 @@ class SqliteStore:
         # Joined JSON is checked once the batch's distinct symbols are known (below), not per occurrence.
         data = batch.joined_data()
         joined = data is not None
+        if not joined:
+            check_symbols_are_text(batch)
         sql, rows = pattern_upsert(batch, data if joined else list(map(batch.encoded_data, range(len(lengths)))),
                                    lengths, annotations)
         conn.executemany(sql, rows)
@@ -181,7 +204,7 @@ class SqliteStore:
         held by a new pattern, so in ``pmf``). Returns the created symbols."""
         fresh = list(filterfalse(self._stored.__contains__, freq))
         if fresh and not self._complete:   # which of them are stored: ask the file
-            stored = set(chain.from_iterable(self._conn.execute(STORED_SYMBOLS_SQL, (to_json(fresh),))))
+            stored = set(chain.from_iterable(keyed_rows(self._conn, STORED_SYMBOLS_SQL, fresh)))
             fresh = list(filterfalse(stored.__contains__, fresh))
         missing = list(filterfalse(pmf.__contains__, fresh))
         created = set(fresh)
@@ -194,14 +217,18 @@ class SqliteStore:
         return fresh
 
     def _check_generation(self) -> None:
-        """Keep the set of stored symbols only while every write since it was read was this
-        process's own (_apply follows them); else read it again, if it is not too large."""
+        """Keep the set of stored symbols while every write since it was read was this process's
+        own (they keep it in step); read it whole when the store opens (or after a failed write);
+        after another writer's write, drop it and ask the file per apply from then on."""
         generation, num_symbols = self._conn.execute("SELECT generation, num_symbols FROM totals").fetchone()
-        if generation == self._generation and self._complete and len(self._stored) <= SYMBOL_CACHE_MAX:
+        if generation == self._generation:
+            if len(self._stored) > SYMBOL_CACHE_MAX:
+                self._stored, self._complete = set(), False
             return
-        self._generation, self._complete = generation, num_symbols <= SYMBOL_CACHE_MAX
+        self._complete = self._generation == -1 and num_symbols <= SYMBOL_CACHE_MAX
         self._stored = set(chain.from_iterable(self._conn.execute("SELECT symbol FROM symbols"))) \
             if self._complete and num_symbols else set()
+        self._generation = generation
 
     def _merged_annotations(self, batch: Batch, persistence: int,
                             metadata_cap: int | None) -> dict[str, tuple[str | None, str | None]]:
@@ -209,8 +236,8 @@ class SqliteStore:
         if not batch.annotated:
             return {}
         stored = {name: (json.loads(e) if e else [], json.loads(m) if m else {}) for name, e, m in
-                  self._conn.execute(f"SELECT name, emotives, metadata FROM patterns WHERE name {_IN_JSON}",
-                                     (to_json(list(batch.annotated)),))}
+                  keyed_rows(self._conn, "SELECT name, emotives, metadata FROM patterns WHERE name {keys}",
+                             list(batch.annotated))}
         out = {}
         fresh: dict[str, str] = {}   # memo of fresh_metadata_json
         for name, learns in batch.annotated.items():
@@ -237,17 +264,24 @@ class SqliteStore:
         Raises StoreError if SQLite fails or the statistics and indexes disagree with the deleted
         patterns (a damaged file); either way the transaction is rolled back, the store unchanged.
         """
-        wanted = to_json([name for name in dict.fromkeys(names) if isinstance(name, str)])
-        with self._lock, self._transaction():
-            doomed = self._conn.execute(f"SELECT id, pattern_data, length, frequency FROM patterns "
-                                        f"WHERE name {_IN_JSON} ORDER BY id", (wanted,)).fetchall()
-            if doomed:
-                self._delete(doomed)
-                count_removal(self._conn)
+        wanted = [name for name in dict.fromkeys(names) if isinstance(name, str)]
+        forgotten: list[str] = []
+        with self._lock:
+            with self._transaction():
+                self._check_generation()
+                doomed = sorted(keyed_rows(self._conn, "SELECT id, pattern_data, length, frequency FROM patterns "
+                                                       "WHERE name {keys}", wanted))
+                if doomed:
+                    forgotten = self._delete(doomed)
+                    count_removal(self._conn)
+            if doomed:   # committed: this deletion's own generation bump, its forgotten symbols
+                self._stored.difference_update(forgotten)
+                self._generation += 1
         return len(doomed)
 
-    def _delete(self, doomed: list[tuple[int, str, int, int]]) -> None:
-        """All SQL of one deletion: patterns, symbol statistics, totals."""
+    def _delete(self, doomed: list[tuple[int, str, int, int]]) -> list[str]:
+        """All SQL of one deletion: patterns, symbol statistics, totals. Returns the symbols it
+        forgot (no pattern holds them any more)."""
         freq: Counter = Counter()   # symbol -> occurrences times frequency, to subtract
         pmf: Counter = Counter()    # symbol -> deleted patterns holding it
         symbols_total = 0
@@ -257,39 +291,43 @@ class SqliteStore:
                 freq[symbol] += frequency
             pmf.update(set(symbols))
             symbols_total += length * frequency
-        self._conn.execute(f"DELETE FROM patterns WHERE id {_IN_JSON}", (to_json([row[0] for row in doomed]),))
+        self._conn.execute(f"DELETE FROM patterns WHERE id {IN_JSON}", (to_json([row[0] for row in doomed]),))
         forgotten = self._subtract_symbols(freq, pmf)
-        self._conn.execute(   # the generation bump voids every writer's cache, this one's too
+        self._conn.execute(   # the generation bump voids other writers' caches (delete_patterns follows it)
             "UPDATE totals SET generation = generation + 1, "
             "total_unique_patterns = total_unique_patterns - ?1, "
             "total_pattern_frequencies = total_pattern_frequencies - ?1, "
             "total_symbols_in_patterns_frequencies = total_symbols_in_patterns_frequencies - ?2, "
-            "num_symbols = num_symbols - ?3", (len(doomed), symbols_total, forgotten))
+            "num_symbols = num_symbols - ?3", (len(doomed), symbols_total, len(forgotten)))
+        return forgotten
 
-    def _subtract_symbols(self, freq: Counter, pmf: Counter) -> int:
+    def _subtract_symbols(self, freq: Counter, pmf: Counter) -> list[str]:
         """Undo the deleted patterns' symbol statistics; forget symbols no pattern holds any more.
-        Returns how many were forgotten."""
+        Returns those forgotten."""
         conn = self._conn
         changed = conn.executemany("UPDATE symbols SET frequency = frequency - ?, pmf = pmf - ? WHERE symbol = ?",
                                    [(freq[s], n, s) for s, n in pmf.items()]).rowcount
-        affected = to_json(list(pmf))
-        broken = conn.execute(f"SELECT symbol FROM symbols WHERE symbol {_IN_JSON} AND "
-                              "(pmf < 0 OR frequency < 0 OR (pmf = 0 AND frequency != 0)) LIMIT 1",
-                              (affected,)).fetchall()
+        affected = list(pmf)
+        broken = keyed_rows(conn, "SELECT symbol FROM symbols WHERE symbol {keys} AND "
+                                  "(pmf < 0 OR frequency < 0 OR (pmf = 0 AND frequency != 0))", affected)
         if changed != len(pmf) or broken:
             raise StoreError(f"{str(self.path)!r}: the symbol statistics disagree with the patterns being "
                              f"deleted (e.g. symbol {broken[0][0] if broken else '?'!r}); the file is damaged, "
                              "nothing was deleted. Rebuild this KB")
-        return conn.execute(f"DELETE FROM symbols WHERE pmf = 0 AND symbol {_IN_JSON}", (affected,)).rowcount
+        return [row[0] for row in keyed_rows(conn, "DELETE FROM symbols WHERE pmf = 0 AND symbol {keys} "
+                                                   "RETURNING symbol", affected)]
 
     def clear(self) -> None:
-        with self._lock, self._transaction():
-            for table in ("patterns", "symbols", "applied_batches"):
-                self._conn.execute(f"DELETE FROM {table}")
-            count_removal(self._conn)
-            self._conn.execute(
-                "UPDATE totals SET generation = generation + 1, total_unique_patterns = 0, "
-                "total_pattern_frequencies = 0, total_symbols_in_patterns_frequencies = 0, num_symbols = 0")
+        with self._lock:
+            with self._transaction():
+                for table in ("patterns", "symbols", "applied_batches"):
+                    self._conn.execute(f"DELETE FROM {table}")
+                count_removal(self._conn)
+                generation, = self._conn.execute(
+                    "UPDATE totals SET generation = generation + 1, total_unique_patterns = 0, "
+                    "total_pattern_frequencies = 0, total_symbols_in_patterns_frequencies = 0, num_symbols = 0 "
+                    "RETURNING generation").fetchone()
+            self._stored, self._complete, self._generation = set(), True, generation   # committed: nothing is stored
 
     @contextmanager
     def _transaction(self):
@@ -319,7 +357,9 @@ class SqliteStore:
         return record_of(rows[0]) if rows else None
 
     def get_patterns(self, names: Iterable[str]) -> dict[str, PatternRecord]:
-        rows = self._fetch(PATTERNS_NAMED_SQL, (to_json(list(names)),))
+        names = list(names)
+        with self._lock:
+            rows = keyed_rows(self._conn, PATTERNS_NAMED_SQL, names)
         return {row[0]: record_of(row) for row in rows}
 
     def patterns_with_any(self, symbols: Iterable[str]) -> set[str]:
@@ -338,7 +378,9 @@ class SqliteStore:
     def _symbol_column(self, column: int, symbols: Iterable[str]) -> dict[str, int]:
         """Column ``column`` of SYMBOL_STATISTICS_SQL for the stored ones of ``symbols``, in their order."""
         symbols = list(symbols)
-        found = {row[0]: row[column] for row in self._fetch(SYMBOL_STATISTICS_SQL, (to_json(symbols),))}
+        with self._lock:
+            rows = keyed_rows(self._conn, SYMBOL_STATISTICS_SQL, symbols)
+        found = {row[0]: row[column] for row in rows}
         return {s: found[s] for s in symbols if s in found}
 
     def symbol_index(self, symbols: Sequence[str]) -> SymbolIndex:

@@ -114,7 +114,7 @@ def _prepare(conn: sqlite3.Connection, path: Path, kb_id: str) -> None:
             conn.execute("INSERT OR IGNORE INTO meta VALUES ('kb_id', ?)", (kb_id,))
             meta = _read_meta(conn)
         if meta.get("schema_version") == "3":
-            _upgrade_from_3(conn)
+            _upgrade_from_3(conn, path)
             meta = _read_meta(conn)
     except sqlite3.Error as exc:
         raise StoreError(
@@ -132,10 +132,15 @@ def _prepare(conn: sqlite3.Connection, path: Path, kb_id: str) -> None:
             "file, e.g. a directory URL sqlite:///<dir> (one <kb_id>.sqlite per node)")
 
 
-def _upgrade_from_3(conn: sqlite3.Connection) -> None:
+def _upgrade_from_3(conn: sqlite3.Connection, path: Path) -> None:
     """Bring a schema-3 file to schema 4 in one transaction (another process may have done it
     while this one waited for the lock: then nothing is left to do)."""
-    conn.execute("BEGIN IMMEDIATE")
+    try:
+        conn.execute("BEGIN IMMEDIATE")
+    except sqlite3.OperationalError as exc:
+        raise StoreError(f"{str(path)!r} holds a knowledge base of an earlier katoray (schema 3) that is upgraded "
+                         f"in place when opened, but another process holds its write lock ({exc}); open it again "
+                         "once that process is done") from exc
     try:
         if _read_meta(conn)["schema_version"] == "3":
             for statement in _UPGRADE_FROM_3:

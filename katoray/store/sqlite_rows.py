@@ -187,3 +187,13 @@ def record_of(row: tuple) -> PatternRecord:
     name, pattern_data, length, frequency, emotives, metadata = row
     return PatternRecord(name, json.loads(pattern_data), length, frequency,
                          json.loads(emotives) if emotives else [], json.loads(metadata) if metadata else {})
+
+
+def check_symbols_are_text(batch: Batch) -> None:
+    """Raise TypeError naming the first symbol that is not a str: the symbol table keys them as
+    text, so another type would come back as a different symbol."""
+    for name, symbols in zip(batch.names, batch.symbols):
+        for symbol in symbols:
+            if not isinstance(symbol, str):
+                raise TypeError(f"pattern {name}: symbol {symbol!r} is a {type(symbol).__name__}; KATO symbols are "
+                                "strings (convert it with str() before learning it)")

@@ -19,8 +19,8 @@ from katoray.errors import ConfigError, StoreError
 from katoray.store import open_store
 from katoray.store.base import DeltaColumns, PatternDelta
 from katoray.store.memory import MemoryStore
-from katoray.store.sqlite import (PATTERNS_NAMED_SQL, STORED_SYMBOLS_SQL, SYMBOL_STATISTICS_SQL, SqliteStore,
-                                  sqlite_path)
+from katoray.store.sqlite import (IN_JSON, PATTERNS_NAMED_SQL, STORED_SYMBOLS_SQL, SYMBOL_STATISTICS_SQL,
+                                  SqliteStore, sqlite_path)
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -232,13 +232,45 @@ def test_directory_in_place_of_the_file(tmp_path):
 
 
 # -- reads by key are searches, never scans ------------------------------------------------------
-@pytest.mark.parametrize("sql, param", [(STORED_SYMBOLS_SQL, '["a"]'), (SYMBOL_STATISTICS_SQL, '["a", "b"]'),
-                                        (PATTERNS_NAMED_SQL, f'["{BATCH_1[0].name}"]')])
-def test_index_reads_use_indexes(store, sql, param):
+@pytest.mark.parametrize("sql, keys", [(STORED_SYMBOLS_SQL, ["a"]), (SYMBOL_STATISTICS_SQL, ["a", "b"]),
+                                       (PATTERNS_NAMED_SQL, [BATCH_1[0].name])])
+@pytest.mark.parametrize("form", ["json", "placeholders"])   # the second: keys holding NUL
+def test_index_reads_use_indexes(store, sql, keys, form):
     store.apply(BATCH_1, "b0")
-    plan = [row[3] for row in store._conn.execute("EXPLAIN QUERY PLAN " + sql, (param,))]
+    if form == "json":
+        query, params = sql.format(keys=IN_JSON), (json.dumps(keys),)
+    else:
+        query, params = sql.format(keys=f"IN ({', '.join('?' * len(keys))})"), keys
+    plan = [row[3] for row in store._conn.execute("EXPLAIN QUERY PLAN " + query, params)]
     table_scans = [step for step in plan if step.startswith("SCAN") and "json_each" not in step]
     assert plan and not table_scans, plan
+
+
+def test_symbols_holding_nul(tmp_path, monkeypatch):
+    """SQLite's json_each ends a string at NUL: lookups of such symbols (statistics, deletion,
+    the per-apply check past the cache limit) bind them as parameters instead."""
+    monkeypatch.setattr("katoray.store.sqlite.SYMBOL_CACHE_MAX", 0)
+    batches = [[delta(["\x00"], ["a"]), delta(["a\x00b"], ["c"])], [delta(["\x00"], ["c"])]]
+    kb = SqliteStore(tmp_path / "kb.sqlite", "node0_kato")
+    ref = MemoryStore()
+    try:
+        for i, batch in enumerate(batches):
+            assert kb.apply(batch, f"b{i}") and ref.apply(batch, f"b{i}")
+        symbols = ["\x00", "a\x00b", "a", "c", "a\x00"]
+        assert kb.symbol_pmf(symbols) == ref.symbol_pmf(symbols) == {"\x00": 2, "a\x00b": 1, "a": 1, "c": 2}
+        doomed = [d.name for d in batches[0]]
+        assert kb.delete_patterns(doomed) == ref.delete_patterns(doomed) == 2
+        assert kb.totals() == ref.totals() and kb.symbol_frequencies(symbols) == ref.symbol_frequencies(symbols)
+        assert kb.apply(batches[0], "b2") and ref.apply(batches[0], "b2")
+        assert state(kb) == state(ref) and kb.totals() == ref.totals()
+    finally:
+        kb.close()
+
+
+def test_symbols_must_be_text(store):
+    with pytest.raises(TypeError, match="symbol 1 is a int; KATO symbols are strings"):
+        store.apply([PatternDelta("f" * 40, [["a"], [1]])], "b0")
+    assert store.count() == 0 and not store.is_applied("b0")
 
 
 # -- a second process reads while this one writes ------------------------------------------------
@@ -301,6 +333,40 @@ def test_another_writer_voids_the_set(store):
         store.apply(THIRD, "b2")    # "x" must be updated, not created again
         assert state(store) == state(other) == state(reference(FIRST, SECOND, THIRD))
         assert store.totals().num_symbols == 9
+    finally:
+        other.close()
+
+
+def stored_symbols(kb: SqliteStore) -> set[str]:
+    """The symbol table, read on a connection of its own."""
+    conn = sqlite3.connect(kb.path)
+    try:
+        return {row[0] for row in conn.execute("SELECT symbol FROM symbols")}
+    finally:
+        conn.close()
+
+
+def test_own_deletes_and_clears_keep_the_set_in_step(store):
+    """This store's own deletion and clear update its set of stored symbols (no re-read of the
+    whole table at the next apply); another writer's apply makes it ask the file per apply."""
+    store.apply(FIRST, "b0")
+    statements: list[str] = []
+    store._conn.set_trace_callback(statements.append)
+    store.apply(SECOND, "b1")
+    store.delete_patterns([d.name for d in FIRST])          # forgets "c" and "d"
+    assert store._complete and store._stored == stored_symbols(store) == set("abxyz")
+    store.apply(THIRD, "b2")
+    assert store._complete and store._stored == stored_symbols(store) == set("abxyzwq")
+    store.clear()
+    store.apply(FIRST, "b0")
+    assert store._complete and store._stored == stored_symbols(store) == set("abcd")
+    store._conn.set_trace_callback(None)
+    assert "SELECT symbol FROM symbols" not in statements and statements   # the whole table: never re-read
+    other = SqliteStore(store.path, store.kb_id)
+    try:
+        other.apply(THIRD, "b2")
+        store.apply(SECOND, "b1")
+        assert not store._complete and state(store) == state(reference(FIRST, THIRD, SECOND))
     finally:
         other.close()
 
@@ -439,15 +505,10 @@ def test_files_of_another_schema_version_are_refused(tmp_path):
         SqliteStore(tmp_path / "kb.sqlite", "node0_kato")
 
 
-def test_a_schema_3_file_is_upgraded_in_place(tmp_path):
-    """Schema 3 had posting lists in the symbol rows and an overflow table; opening drops them
-    and keeps every pattern, statistic and applied batch."""
-    path = tmp_path / "kb.sqlite"
-    kb = SqliteStore(path, "node0_kato")
-    kb.apply(FIRST, "b0")
-    kb.apply(SECOND, "b1")
-    kb.close()
-    old = sqlite3.connect(path)   # as katoray with schema 3 left it
+def as_schema_3(path: Path) -> None:
+    """Give a KB file the layout katoray's schema 3 had: posting lists in the symbol rows and an
+    overflow table."""
+    old = sqlite3.connect(path)
     old.executescript("""
         ALTER TABLE symbols ADD COLUMN starting_ids BLOB NOT NULL DEFAULT x'01000000';
         ALTER TABLE symbols ADD COLUMN pattern_ids BLOB NOT NULL DEFAULT x'01000000';
@@ -456,6 +517,17 @@ def test_a_schema_3_file_is_upgraded_in_place(tmp_path):
         INSERT INTO symbol_patterns VALUES ('a', 4, x'', x'04000000');
         UPDATE meta SET value = '3' WHERE key = 'schema_version';""")
     old.close()
+
+
+def test_a_schema_3_file_is_upgraded_in_place(tmp_path):
+    """Schema 3 had posting lists in the symbol rows and an overflow table; opening drops them
+    and keeps every pattern, statistic and applied batch."""
+    path = tmp_path / "kb.sqlite"
+    kb = SqliteStore(path, "node0_kato")
+    kb.apply(FIRST, "b0")
+    kb.apply(SECOND, "b1")
+    kb.close()
+    as_schema_3(path)
     kb = SqliteStore(path, "node0_kato")
     try:
         columns = [row[1] for row in kb._conn.execute("PRAGMA table_info(symbols)")]
@@ -467,6 +539,21 @@ def test_a_schema_3_file_is_upgraded_in_place(tmp_path):
         assert kb._conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone() == ("4",)
     finally:
         kb.close()
+
+
+def test_an_upgrade_waiting_for_the_write_lock_says_so(tmp_path):
+    path = tmp_path / "kb.sqlite"
+    SqliteStore(path, "node0_kato").close()
+    as_schema_3(path)
+    holder = sqlite3.connect(path, isolation_level=None)
+    holder.execute("BEGIN IMMEDIATE")
+    try:
+        with pytest.raises(StoreError, match="earlier katoray \\(schema 3\\).*another process holds its write lock"):
+            SqliteStore(path, "node0_kato", busy_timeout_s=0.2)
+    finally:
+        holder.execute("ROLLBACK")
+        holder.close()
+    SqliteStore(path, "node0_kato").close()   # the file was left as it was: it upgrades now
 
 
 # -- property: two writers, deletes, clears, a small symbol set ----------------------------------

@@ -101,8 +101,8 @@ class SqliteStore:
         self.kb_id = kb_id
         self.path = Path(path)
         self._lock = threading.Lock()
-        # Every stored symbol when ``_complete``, else none: committed by this process, or read
-        # from the file; void once another write (totals.generation) intervenes.
+        # Stored symbols, as of totals.generation ``_generation``: every one when ``_complete``
+        # (read whole when the store first writes), else those this process created since.
         self._stored: set[str] = set()
         self._complete = False
         self._generation = -1                   # the totals.generation that set belongs to
@@ -261,11 +261,10 @@ class SqliteStore:
         """Remove these patterns as if never learned (see :meth:`KnowledgeBase.delete_patterns`),
         in one transaction; unknown names are ignored. Returns how many were deleted.
 
-        Raises StoreError if SQLite fails or the statistics and indexes disagree with the deleted
+        Raises StoreError if SQLite fails or the symbol statistics disagree with the deleted
         patterns (a damaged file); either way the transaction is rolled back, the store unchanged.
         """
         wanted = [name for name in dict.fromkeys(names) if isinstance(name, str)]
-        forgotten: list[str] = []
         with self._lock:
             with self._transaction():
                 self._check_generation()
@@ -352,14 +351,17 @@ class SqliteStore:
         with self._lock:   # one connection: never read inside another thread's open transaction
             return self._conn.execute(sql, params).fetchall()
 
+    def _fetch_keyed(self, sql: str, keys: list) -> list[tuple]:
+        """``_fetch`` of a statement over a list of keys (``keyed_rows``)."""
+        with self._lock:
+            return keyed_rows(self._conn, sql, keys)
+
     def get_pattern(self, name: str) -> PatternRecord | None:
         rows = self._fetch(f"SELECT {RECORD_COLUMNS} FROM patterns WHERE name = ?", (name,))
         return record_of(rows[0]) if rows else None
 
     def get_patterns(self, names: Iterable[str]) -> dict[str, PatternRecord]:
-        names = list(names)
-        with self._lock:
-            rows = keyed_rows(self._conn, PATTERNS_NAMED_SQL, names)
+        rows = self._fetch_keyed(PATTERNS_NAMED_SQL, list(names))
         return {row[0]: record_of(row) for row in rows}
 
     def patterns_with_any(self, symbols: Iterable[str]) -> set[str]:
@@ -378,9 +380,7 @@ class SqliteStore:
     def _symbol_column(self, column: int, symbols: Iterable[str]) -> dict[str, int]:
         """Column ``column`` of SYMBOL_STATISTICS_SQL for the stored ones of ``symbols``, in their order."""
         symbols = list(symbols)
-        with self._lock:
-            rows = keyed_rows(self._conn, SYMBOL_STATISTICS_SQL, symbols)
-        found = {row[0]: row[column] for row in rows}
+        found = {row[0]: row[column] for row in self._fetch_keyed(SYMBOL_STATISTICS_SQL, symbols)}
         return {s: found[s] for s in symbols if s in found}
 
     def symbol_index(self, symbols: Sequence[str]) -> SymbolIndex:

@@ -404,7 +404,7 @@ def failing_on(path, table: str) -> None:
 
 
 @pytest.mark.parametrize("table", ["patterns", "symbols", "totals"])
-def test_sqlite_delete_is_transactional(tmp_path, monkeypatch, table):
+def test_sqlite_delete_is_transactional(tmp_path, table):
     import sqlite3
 
     from katoray.errors import StoreError

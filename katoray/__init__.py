@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from katoray.engine.config import SessionConfig
 from katoray.engine.naming import pattern_hash, pattern_name, strip_prefix
-from katoray.session import KatoSession
+from katoray.api.session import KatoSession
 from katoray.util import lazy_exports
 
 __version__ = "0.1.0"
@@ -29,7 +29,7 @@ __getattr__, __dir__, _LAZY_NAMES = lazy_exports(__name__, {
     "katoray.analysis.transfer": ["transfer_all_names", "transfer_threshold", "transfer_top_n", "transfer_weighted",
                                   "transfer_predictions"],
     "katoray.generation": ["unravel", "decode_pattern"],
-    "katoray.remote": ["RemoteKatoSession"],
+    "katoray.api.remote": ["RemoteKatoSession"],
     "katoray.jobs.notebook": ["train_from_streaming_dataset", "train_from_streaming_dataset_parallel"],
     "katoray.jobs": ["TrainingManifest", "load_latest_manifest", "list_all_training_runs", "create_training_run_nodes",
                      "delete_training_run", "fingerprint", "TrainConfig", "start_run", "resume_run"],

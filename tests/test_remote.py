@@ -8,8 +8,8 @@ import requests
 
 from katoray import HierarchicalConceptLearner, HierarchicalNode, KatoSession, pattern_name, train_hierarchical_single_pass
 from katoray.errors import StoreUnreachableError
-from katoray.remote import RemoteKatoError, RemoteKatoSession
-from katoray.server import make_server
+from katoray.api.remote import RemoteKatoError, RemoteKatoSession
+from katoray.api.server import make_server
 
 
 @pytest.fixture

@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import Any, Sequence
 
 from katoray.hierarchy.config import DEFAULT_METADATA_CAP, HierarchicalNode, HierarchyConfig, validate_nodes
-from katoray.session import KatoSession
+from katoray.api.session import KatoSession
 from katoray.store import KnowledgeBase, kb_id_for, open_store, redact_url
 
 
@@ -80,7 +80,7 @@ class HierarchicalConceptLearner:
 
     def _session(self, level: int, cfg: HierarchicalNode):
         if cfg.base_url:
-            from katoray.remote import RemoteKatoSession
+            from katoray.api.remote import RemoteKatoSession
 
             return RemoteKatoSession(cfg.base_url, self.node_id(level), cfg.session_config.to_dict())
         return KatoSession(self.node_id(level), self.kbs[level], cfg.session_config, self.metadata_cap)

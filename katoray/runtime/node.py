@@ -22,7 +22,7 @@ from katoray.engine.config import SessionConfig
 from katoray.errors import ConfigError
 from katoray.hierarchy.mapping import SYMBOL_SEP, LevelDeltas
 from katoray.runtime.usage import process_usage
-from katoray.session import KatoSession
+from katoray.api.session import KatoSession
 from katoray.store import KnowledgeBase, PatternDelta, kb_id_for, open_store, redact_url
 from katoray.store.base import DeltaColumns
 from katoray.util import paused_gc

@@ -155,7 +155,7 @@ def test_help_from_the_shell():
 
 
 def test_the_summary_says_what_a_level_could_not_learn():
-    from katoray.cli import _summary
+    from katoray.cli.train import _summary
 
     stats = {"run_id": "r", "status": "finished", "samples_processed": 3, "tokens_processed": 900,
              "empty_documents": 1, "run_dir": "/runs/r"}

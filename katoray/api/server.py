@@ -19,7 +19,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
-from katoray.session import KatoSession
+from katoray.api.session import KatoSession
 from katoray.store import KnowledgeBase, kb_id_for, open_store
 
 

@@ -55,9 +55,10 @@ from typing import TYPE_CHECKING, Callable, Iterable, Iterator, Sequence, TypeVa
 from katoray.errors import StoreError
 from katoray.store.base import (DeltaColumns, KBTotals, PatternDelta, PatternRecord, SymbolIndex, check_apply_args,
                                 merge_emotives, merge_metadata)
-from katoray.store.sqlite_file import BUSY_TIMEOUT_S, connect, sqlite_path
-from katoray.store.sqlite_rows import (RECORD_COLUMNS, Batch, check_symbols_are_text, fresh_metadata_json, is_plain,
-                                       pattern_upsert, record_of, symbol_increments, to_json)
+from katoray.store.sqlite_file import BUSY_TIMEOUT_S, IN_JSON, connect, keyed_rows, sqlite_path
+from katoray.store.sqlite_rows import (PATTERNS_NAMED_SQL, RECORD_COLUMNS, STORED_SYMBOLS_SQL, SYMBOL_STATISTICS_SQL,
+                                       Batch, check_symbols_are_text, fresh_metadata_json, is_plain, pattern_upsert,
+                                       record_of, symbol_increments, to_json)
 from katoray.store.sqlite_view import PatternView, count_removal
 from katoray.util import paused_gc
 
@@ -67,30 +68,10 @@ if TYPE_CHECKING:
 ITER_PAGE = 1000               # patterns per read in iter_patterns (keeps WAL snapshots short)
 SYMBOL_CACHE_MAX = 1_000_000   # stored symbols a store keeps in its set (~100 bytes each); past it, reads
 
-# Statements over a list of keys say ``{keys}`` where ``IN (...)`` goes (``keyed_rows``): one bound
-# JSON array instead of N parameters, except for keys holding NUL, which json_each cuts short.
-IN_JSON = "IN (SELECT value FROM json_each(?))"
-KEYS_PER_STATEMENT = 500
 _INSERT_SYMBOL = "INSERT INTO symbols VALUES (?, ?, ?)"
 _UPDATE_SYMBOL = "UPDATE symbols SET frequency = frequency + ?, pmf = pmf + ? WHERE symbol = ?"
-# Reads by key (primary-key and unique-index searches, never scans; a test checks the plans).
-STORED_SYMBOLS_SQL = "SELECT symbol FROM symbols WHERE symbol {keys}"
-PATTERNS_NAMED_SQL = f"SELECT {RECORD_COLUMNS} FROM patterns WHERE name {{keys}}"
-SYMBOL_STATISTICS_SQL = "SELECT symbol, frequency, pmf FROM symbols WHERE symbol {keys}"
 
 T = TypeVar("T")
-
-
-def keyed_rows(conn: sqlite3.Connection, sql: str, keys: list) -> list[tuple]:
-    """Rows of ``sql`` with ``{keys}`` standing for ``IN`` the ``keys``."""
-    text = to_json(keys)
-    if "\\u0000" not in text:   # (a key holding the six characters \u0000 also takes the long way)
-        return conn.execute(sql.format(keys=IN_JSON), (text,)).fetchall()
-    rows: list[tuple] = []
-    for start in range(0, len(keys), KEYS_PER_STATEMENT):
-        part = keys[start:start + KEYS_PER_STATEMENT]
-        rows += conn.execute(sql.format(keys=f"IN ({', '.join('?' * len(part))})"), part).fetchall()
-    return rows
 
 
 class SqliteStore:

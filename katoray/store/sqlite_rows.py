@@ -23,6 +23,10 @@ from katoray.store.base import DeltaColumns, PatternDelta, PatternRecord, merge_
 _PATTERN_COLUMNS = ("name", "pattern_data", "length", "frequency")
 _ANNOTATION_COLUMNS = ("emotives", "metadata")
 RECORD_COLUMNS = ", ".join(_PATTERN_COLUMNS + _ANNOTATION_COLUMNS)   # a record's row, as record_of reads it
+# Reads by key (primary-key and unique-index searches, never scans; a test checks the plans).
+STORED_SYMBOLS_SQL = "SELECT symbol FROM symbols WHERE symbol {keys}"
+PATTERNS_NAMED_SQL = f"SELECT {RECORD_COLUMNS} FROM patterns WHERE name {{keys}}"
+SYMBOL_STATISTICS_SQL = "SELECT symbol, frequency, pmf FROM symbols WHERE symbol {keys}"
 
 to_json = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
 _JSON_CONTROL = re.compile(r"[\x00-\x1f]")   # to_json rewrites these, '"' and backslash inside a str

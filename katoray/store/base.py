@@ -5,6 +5,8 @@ emotives, metadata), the symbol statistics predictions need (per-symbol total fr
 number of distinct patterns containing it), KATO's global totals, and two indexes: symbol ->
 patterns containing it, and first symbol -> patterns starting with it.
 
+A KB may record the run that owns it (``claim_owner``): a run never trains into another's.
+
 Writes go through one call, ``apply(deltas, batch_id)``: a batch of learned-pattern deltas applied
 atomically. With a ``batch_id`` the call is idempotent: a batch id already applied changes nothing
 and returns False. That is what makes retries and crash-and-resume exactly-once.
@@ -126,6 +128,11 @@ class KnowledgeBase(Protocol):
 
     def is_applied(self, batch_id: str) -> bool:
         """Whether a batch with this id has been applied."""
+
+    def claim_owner(self, owner: str) -> str:
+        """Record ``owner`` (a run) as this KB's owner if it has none, atomically; return the owner
+        recorded, ``owner`` or the one that claimed it first. ``clear`` forgets the owner. A run
+        refuses to train into a KB another run owns (``katoray.runtime.sinks.check_owner``)."""
 
     def get_pattern(self, name: str) -> PatternRecord | None:
         """The pattern with this bare sha1 name, or None."""

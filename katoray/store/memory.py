@@ -57,7 +57,13 @@ class MemoryStore:
             self._postings: list[Column] = []              # symbol id -> ids of patterns holding it
             self._num_symbols = 0                            # symbols some pattern holds (pmf > 0)
             self._applied: set[str] = set()
+            self._owner: str | None = None
             self._unique = self._pattern_freq_total = self._symbols_total = 0
+
+    def claim_owner(self, owner: str) -> str:
+        with self._lock:
+            self._owner = self._owner or owner
+            return self._owner
 
     # -- writes -----------------------------------------------------------------------------
     def apply(self, deltas: Sequence[PatternDelta], batch_id: str | None = None, *,

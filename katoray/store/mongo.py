@@ -72,19 +72,20 @@ from typing import Any, Iterable, Iterator, Sequence
 
 import pymongo
 from pymongo import UpdateOne
-from pymongo.errors import BulkWriteError
+from pymongo.errors import BulkWriteError, DuplicateKeyError
 
 from katoray.errors import StoreError
 from katoray.store.base import (DeltaColumns, KBTotals, PatternDelta, PatternRecord, check_apply_args, merge_metadata)
 from katoray.store import mongo_batch
 from katoray.store.mongo_batch import (Merged, decode_recovery, encode_recovery,
                                        merge_batch, pattern_op, record_of, symbol_increments)
-from katoray.store.mongo_connect import DEFAULT_TIMEOUT_S, check_db_name, connect
+from katoray.store.mongo_connect import DEFAULT_TIMEOUT_S, check_db_name, connect, named_errors
 
 DUPLICATE_KEY = 11000  # MongoDB's E11000: here, "this batch already updated the document"
 _PATTERN_FIELDS = {"_id": 0, "name": 1, "pattern_data": 1, "length": 1, "frequency": 1,
                    "emotives": 1, "metadata": 1}
 _TOTALS = {"class": "totals"}
+_OWNER = {"class": "owner"}
 _RECOVERY_FIELDS = ("payload", "persistence", "metadata_cap")
 
 
@@ -103,7 +104,7 @@ class MongoStore:
     def __init__(self, client: pymongo.MongoClient, kb_id: str, hosts: str) -> None:
         check_db_name(kb_id)
         self.kb_id = kb_id
-        self._hosts = hosts
+        self.hosts = hosts
         self._client = client
         db = client[kb_id]
         self._patterns = db["patterns_kb"]
@@ -127,7 +128,7 @@ class MongoStore:
         return cls(client, kb_id, hosts)
 
     def __repr__(self) -> str:
-        return f"MongoStore(kb_id={self.kb_id!r}, hosts={self._hosts!r})"
+        return f"MongoStore(kb_id={self.kb_id!r}, hosts={self.hosts!r})"
 
     @property
     def patterns_collection(self):
@@ -259,6 +260,15 @@ class MongoStore:
     def is_applied(self, batch_id: str) -> bool:
         return self._ledger.count_documents({"_id": batch_id, "done": True}, limit=1) > 0
 
+    def claim_owner(self, owner: str) -> str:
+        """The ``owner`` document of ``metadata``, inserted if missing (the unique ``class`` index
+        makes a race of two claims end with one insert)."""
+        try:
+            self._meta.update_one(_OWNER, {"$setOnInsert": {"owner": owner}}, upsert=True)
+        except DuplicateKeyError:
+            pass                       # another process inserted it between our find and insert
+        return self._meta.find_one(_OWNER)["owner"]
+
     # -- deletion ---------------------------------------------------------------------------
     DELETE_CHUNK = 5000   # patterns per deletion plan: a plan must fit one MongoDB document
 
@@ -380,3 +390,9 @@ class MongoStore:
 
     def close(self) -> None:
         self._client.close()
+
+
+# Every call of the protocol: a lost server or a failed command is katoray's error, naming the host.
+for _method in ("apply", "claim_owner", "is_applied", "delete_patterns", "get_pattern", "get_patterns",
+                "patterns_with_any", "patterns_starting_with", "symbol_pmf", "symbol_frequencies", "totals", "clear"):
+    setattr(MongoStore, _method, named_errors(getattr(MongoStore, _method)))

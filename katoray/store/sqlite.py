@@ -1,44 +1,39 @@
 """Embedded knowledge base: one SQLite file per KB, no server (the default backend).
 
-Layout (schema 4): ``patterns`` (integer id in learn order, unique bare-sha1 ``name``,
-``pattern_data``, ``emotives`` and ``metadata`` as JSON text), ``symbols`` (symbol text ->
-frequency and pmf), one ``totals`` row and ``applied_batches``. Merge rules are those of
-:mod:`katoray.store.base`; every answer equals :class:`MemoryStore`'s.
+Layout (schema 4): ``patterns`` (integer id in learn order, unique bare-sha1 ``name``, ``pattern_data``,
+``emotives`` and ``metadata`` as JSON text), ``symbols`` (symbol text -> frequency and pmf), one ``totals`` row
+and ``applied_batches``. Merge rules are those of :mod:`katoray.store.base`; every answer equals
+:class:`MemoryStore`'s.
 
 The file holds no symbol -> patterns index. What needs one (predictions, ``patterns_with_any``,
-``patterns_starting_with``) reads an in-memory view of the patterns table instead: built on the
-first such question from one pass over the patterns and kept in step
-(:mod:`katoray.store.sqlite_view`). Why (measured with ``python scripts/benchmark.py sqlite``:
-the KJV as training sends it, GPT-2 tokens, 4 levels of chunk 8): an index in the file costs
-every apply a posting-list write per symbol, while training never reads it. Without it node1
-went from ~30 to ~19-20 µs of CPU per pattern and node0 from ~5.6 to ~4.2-4.4. (Schema 3 kept
-posting lists in the symbol rows; a schema-3 file is upgraded when opened, see
-:mod:`katoray.store.sqlite_file`.)
+``patterns_starting_with``) reads an in-memory view of the patterns table instead: built on the first such
+question from one pass over the patterns and kept in step (:mod:`katoray.store.sqlite_view`). Why (measured with
+``python scripts/benchmark.py sqlite``: the KJV as training sends it, GPT-2 tokens, 4 levels of chunk 8): an
+index in the file costs every apply a posting-list write per symbol, while training never reads it. Without it
+node1 went from ~30 to ~19-20 µs of CPU per pattern and node0 from ~5.6 to ~4.2-4.4. (Schema 3 kept posting
+lists in the symbol rows; a schema-3 file is upgraded when opened, see :mod:`katoray.store.sqlite_file`.)
 
-Whether a symbol is new needs no read per apply: a store reads the set of every stored symbol
-when it first writes, and its own applies, deletions and clears keep the set in step. Another
-process's write (``totals.generation`` counts writes) voids it; so does passing
-``SYMBOL_CACHE_MAX`` symbols. From then on each apply asks the file which of its symbols are
-stored: one indexed read per apply, where re-reading the whole set after every foreign write
-would cost a table scan.
+Whether a symbol is new needs no read per apply: a store reads the set of every stored symbol when it first
+writes, and its own applies, deletions and clears keep the set in step. Another process's write
+(``totals.generation`` counts writes) voids it; so does passing ``SYMBOL_CACHE_MAX`` symbols. From then on each
+apply asks the file which of its symbols are stored: one indexed read per apply, where re-reading the whole set
+after every foreign write would cost a table scan.
 
-Lists of keys are bound as one JSON array (``json_each``), except keys holding NUL, which
-``json_each`` cuts short: those go as parameters (``keyed_rows``). Symbols must be ``str``, as
-KATO's are; the table keys them as text.
+Lists of keys are bound as one JSON array (``json_each``), except keys holding NUL, which ``json_each`` cuts
+short: those go as parameters (``keyed_rows``). Symbols must be ``str``, as KATO's are; the table keys them as
+text.
 
-Deletion (``delete_patterns``) reads the deleted patterns' events, subtracts their symbol
-statistics and forgets symbols no pattern holds any more. Ids of deleted patterns may be given
-again to later patterns (a new id is the largest stored id + 1, so ids always follow learn order).
+Deletion (``delete_patterns``) reads the deleted patterns' events, subtracts their symbol statistics and forgets
+symbols no pattern holds any more. Ids of deleted patterns may be given again to later patterns (a new id is the
+largest stored id + 1, so ids always follow learn order).
 
-Each ``apply`` and each ``delete_patterns`` is one ``BEGIN IMMEDIATE`` transaction holding the
-deltas, the statistics and the batch-id record, so a crash never leaves half a batch. The file is
-in WAL mode: other processes may read it (analysis) while a writer trains; writers are serialised
-by SQLite's write lock.
+Each ``apply`` and each ``delete_patterns`` is one ``BEGIN IMMEDIATE`` transaction holding the deltas, the
+statistics and the batch-id record, so a crash never leaves half a batch. The file is in WAL mode: other
+processes may read it (analysis) while a writer trains; writers are serialised by SQLite's write lock.
 
-This module is the SQL each operation runs; the file (URL rules, schema, pragmas, opening a
-connection that holds the right KB) is :mod:`katoray.store.sqlite_file`. What an apply writes (a
-batch's merged patterns, their JSON text, symbol statistics increments) is computed without a
-connection in :mod:`katoray.store.sqlite_rows`.
+This module is the SQL each operation runs; the file (URL rules, schema, pragmas, opening a connection that
+holds the right KB) is :mod:`katoray.store.sqlite_file`. What an apply writes (a batch's merged patterns, their
+JSON text, symbol statistics increments) is computed without a connection in :mod:`katoray.store.sqlite_rows`.
 """
 from __future__ import annotations
 
@@ -55,7 +50,7 @@ from typing import TYPE_CHECKING, Callable, Iterable, Iterator, Sequence, TypeVa
 from katoray.errors import StoreError
 from katoray.store.base import (DeltaColumns, KBTotals, PatternDelta, PatternRecord, SymbolIndex, check_apply_args,
                                 merge_emotives, merge_metadata)
-from katoray.store.sqlite_file import BUSY_TIMEOUT_S, IN_JSON, connect, keyed_rows, sqlite_path
+from katoray.store.sqlite_file import BUSY_TIMEOUT_S, IN_JSON, claim_owner, connect, keyed_rows, sqlite_path
 from katoray.store.sqlite_rows import (PATTERNS_NAMED_SQL, RECORD_COLUMNS, STORED_SYMBOLS_SQL, SYMBOL_STATISTICS_SQL,
                                        Batch, check_symbols_are_text, fresh_metadata_json, is_plain, pattern_upsert,
                                        record_of, symbol_increments, to_json)
@@ -238,6 +233,10 @@ class SqliteStore:
     def is_applied(self, batch_id: str) -> bool:
         return bool(self._fetch("SELECT 1 FROM applied_batches WHERE batch_id = ?", (batch_id,)))
 
+    def claim_owner(self, owner: str) -> str:
+        with self._lock, self._transaction():
+            return claim_owner(self._conn, owner)
+
     def delete_patterns(self, names: Iterable[str]) -> int:
         """Remove these patterns as if never learned (see :meth:`KnowledgeBase.delete_patterns`),
         in one transaction; unknown names are ignored. Returns how many were deleted.
@@ -302,6 +301,7 @@ class SqliteStore:
             with self._transaction():
                 for table in ("patterns", "symbols", "applied_batches"):
                     self._conn.execute(f"DELETE FROM {table}")
+                self._conn.execute("DELETE FROM meta WHERE key = 'owner'")
                 count_removal(self._conn)
                 generation, = self._conn.execute(
                     "UPDATE totals SET generation = generation + 1, total_unique_patterns = 0, "

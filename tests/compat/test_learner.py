@@ -160,3 +160,17 @@ def test_a_misspelled_argument_is_refused():
     # Silently ignored, it would train another hierarchy than the one asked for.
     with pytest.raises(TypeError, match="chunk_sizes"):
         HierarchicalConceptLearner(num_nodes=3, chunk_sizes=[4, 4, 4])
+
+
+@pytest.mark.parametrize("bad", [".hidden", "a\x00b", "r" * 300])
+def test_the_notebook_takes_the_one_run_id_rule(bad, tmp_path):
+    """The notebook's functions refuse what the command line refuses, before anything exists."""
+    from katoray import create_training_run_nodes, train_from_streaming_dataset_parallel
+
+    with pytest.raises(ConfigError, match="run id"):
+        create_training_run_nodes(run_id=bad)
+    with pytest.raises(ConfigError, match="run id"):
+        HierarchicalConceptLearner(num_nodes=2, run_id=bad, store="memory://")
+    with pytest.raises(ConfigError, match="run id"):
+        train_from_streaming_dataset_parallel(dataset_key="pydoc", run_id=bad, checkpoint_dir=str(tmp_path))
+    assert list(tmp_path.iterdir()) == []

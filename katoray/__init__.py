@@ -29,6 +29,7 @@ __getattr__, __dir__, _LAZY_NAMES = lazy_exports(__name__, {
     "katoray.analysis.transfer": ["transfer_all_names", "transfer_threshold", "transfer_top_n", "transfer_weighted",
                                   "transfer_predictions"],
     "katoray.generation": ["unravel", "decode_pattern"],
+    "katoray.model.run": ["open_run"],
     "katoray.api.remote": ["RemoteKatoSession"],
     "katoray.jobs.notebook": ["train_from_streaming_dataset", "train_from_streaming_dataset_parallel"],
     "katoray.jobs": ["TrainingManifest", "load_latest_manifest", "list_all_training_runs", "create_training_run_nodes",

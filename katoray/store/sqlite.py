@@ -53,8 +53,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Callable, Iterable, Iterator, Sequence, TypeVar
 
 from katoray.errors import StoreError
-from katoray.store.base import (DeltaColumns, KBTotals, PatternDelta, PatternRecord, SymbolIndex, check_apply_args,
-                                merge_emotives, merge_metadata)
+from katoray.store.base import (DeltaColumns, KBTotals, PatternDelta, PatternRecord, PatternRows, SymbolIndex,
+                                check_apply_args, merge_emotives, merge_metadata)
 from katoray.store.sqlite_file import BUSY_TIMEOUT_S, connect, sqlite_path
 from katoray.store.sqlite_rows import (RECORD_COLUMNS, Batch, check_symbols_are_text, fresh_metadata_json, is_plain,
                                        pattern_upsert, record_of, symbol_increments, to_json)
@@ -77,6 +77,7 @@ _UPDATE_SYMBOL = "UPDATE symbols SET frequency = frequency + ?, pmf = pmf + ? WH
 STORED_SYMBOLS_SQL = "SELECT symbol FROM symbols WHERE symbol {keys}"
 PATTERNS_NAMED_SQL = f"SELECT {RECORD_COLUMNS} FROM patterns WHERE name {{keys}}"
 SYMBOL_STATISTICS_SQL = "SELECT symbol, frequency, pmf FROM symbols WHERE symbol {keys}"
+_ROWS_AFTER = "SELECT id, name, pattern_data, frequency FROM patterns WHERE id > ? ORDER BY id LIMIT ?"
 
 T = TypeVar("T")
 
@@ -411,6 +412,15 @@ class SqliteStore:
         while rows:
             yield from map(record_of, rows)
             rows = self._fetch(query, (rows[-1][0],))
+
+    def pattern_rows(self, page: int) -> Iterator[PatternRows]:
+        """Every pattern in id order (``base.ScannableKnowledgeBase``): one read and one JSON parse
+        per page, in keyset pages like ``iter_patterns``."""
+        last = 0
+        while rows := self._fetch(_ROWS_AFTER, (last, page)):
+            ids, names, data, frequencies = zip(*rows)
+            yield PatternRows(list(names), json.loads("[" + ",".join(data) + "]"), list(frequencies))
+            last = ids[-1]
 
     def close(self) -> None:
         with self._lock:

@@ -52,7 +52,7 @@ class NextTokenDecoder:
         self.index = index
         self.node0 = index.node0
         self.levels = len(index.levels) if levels is None else max(1, min(levels, len(index.levels)))
-        self.following = index.following(0) if self.levels > 1 else None
+        self.following = index.following(0, self.levels - 1) if self.levels > 1 else None
         frequencies = self.node0.symbol_frequencies()
         self.unigram = frequencies / frequencies.sum() if frequencies.sum() else frequencies
         self.max_state = int(self.node0.lengths.max(initial=0))

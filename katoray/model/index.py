@@ -133,7 +133,7 @@ class HierarchyIndex:
         self.levels = [LevelIndex(kb) for kb in kbs]
         self.children = [np.zeros(0, np.int64)] + [self._children(k) for k in range(1, len(self.levels))]
         self.first_token = self._first_tokens()
-        self._following: list[Following] | None = None
+        self._following: dict[int, list[Following]] = {}
 
     @property
     def node0(self) -> LevelIndex:
@@ -152,15 +152,16 @@ class HierarchyIndex:
             firsts.append(np.where(child >= 0, firsts[k - 1][np.maximum(child, 0)], -1) if len(child) else child)
         return firsts
 
-    def following(self, level: int) -> Following:
-        """What the levels above say follows each level-``level`` pattern (built once, top down)."""
-        if self._following is None:
-            top = len(self.levels) - 1
+    def following(self, level: int, top: int | None = None) -> Following:
+        """What levels ``level + 1 .. top`` (default: all) say follows each level-``level``
+        pattern (built once per ``top``, top down)."""
+        top = len(self.levels) - 1 if top is None else top
+        if top not in self._following:
             built = {top: Following.empty(len(self.levels[top]))}
             for k in range(top - 1, -1, -1):
                 built[k] = self._following_of(k, built[k + 1])
-            self._following = [built[k] for k in range(top + 1)]
-        return self._following[level]
+            self._following[top] = [built[k] for k in range(top + 1)]
+        return self._following[top][level]
 
     def _following_of(self, k: int, above: Following) -> Following:
         upper, num_tokens = self.levels[k + 1], len(self.node0.symbols)

@@ -95,3 +95,30 @@ def brute_infinigram_top(streams, context, k=5):
             break
         best = n
     return sorted(best, key=lambda t: (-best[t], first_seen[t]))[:k]
+
+
+# -- one trained run shared by the tests that use it (trained once per session) --------------------
+_RUNS: dict = {}
+SPLIT = 5   # every 5th short book (from the 3rd) is held out
+
+
+def trained_run(tmp_path_factory, kjv_books_path):
+    """(runs_dir, run_id, train file, held-out file): KJV books under 20,000 characters, every
+    5th held out, GPT-2, 4 levels of chunk 8, trained with ``start_run`` on the session's Ray."""
+    import json
+
+    from katoray.jobs import TrainConfig, start_run
+    from tests.jobs import GPT2, corpus
+
+    if "run" not in _RUNS:
+        folder = tmp_path_factory.mktemp("use-run")
+        books = corpus(tmp_path_factory, kjv_books_path, 20_000).read_text(encoding="utf-8").splitlines()
+        train, held_out = folder / "train.jsonl", folder / "held_out.jsonl"
+        train.write_text("".join(b + "\n" for i, b in enumerate(books) if i % SPLIT != 2), encoding="utf-8")
+        held_out.write_text("".join(b + "\n" for i, b in enumerate(books) if i % SPLIT == 2), encoding="utf-8")
+        assert all("title" in json.loads(b) for b in books)
+        runs_dir = folder / "runs"
+        start_run(TrainConfig(data=str(train), tokenizer=str(GPT2), run_id="use-run", runs_dir=str(runs_dir),
+                              batch_size=4, workers=1, verbose=False))
+        _RUNS["run"] = (runs_dir, "use-run", train, held_out)
+    return _RUNS["run"]

@@ -35,7 +35,9 @@ class InfiniGram:
         self.suffixes = divsufsort(self.tokens)
         counts = np.bincount(self.tokens, minlength=len(self.pieces))
         counts[SEPARATOR] = 0
-        self.most_frequent = self.pieces[int(np.argmax(counts))] if len(counts) > 1 else None
+        order = np.argsort(-counts[1:], kind="stable") + 1      # by count, ties: first seen first
+        self.unigram = [(self.pieces[i], int(counts[i])) for i in order.tolist()]
+        self.most_frequent = self.unigram[0][0] if self.unigram else None
 
     def _range(self, query: list[int]) -> tuple[int, int]:
         """The suffixes that start with ``query``: ``suffixes[lo:hi]``."""
@@ -74,7 +76,10 @@ class InfiniGram:
         return best
 
     def top(self, context: Sequence[str], k: int) -> list[tuple[str, int]]:
-        """The ``k`` most frequent next pieces after the longest seen suffix (ties: earlier first seen)."""
-        _, counts = self.next_counts(context)
+        """The ``k`` most frequent next pieces after the longest seen suffix (ties: earlier first
+        seen); with no suffix seen, after the empty one: the most frequent pieces."""
+        n, counts = self.next_counts(context)
+        if n == 0:
+            return self.unigram[:k]
         ranked = sorted(counts.items(), key=lambda item: (-item[1], self.ids[item[0]]))
         return ranked[:k]

@@ -94,6 +94,8 @@ def brute_infinigram_top(streams, context, k=5):
         if not n:
             break
         best = n
+    if not best:                                      # no suffix seen: the empty one, the unigram
+        best = Counter(p for stream in streams for p in stream)
     return sorted(best, key=lambda t: (-best[t], first_seen[t]))[:k]
 
 

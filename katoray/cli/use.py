@@ -26,7 +26,7 @@ def add_parsers(commands) -> None:
                            "from the hierarchy's predictions (the next-token decoder); sample mode: patterns of one "
                            "level drawn by frequency and unravelled to text. Same seed, same text.", generate_command)
     _run_arguments(generate)
-    generate.add_argument("--prompt", default="", metavar="TEXT", help="text to continue (predict mode)")
+    generate.add_argument("--prompt", default="", metavar="TEXT", help="text to continue (predict mode; default: none)")
     generate.add_argument("--max-tokens", type=count, default=100, metavar="N", help="tokens to generate at most")
     generate.add_argument("--temperature", type=float, default=1.0, metavar="T",
                           help="> 0; below 1 sharpens the distribution, above 1 flattens it")

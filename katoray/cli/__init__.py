@@ -5,6 +5,7 @@
     katoray resume RUN_ID                           # after a crash, Ctrl-C or a lost machine
     katoray runs list | show RUN_ID | fingerprint RUN_ID | delete RUN_ID [--yes]
     katoray serve --port 8000 --store sqlite:///kb  # KATO's HTTP API over the built-in engine
+    katoray predict RUN_ID "And God said" | generate RUN_ID --prompt TEXT | eval RUN_ID --data held-out/
 
 Exit status: 0 done; 2 a usage or input error (one line on stderr saying what and what to do);
 130 interrupted (the run can be resumed). Training output goes to stdout (the run id first, the
@@ -19,11 +20,11 @@ import sys
 import threading
 from typing import Any, Sequence
 
-from katoray.cli import runs, serve, train
+from katoray.cli import runs, serve, train, use
 from katoray.cli.common import EXIT_BROKEN_PIPE, EXIT_ERROR, EXIT_INTERRUPTED, EXIT_TERMINATED, Help, fail
 from katoray.errors import KatorayError
 
-COMMAND_GROUPS = (train, runs, serve)   # each adds its subcommands (``add_parsers``) with their handlers
+COMMAND_GROUPS = (train, runs, serve, use)   # each adds its subcommands (``add_parsers``) with their handlers
 
 
 def build_parser(prog: str = "katoray") -> argparse.ArgumentParser:

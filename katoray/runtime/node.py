@@ -215,3 +215,32 @@ def stop_nodes(handles: Sequence, timeout_s: float = 60.0) -> None:
     ray.wait([handle.close.remote() for handle in handles], num_returns=len(handles), timeout=timeout_s)
     for handle in handles:
         ray.kill(handle, no_restart=True)
+
+
+# -- reading a live run ------------------------------------------------------------------------
+class ActorNode:
+    """A level of a live run read through its ``NodeActor`` (the actor's KATO session): the
+    questions ``katoray.model`` asks of a level (``model.nodes.LocalNode`` answers them in process)."""
+
+    def __init__(self, handle: Any) -> None:
+        self.handle = handle
+
+    def _call(self, method: str, *args: Any) -> Any:
+        import ray
+
+        return ray.get(getattr(self.handle, method).remote(*args))
+
+    def predictions(self, symbols: list[str]) -> list[dict[str, Any]]:
+        from katoray.hierarchy.sessions import one_symbol_events
+
+        self._call("clear_stm")
+        self._call("observe_sequence", one_symbol_events(symbols))
+        return self._call("get_predictions")
+
+    def pattern(self, name: str) -> list[list[str]] | None:
+        record = self._call("get_pattern", name)
+        return None if record is None else record["pattern_data"]
+
+    def stats(self) -> dict[str, Any]:
+        stats = self._call("stats")
+        return {key: stats[key] for key in ("kb_id", "patterns", "symbols", "total_symbols_in_patterns_frequencies")}

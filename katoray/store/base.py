@@ -27,6 +27,7 @@ from __future__ import annotations
 
 from collections import Counter
 from dataclasses import dataclass, field
+from itertools import islice
 from typing import TYPE_CHECKING, Iterable, Iterator, Mapping, Protocol, Sequence, runtime_checkable
 
 from katoray.checks import check_int
@@ -204,6 +205,35 @@ class IndexedKnowledgeBase(KnowledgeBase, Protocol):
 
     def symbol_index(self, symbols: Sequence[str]) -> SymbolIndex:
         """The id view of the KB for ``symbols`` (duplicates allowed; answers keep their order)."""
+
+
+@dataclass(frozen=True)
+class PatternRows:
+    """A page of patterns: names (bare), events and frequencies, row by row."""
+
+    names: list[str]
+    events: list[list[list[str]]]
+    frequencies: list[int]
+
+
+@runtime_checkable
+class ScannableKnowledgeBase(KnowledgeBase, Protocol):
+    """A KB that also reads every pattern's name, events and frequency in bulk (MemoryStore,
+    SqliteStore): what an index over a whole KB is built from, without reading each pattern's
+    emotives and metadata."""
+
+    def pattern_rows(self, page: int) -> Iterator[PatternRows]:
+        """Every pattern, in pages of at most ``page``, in an order of the store's choosing."""
+
+
+def pattern_rows(kb: KnowledgeBase, page: int = 20_000) -> Iterator[PatternRows]:
+    """``kb.pattern_rows(page)``, or the same pages read through ``iter_patterns`` (any backend)."""
+    if isinstance(kb, ScannableKnowledgeBase):
+        yield from kb.pattern_rows(page)
+        return
+    records = kb.iter_patterns()
+    while chunk := list(islice(records, page)):
+        yield PatternRows([r.name for r in chunk], [r.pattern_data for r in chunk], [r.frequency for r in chunk])
 
 
 def symbol_index(kb: KnowledgeBase, symbols: Sequence[str]) -> SymbolIndex | None:

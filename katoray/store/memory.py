@@ -19,7 +19,7 @@ from typing import Callable, Iterable, Iterator, Sequence
 
 import numpy as np
 
-from katoray.store.base import (DeltaColumns, KBTotals, PatternDelta, PatternRecord, SymbolIndex,
+from katoray.store.base import (DeltaColumns, KBTotals, PatternDelta, PatternRecord, PatternRows, SymbolIndex,
                                 check_apply_args, merge_emotives, merge_metadata)
 from katoray.store.columns import NO_SYMBOL, Column, NewPatterns, PatternColumns, cuts, posting_groups, symbol_ids_of
 from katoray.util import paused_gc
@@ -262,6 +262,17 @@ class MemoryStore:
             pattern_id = self._ids.get(name)
             if pattern_id is not None:
                 yield self._record(name, pattern_id)
+
+    def pattern_rows(self, page: int) -> Iterator[PatternRows]:
+        """Every pattern in learn order (``base.ScannableKnowledgeBase``); events are copies."""
+        with self._lock:
+            live = [(i, name) for i, name in enumerate(self._columns.names) if name is not None]
+            frequency = self._frequency.view().copy()
+            events = [self._events[i] for i, _ in live]
+        for start in range(0, len(live), page):
+            rows = live[start:start + page]
+            yield PatternRows([name for _, name in rows], [[list(e) for e in ev] for ev in events[start:start + page]],
+                              frequency[[i for i, _ in rows]].tolist())
 
     def close(self) -> None:
         """Nothing to release; the data stays for other holders of a shared memory:// name."""

@@ -48,12 +48,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Callable, Iterable, Iterator, Sequence, TypeVar
 
 from katoray.errors import StoreError
-from katoray.store.base import (DeltaColumns, KBTotals, PatternDelta, PatternRecord, SymbolIndex, check_apply_args,
-                                merge_emotives, merge_metadata)
+from katoray.store.base import (DeltaColumns, KBTotals, PatternDelta, PatternRecord, PatternRows, SymbolIndex,
+                                check_apply_args, merge_emotives, merge_metadata)
 from katoray.store.sqlite_file import BUSY_TIMEOUT_S, IN_JSON, claim_owner, connect, keyed_rows, sqlite_path
-from katoray.store.sqlite_rows import (PATTERNS_NAMED_SQL, RECORD_COLUMNS, STORED_SYMBOLS_SQL, SYMBOL_STATISTICS_SQL,
-                                       Batch, check_symbols_are_text, fresh_metadata_json, is_plain, pattern_upsert,
-                                       record_of, symbol_increments, to_json)
+from katoray.store.sqlite_rows import (PATTERNS_NAMED_SQL, RECORD_COLUMNS, ROWS_AFTER_SQL, STORED_SYMBOLS_SQL,
+                                       SYMBOL_STATISTICS_SQL, Batch, check_symbols_are_text, fresh_metadata_json,
+                                       is_plain, pattern_upsert, record_of, symbol_increments, to_json)
 from katoray.store.sqlite_view import PatternView, count_removal
 from katoray.util import paused_gc
 
@@ -392,6 +392,15 @@ class SqliteStore:
         while rows:
             yield from map(record_of, rows)
             rows = self._fetch(query, (rows[-1][0],))
+
+    def pattern_rows(self, page: int) -> Iterator[PatternRows]:
+        """Every pattern in id order (``base.ScannableKnowledgeBase``): one read and one JSON parse
+        per page, in keyset pages like ``iter_patterns``."""
+        last = 0
+        while rows := self._fetch(ROWS_AFTER_SQL, (last, page)):
+            ids, names, data, frequencies = zip(*rows)
+            yield PatternRows(list(names), json.loads("[" + ",".join(data) + "]"), list(frequencies))
+            last = ids[-1]
 
     def close(self) -> None:
         with self._lock:

@@ -40,17 +40,18 @@ SEGMENT_METHODS = ("simple", "article", "book")
 
 
 # -- run ids -------------------------------------------------------------------------------------
-def check_run_id(run_id: Any) -> None:
+def check_run_id(run_id: Any, shards: int = 1) -> None:
     """The one run-id rule (the command line, Python and the notebook's functions): a run id names
     a folder and the run's knowledge bases, so no separators, spaces, control characters or
-    leading dot, and short enough for MongoDB's database names (``store.naming``)."""
+    leading dot, and short enough for MongoDB's database names (``store.naming``; ``shards``: the
+    most shards of any level, whose knowledge-base names are longer)."""
     from katoray.store.naming import check_run_id_fits
 
     if (not isinstance(run_id, str) or not run_id or run_id.startswith(".")
             or any(c in run_id for c in "/\\ ") or not run_id.isprintable()):
         raise ConfigError(f"run id must be a non-empty name without slashes, spaces, control characters or a "
                           f"leading dot, got {run_id!r}")
-    check_run_id_fits(run_id)
+    check_run_id_fits(run_id, shards)
 
 
 def new_run_id() -> str:
@@ -109,6 +110,26 @@ class HierarchyConfig:
         return len(self.chunk_sizes)
 
 
+def _per_level_shards(shards: Any, levels: int) -> tuple[int, ...]:
+    """``shards`` as one count per level: a single value applies to every level."""
+    from katoray.store.naming import MAX_SHARDS
+
+    values = (shards,) if isinstance(shards, int) else shards
+    if isinstance(values, (str, bytes)) or not hasattr(values, "__iter__"):
+        raise ConfigError(f"shards must be an integer or one integer per level, got {shards!r}")
+    values = tuple(values)
+    if len(values) == 1:
+        values *= levels
+    if len(values) != levels:
+        raise ConfigError(f"shards has {len(values)} values {list(values)} but levels is {levels}: give one count "
+                          "per level, or a single count for every level")
+    for level, count in enumerate(values):
+        check_int(f"node{level}: shards", count, 1, unit="knowledge bases per level")
+        if count > MAX_SHARDS:
+            raise ConfigError(f"node{level}: shards must be at most {MAX_SHARDS}, got {count}")
+    return values
+
+
 def default_metadata_levels(levels: int) -> tuple[int, ...]:
     """Levels that record document metadata unless told otherwise: every level but node0 (the
     most numerous patterns, each a few tokens)."""
@@ -117,7 +138,7 @@ def default_metadata_levels(levels: int) -> tuple[int, ...]:
 
 STRUCTURAL = ("levels", "chunk_sizes", "mode", "segment_method", "tokenizer", "data", "dataset", "text_field",
               "max_samples", "batch_size", "batch_chars", "metadata_cap", "metadata_levels", "session_configs",
-              "store")
+              "store", "shards")
 RUN_TIME = ("workers", "checkpoint_interval", "verbose", "address")
 
 
@@ -148,6 +169,8 @@ class TrainConfig:
     metadata_levels: tuple[int, ...] | None = None   # levels recording document metadata; None = all but node0
     session_configs: tuple[SessionConfig, ...] | None = None   # KATO settings per level; None = KATO's defaults
     store: str | None = None                     # KB URL; None = sqlite in the run folder
+    shards: int | tuple[int, ...] = 1            # knowledge bases (and node actors) per level: one value for
+                                                 # every level, or one per level; patterns go by name
     # -- identity ---------------------------------------------------------------------------
     run_id: str | None = None                    # None = a new id (UTC time + random suffix)
     runs_dir: str = DEFAULT_RUNS_DIR             # manifests, checkpoints and default stores
@@ -189,7 +212,9 @@ class TrainConfig:
         self._set("chunk_sizes", sizes)
 
     def _normalise_levels(self) -> None:
-        """Per-level settings: metadata levels as a sorted tuple, one SessionConfig per level."""
+        """Per-level settings: metadata levels as a sorted tuple, one SessionConfig and one shard
+        count per level."""
+        self._set("shards", _per_level_shards(self.shards, self.levels))
         if self.metadata_levels is not None:
             chosen = tuple(sorted(set(self.metadata_levels)))
             if any(isinstance(i, bool) or not isinstance(i, int) or not 0 <= i < self.levels for i in chosen):
@@ -245,7 +270,7 @@ class TrainConfig:
         if self.address is not None:
             check_str("address", self.address)
         if self.run_id is not None:
-            check_run_id(self.run_id)
+            check_run_id(self.run_id, max(self.shards))
 
     # -- derived ----------------------------------------------------------------------------------
     @property
@@ -279,6 +304,7 @@ class TrainConfig:
 
         out = {f.name: getattr(self, f.name) for f in fields(self)}
         out["chunk_sizes"] = list(self.chunk_sizes)
+        out["shards"] = list(self.shards)
         out["metadata_levels"] = None if self.metadata_levels is None else list(self.metadata_levels)
         out["session_configs"] = None if self.session_configs is None else [c.to_dict() for c in self.session_configs]
         out["store"] = None if self.store is None else redact_url(self.store)

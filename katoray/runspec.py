@@ -12,12 +12,17 @@ from dataclasses import dataclass
 from katoray.config import DEFAULT_CHECKPOINT_INTERVAL, DEFAULT_WORKERS, Batching, HierarchyConfig, TrainConfig
 from katoray.engine.config import SessionConfig
 from katoray.errors import ConfigError
-from katoray.store.naming import run_kb_id
+from katoray.store.naming import shard_kb_id
 
 
 def node_id(level: int, run_id: str) -> str:
     """KATO node id of a run's level: ``node{level}_<run_id>`` (its KB: ``run_kb_id(level, run_id)``)."""
     return f"node{level}_{run_id}"
+
+
+def level_kb_ids(level: int, run_id: str, shards: int) -> tuple[str, ...]:
+    """The knowledge bases of a run's level, shard by shard (one: ``run_kb_id(level, run_id)``)."""
+    return tuple(shard_kb_id(level, run_id, shard, shards) for shard in range(shards))
 
 
 @dataclass(frozen=True)
@@ -34,25 +39,34 @@ class RunSpec:
     workers: int = DEFAULT_WORKERS               # mapper pool actors
     checkpoint_interval: int | None = DEFAULT_CHECKPOINT_INTERVAL   # documents between checkpoint calls
     verbose: bool = True                         # one live progress line
-    kb_ids: tuple[str, ...] = ()                 # knowledge base per level; () = run_kb_id(level, run_id)
+    kb_ids: tuple[tuple[str, ...], ...] = ()     # per level, its shards' knowledge bases; () = level_kb_ids
     owner: str = ""                              # who claims the KBs (store.base.KnowledgeBase.claim); "" = run_id
+    shards: tuple[int, ...] = ()                 # knowledge bases (node actors) per level; () = one each
 
     def __post_init__(self) -> None:
+        shards = self.shards or (1,) * self.num_levels
+        object.__setattr__(self, "shards", tuple(shards))
         if not self.kb_ids:
-            object.__setattr__(self, "kb_ids", tuple(run_kb_id(i, self.run_id) for i in range(self.num_levels)))
-        if len(self.kb_ids) != self.num_levels or len(self.session_configs) != self.num_levels:
-            raise ConfigError(f"need one knowledge base and one session config per level ({self.num_levels})")
+            object.__setattr__(self, "kb_ids", tuple(level_kb_ids(i, self.run_id, n) for i, n in enumerate(shards)))
+        object.__setattr__(self, "kb_ids", tuple(tuple(ids) for ids in self.kb_ids))
+        if len(self.kb_ids) != self.num_levels or len(self.session_configs) != self.num_levels \
+                or len(self.shards) != self.num_levels:
+            raise ConfigError(f"need knowledge bases, a session config and a shard count per level ({self.num_levels})")
+        found = tuple(map(len, self.kb_ids))
+        if found != self.shards:
+            raise ConfigError(f"run {self.run_id!r} has {list(found)} knowledge bases per level, but its shards are "
+                              f"{list(self.shards)}")
 
     @classmethod
-    def from_config(cls, config: TrainConfig, kb_ids: tuple[str, ...] = (), owner: str = "") -> "RunSpec":
+    def from_config(cls, config: TrainConfig, kb_ids: tuple[tuple[str, ...], ...] = (), owner: str = "") -> "RunSpec":
         """The spec of a config that has its run id and store (``TrainConfig.for_run``); ``kb_ids``
-        (a resumed run's, as its manifest recorded them) and ``owner`` as ``RunSpec`` takes them."""
+        (a resumed run's, per level as its manifest recorded them) and ``owner`` as ``RunSpec`` takes them."""
         if config.run_id is None or config.store is None:
             raise ConfigError("RunSpec.from_config needs config.for_run(run_id): a run id and a store")
         return cls(config.run_id, config.store, config.hierarchy,
                    tuple(config.session_config(i) for i in range(config.levels)), config.tokenizer,
                    config.segment_method, config.batching, config.workers, config.checkpoint_interval,
-                   config.verbose, tuple(kb_ids), owner)
+                   config.verbose, tuple(kb_ids), owner, tuple(config.shards))
 
     @property
     def node_ids(self) -> tuple[str, ...]:
@@ -63,6 +77,11 @@ class RunSpec:
     def claim(self) -> str:
         """What this run records as the owner of its knowledge bases."""
         return self.owner or self.run_id
+
+    @property
+    def all_kb_ids(self) -> tuple[str, ...]:
+        """Every knowledge base of the run, level by level and shard by shard."""
+        return tuple(kb_id for ids in self.kb_ids for kb_id in ids)
 
     @property
     def num_levels(self) -> int:

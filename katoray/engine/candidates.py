@@ -262,13 +262,13 @@ class NameSearch:
         return self.best[:self.limit]
 
 
-def search_by_name(kb: KnowledgeBase, state: list[str], config: SessionConfig, limit: int) -> tuple[list[Scored], bool]:
-    """(kept, pruned): the first ``limit`` candidates by (pre-potential desc, name asc), and
-    whether more than ``limit`` passed the recall gate."""
+def search_by_name(kb: KnowledgeBase, state: list[str], config: SessionConfig, limit: int) -> tuple[list[Scored], int]:
+    """(kept, passing): the first ``limit`` candidates by (pre-potential desc, name asc), and how
+    many passed the recall gate, counted up to ``limit + 1`` (KATO prunes when that many pass)."""
     search = NameSearch(kb, state, config, limit)
     if config.recall_threshold > 0:
         search.run_over_symbols()
     else:
         search.add(set(search.cache.all_names(kb)))
         search.evaluate(float("-inf"))
-    return search.kept(), search.num_passing > search.limit
+    return search.kept(), min(search.num_passing, search.limit + 1)

@@ -1,7 +1,7 @@
 """KATO's top-K pruning over a KB's integer-id index (``store.base.SymbolIndex``), exactly.
 
 ``predict`` keeps the first ``K`` gate-passing candidates by (pre-potential descending, name
-ascending) and must know whether more than ``K`` passed (``pruned``). This module finds both
+ascending) and must know whether more than ``K`` passed (``passing``). This module finds both
 while scoring only candidates that could still enter; it serves token matching with a positive
 ``recall_threshold``, where a candidate must share a symbol with the state.
 
@@ -25,7 +25,7 @@ How (L = state length; ``kth`` = the K-th kept key (-pre-potential, name) once K
 4. Survivors are evaluated in order of (bound descending, name ascending), in growing batches
    (name order from the index's name keys), and evaluation stops at the first whose best
    possible key is not better than the K-th kept key: every later candidate is no better.
-5. ``pruned`` counts every gate-passing candidate, evaluated or not. A candidate passes for sure
+5. ``passing`` counts every gate-passing candidate, evaluated or not, up to K + 1. A candidate passes for sure
    when even LCS 1 reaches the threshold (with 8-symbol states and patterns and KATO's default
    0.1 all do); only the others get their exact LCS counted.
 
@@ -55,7 +55,7 @@ _FIRST_CHUNK = 2                        # the first chunk and batch hold >= 2·K
 
 
 class IndexSearch:
-    """The kept candidates (``kept``) and whether KATO prunes (``pruned``) for one state."""
+    """The kept candidates (``kept``) and how many pass the gate, up to K + 1 (``passing``), for one state."""
 
     def __init__(self, kb: KnowledgeBase, index: SymbolIndex, state: list[str], config: SessionConfig,
                  limit: int) -> None:
@@ -271,10 +271,10 @@ class IndexSearch:
         """(pre-potential, name, similarity) of the kept candidates, in pruning order."""
         return [(-neg_pre, name, similarity) for neg_pre, name, similarity in self.best]
 
-    def pruned(self) -> bool:
-        """Whether more than K candidates pass the gate (KATO then prunes)."""
+    def passing(self) -> int:
+        """How many candidates pass the gate, counted up to K + 1 (KATO prunes when more than K do)."""
         if self.is_sure is None:
-            return len(self.ids) > self.limit
+            return min(len(self.ids), self.limit + 1)
         passing = int(np.count_nonzero(self.is_sure))
         unsure = self.ids[~self.is_sure]
         step = max(1, _MAX_CELLS // max(1, self.max_length))
@@ -285,7 +285,7 @@ class IndexSearch:
             lengths = self.index.lengths[ids]
             lcs = self._lcs(_strings(self._codes(ids, lengths)))
             passing += int(np.count_nonzero(self._similarity(lcs, lengths) >= self.threshold))
-        return passing > self.limit
+        return min(passing, self.limit + 1)
 
 
 def _select(keep: np.ndarray, *arrays: np.ndarray) -> tuple[np.ndarray, ...]:

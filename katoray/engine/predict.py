@@ -39,6 +39,12 @@ same ``pruned`` flag (KATO prunes, and so sets ``_pre_potential``, only when mor
     state positions those symbols fill; once that bound is below the K-th best and more than K
     candidates passed the gate (so KATO would prune), no unvisited pattern can be kept.
 
+A sharded level (``store.base.ShardedKnowledgeBase``: every pattern in exactly one shard) is
+searched shard by shard: the global first K are among the shards' first K each (the key depends on
+the pattern and the state alone), so they are the first K of that union in the same order; more
+than K pass overall exactly when the shards' counts, each taken up to K + 1, add up to more than K.
+The ensemble then reads the merged view (global totals and symbol statistics).
+
 Both evaluate a pattern relabelled so that every symbol absent from the state looks the same:
 equal relabellings give equal pre-potentials, so each is computed once per call.
 
@@ -59,7 +65,7 @@ from katoray.engine.emotives import average_emotives
 from katoray.engine.index_search import IndexSearch
 from katoray.engine.matching import extract, index_state, similarity
 from katoray.engine.prediction import build_candidate, pre_potential, scores, single_symbol_prediction
-from katoray.store.base import KnowledgeBase, PatternRecord, symbol_index
+from katoray.store.base import KnowledgeBase, PatternRecord, shards_of, symbol_index
 
 PRUNING_FACTOR = 3  # KATO computes ensemble metrics for at most 3·max_predictions candidates
 
@@ -84,19 +90,32 @@ def predict(kb: KnowledgeBase, stm: list[list[str]], config: SessionConfig) -> P
         return PredictionResult()
     if len(state) == 1:
         return _single_symbol(kb, state[0], config)
-    found = _search_by_id(kb, state, config) or search_by_name(kb, state, config, PRUNING_FACTOR * config.max_predictions)
-    return _ensemble(kb, stm, state, config, *found)
+    limit = PRUNING_FACTOR * config.max_predictions
+    found = [_search(part, state, config, limit) for part in shards_of(kb)]
+    if len(found) == 1:
+        kept, passing = found[0]
+    else:   # a sharded level: the first K of the shards' first K each, in the same order
+        kept = sorted((s for part, _ in found for s in part), key=Scored.order)[:limit]
+        passing = sum(count for _, count in found)
+    return _ensemble(kb, stm, state, config, kept, passing > limit)
 
 
-def _search_by_id(kb: KnowledgeBase, state: list[str], config: SessionConfig) -> tuple[list, bool] | None:
-    """(kept, pruned) from the KB's id index; None where it does not apply."""
+def _search(kb: KnowledgeBase, state: list[str], config: SessionConfig, limit: int) -> tuple[list[Scored], int]:
+    """(the first ``limit`` candidates of ``kb`` in pruning order, how many passed the gate up to
+    ``limit + 1``): by id where the KB has an id index, else by name."""
+    return _search_by_id(kb, state, config, limit) or search_by_name(kb, state, config, limit)
+
+
+def _search_by_id(kb: KnowledgeBase, state: list[str], config: SessionConfig,
+                  limit: int) -> tuple[list[Scored], int] | None:
+    """(kept, passing) from the KB's id index; None where it does not apply."""
     if not (config.recall_threshold > 0 and config.use_token_matching):
         return None
     index = symbol_index(kb, list(dict.fromkeys(state)))
     if index is None:
         return None
-    found = IndexSearch(kb, index, state, config, PRUNING_FACTOR * config.max_predictions).run()
-    return [Scored(pre, name, None, sim) for pre, name, sim in found.kept()], found.pruned()
+    found = IndexSearch(kb, index, state, config, limit).run()
+    return [Scored(pre, name, None, sim) for pre, name, sim in found.kept()], found.passing()
 
 
 def predict_full_scan(kb: KnowledgeBase, stm: list[list[str]], config: SessionConfig) -> PredictionResult:

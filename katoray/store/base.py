@@ -236,6 +236,35 @@ def pattern_rows(kb: KnowledgeBase, page: int = 20_000) -> Iterator[PatternRows]
         yield PatternRows([r.name for r in chunk], [r.pattern_data for r in chunk], [r.frequency for r in chunk])
 
 
+@runtime_checkable
+class SymbolListingKnowledgeBase(KnowledgeBase, Protocol):
+    """A KB that also lists its symbols (every backend here): what a sharded level counts its
+    distinct symbols from (``store.sharded``)."""
+
+    def stored_symbols(self) -> set[str]:
+        """Every symbol some stored pattern holds (those ``symbol_pmf`` knows)."""
+
+
+def stored_symbols(kb: KnowledgeBase) -> set[str]:
+    """``kb.stored_symbols()``, or the symbols of every pattern read in pages (any backend)."""
+    if isinstance(kb, SymbolListingKnowledgeBase):
+        return kb.stored_symbols()
+    return {s for page in pattern_rows(kb) for events in page.events for event in events for s in event}
+
+
+@runtime_checkable
+class ShardedKnowledgeBase(KnowledgeBase, Protocol):
+    """A level split by pattern name into several KBs (``store.sharded.ShardedStore``): every
+    pattern lives in exactly one of ``shards``; predictions search them one by one."""
+
+    shards: Sequence[KnowledgeBase]
+
+
+def shards_of(kb: KnowledgeBase) -> Sequence[KnowledgeBase]:
+    """The KBs a prediction searches for candidates: a sharded level's shards, else ``[kb]``."""
+    return kb.shards if isinstance(kb, ShardedKnowledgeBase) else (kb,)
+
+
 def symbol_index(kb: KnowledgeBase, symbols: Sequence[str]) -> SymbolIndex | None:
     """``kb.symbol_index(symbols)``, or None for a backend without one (callers then work by name)."""
     return kb.symbol_index(symbols) if isinstance(kb, IndexedKnowledgeBase) else None

@@ -242,6 +242,10 @@ class MemoryStore:
         ids, pmf, freq = self._symbol_ids, self._symbol_pmf.data, self._symbol_freq.data
         return {s: int(freq[ids[s]]) for s in symbols if s in ids and pmf[ids[s]] > 0}
 
+    def stored_symbols(self) -> set[str]:
+        pmf = self._symbol_pmf.data
+        return {symbol for symbol, i in self._symbol_ids.items() if pmf[i] > 0}
+
     def symbol_index(self, symbols: Sequence[str]) -> SymbolIndex:
         """Integer-id view of the patterns holding ``symbols`` (see ``base.SymbolIndex``)."""
         with self._lock:

@@ -82,8 +82,7 @@ from katoray.store.mongo_batch import (Merged, decode_recovery, encode_recovery,
 from katoray.store.mongo_connect import DEFAULT_TIMEOUT_S, check_db_name, connect, named_errors
 
 DUPLICATE_KEY = 11000  # MongoDB's E11000: here, "this batch already updated the document"
-_PATTERN_FIELDS = {"_id": 0, "name": 1, "pattern_data": 1, "length": 1, "frequency": 1,
-                   "emotives": 1, "metadata": 1}
+_PATTERN_FIELDS = {"_id": 0, "name": 1, "pattern_data": 1, "length": 1, "frequency": 1, "emotives": 1, "metadata": 1}
 _TOTALS = {"class": "totals"}
 _OWNER = {"class": "owner"}
 _RECOVERY_FIELDS = ("payload", "persistence", "metadata_cap")
@@ -103,8 +102,7 @@ class MongoStore:
 
     def __init__(self, client: pymongo.MongoClient, kb_id: str, hosts: str) -> None:
         check_db_name(kb_id)
-        self.kb_id = kb_id
-        self.hosts = hosts
+        self.kb_id, self.hosts = kb_id, hosts
         self._client = client
         db = client[kb_id]
         self._patterns = db["patterns_kb"]
@@ -362,6 +360,9 @@ class MongoStore:
     def symbol_frequencies(self, symbols: Iterable[str]) -> dict[str, int]:
         return self._symbol_field(symbols, "frequency")
 
+    def stored_symbols(self) -> set[str]:
+        return {doc["name"] for doc in self._symbols.find({"pmf": {"$gt": 0}}, {"_id": 0, "name": 1})}
+
     def _symbol_field(self, symbols: Iterable[str], key: str) -> dict[str, int]:
         wanted = list(dict.fromkeys(symbols))
         found = {doc["name"]: doc[key]
@@ -394,5 +395,6 @@ class MongoStore:
 
 # Every call of the protocol: a lost server or a failed command is katoray's error, naming the host.
 for _method in ("apply", "claim_owner", "is_applied", "delete_patterns", "get_pattern", "get_patterns",
-                "patterns_with_any", "patterns_starting_with", "symbol_pmf", "symbol_frequencies", "totals", "clear"):
+                "patterns_with_any", "patterns_starting_with", "symbol_pmf", "symbol_frequencies", "stored_symbols",
+                "totals", "clear"):
     setattr(MongoStore, _method, named_errors(getattr(MongoStore, _method)))

@@ -11,6 +11,11 @@ encoding keeps ``a-z``, ``0-9``, ``_`` and ``-`` and writes every other characte
 systems, MongoDB's database names), and uses only characters MongoDB database names and file
 names allow. A run id whose names would exceed MongoDB's 63-byte limit is refused up front
 (``check_run_id_fits``), never truncated.
+
+A sharded level (``shards`` > 1) is several knowledge bases, one per shard:
+``shard_kb_id(level, run_id, shard, shards)`` is ``node{level}s{shard}_<encoded run id>_kato``
+(``node0s2_exp-1_kato``); a level of one shard keeps ``run_kb_id``'s name. The digits after ``s``
+end at ``_`` and a run's own names never hold ``s`` there, so these names are injective too.
 """
 from __future__ import annotations
 
@@ -23,10 +28,11 @@ SERVICE = "kato"
 MAX_DB_NAME_BYTES = 63                 # MongoDB: database names are shorter than 64 bytes
 MAX_LEVEL_DIGITS = 3                   # levels node0 .. node999
 MAX_ENCODED_RUN_ID = MAX_DB_NAME_BYTES - len("node_") - MAX_LEVEL_DIGITS - len("_" + SERVICE)   # 50
+MAX_SHARDS = 1000                      # shards per level: s0 .. s999
 _KEPT = re.compile(r"[a-z0-9_-]")
 _ESCAPED = re.compile(r"~([0-9a-f]+)~")
 _UNSAFE = re.compile(r'[/\\. "$*<>:|?\-]')
-_RUN_DB = re.compile(r"^node(\d+)_(.+)_" + SERVICE + "$")
+_RUN_DB = re.compile(r"^node(\d+)(?:s\d+)?_(.+)_" + SERVICE + "$")
 
 
 def kb_id_for(node_id: str, service: str = SERVICE) -> str:
@@ -55,18 +61,32 @@ def run_kb_id(level: int, run_id: str) -> str:
     return f"node{level}_{encode_run_id(run_id)}_{SERVICE}"
 
 
+def shard_kb_id(level: int, run_id: str, shard: int, shards: int) -> str:
+    """The knowledge-base id of shard ``shard`` (0-based) of a level split in ``shards``:
+    ``run_kb_id(level, run_id)`` for a single shard, else ``node{level}s{shard}_<encoded run id>_kato``."""
+    if not 0 <= shard < shards:
+        raise ValueError(f"shard {shard} of a level of {shards} shards: shards are numbered 0..{shards - 1}")
+    if shards == 1:
+        return run_kb_id(level, run_id)
+    return f"node{level}s{shard}_{encode_run_id(run_id)}_{SERVICE}"
+
+
 def run_of_kb_id(kb_id: str) -> tuple[int, str] | None:
-    """(level, run id) of a ``run_kb_id`` name, or None for another name."""
+    """(level, run id) of a ``run_kb_id`` or ``shard_kb_id`` name, or None for another name."""
     match = _RUN_DB.match(kb_id)
     return (int(match.group(1)), decode_run_id(match.group(2))) if match else None
 
 
-def check_run_id_fits(run_id: str) -> None:
-    """ConfigError, naming the limit, if the run's knowledge-base names would be too long."""
+def check_run_id_fits(run_id: str, shards: int = 1) -> None:
+    """ConfigError, naming the limit, if the run's knowledge-base names would be too long
+    (``shards``: the most shards of any of its levels; their names are longer)."""
     encoded = encode_run_id(run_id)
-    if len(encoded.encode()) > MAX_ENCODED_RUN_ID:
+    suffix = 0 if shards <= 1 else len(f"s{shards - 1}")
+    limit = MAX_ENCODED_RUN_ID - suffix
+    if len(encoded.encode()) > limit:
+        names = "node<level>_<run id>_kato" if not suffix else f"node<level>s<shard>_<run id>_kato ({shards} shards)"
         raise ConfigError(
-            f"run id {run_id!r} is too long: its knowledge bases are named node<level>_<run id>_kato, and MongoDB "
+            f"run id {run_id!r} is too long: its knowledge bases are named {names}, and MongoDB "
             f"database names hold at most {MAX_DB_NAME_BYTES} bytes, so a run id may take at most "
-            f"{MAX_ENCODED_RUN_ID} characters, counting each character other than a-z, 0-9, '_' and '-' as "
+            f"{limit} characters, counting each character other than a-z, 0-9, '_' and '-' as "
             f"{len(encode_run_id('.'))} or more (this one counts {len(encoded)}); choose a shorter id")

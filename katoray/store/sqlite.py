@@ -33,7 +33,8 @@ processes may read it (analysis) while a writer trains; writers are serialised b
 
 This module is the SQL each operation runs; the file (URL rules, schema, pragmas, opening a connection that
 holds the right KB) is :mod:`katoray.store.sqlite_file`. What an apply writes (a batch's merged patterns, their
-JSON text, symbol statistics increments) is computed without a connection in :mod:`katoray.store.sqlite_rows`.
+JSON text, symbol statistics increments) is computed without a connection in :mod:`katoray.store.sqlite_rows`; the
+SQL of a deletion is :mod:`katoray.store.sqlite_delete`.
 """
 from __future__ import annotations
 
@@ -41,7 +42,6 @@ import json
 import os
 import sqlite3
 import threading
-from collections import Counter
 from contextlib import contextmanager
 from itertools import chain, compress, filterfalse
 from pathlib import Path
@@ -50,10 +50,11 @@ from typing import TYPE_CHECKING, Callable, Iterable, Iterator, Sequence, TypeVa
 from katoray.errors import StoreError
 from katoray.store.base import (DeltaColumns, KBTotals, PatternDelta, PatternRecord, PatternRows, SymbolIndex,
                                 check_apply_args, merge_emotives, merge_metadata)
-from katoray.store.sqlite_file import BUSY_TIMEOUT_S, IN_JSON, claim_owner, connect, keyed_rows, sqlite_path
+from katoray.store.sqlite_file import BUSY_TIMEOUT_S, claim_owner, connect, keyed_rows, sqlite_path
 from katoray.store.sqlite_rows import (PATTERNS_NAMED_SQL, RECORD_COLUMNS, ROWS_AFTER_SQL, STORED_SYMBOLS_SQL,
                                        SYMBOL_STATISTICS_SQL, Batch, check_symbols_are_text, fresh_metadata_json,
                                        is_plain, pattern_upsert, record_of, symbol_increments, to_json)
+from katoray.store.sqlite_delete import delete_rows
 from katoray.store.sqlite_view import PatternView, count_removal
 from katoray.util import paused_gc
 
@@ -251,50 +252,12 @@ class SqliteStore:
                 doomed = sorted(keyed_rows(self._conn, "SELECT id, pattern_data, length, frequency FROM patterns "
                                                        "WHERE name {keys}", wanted))
                 if doomed:
-                    forgotten = self._delete(doomed)
+                    forgotten = delete_rows(self._conn, doomed, self.path)
                     count_removal(self._conn)
             if doomed:   # committed: this deletion's own generation bump, its forgotten symbols
                 self._stored.difference_update(forgotten)
                 self._generation += 1
         return len(doomed)
-
-    def _delete(self, doomed: list[tuple[int, str, int, int]]) -> list[str]:
-        """All SQL of one deletion: patterns, symbol statistics, totals. Returns the symbols it
-        forgot (no pattern holds them any more)."""
-        freq: Counter = Counter()   # symbol -> occurrences times frequency, to subtract
-        pmf: Counter = Counter()    # symbol -> deleted patterns holding it
-        symbols_total = 0
-        for _, pattern_data, length, frequency in doomed:
-            symbols = list(chain.from_iterable(json.loads(pattern_data)))
-            for symbol in symbols:
-                freq[symbol] += frequency
-            pmf.update(set(symbols))
-            symbols_total += length * frequency
-        self._conn.execute(f"DELETE FROM patterns WHERE id {IN_JSON}", (to_json([row[0] for row in doomed]),))
-        forgotten = self._subtract_symbols(freq, pmf)
-        self._conn.execute(   # the generation bump voids other writers' caches (delete_patterns follows it)
-            "UPDATE totals SET generation = generation + 1, "
-            "total_unique_patterns = total_unique_patterns - ?1, "
-            "total_pattern_frequencies = total_pattern_frequencies - ?1, "
-            "total_symbols_in_patterns_frequencies = total_symbols_in_patterns_frequencies - ?2, "
-            "num_symbols = num_symbols - ?3", (len(doomed), symbols_total, len(forgotten)))
-        return forgotten
-
-    def _subtract_symbols(self, freq: Counter, pmf: Counter) -> list[str]:
-        """Undo the deleted patterns' symbol statistics; forget symbols no pattern holds any more.
-        Returns those forgotten."""
-        conn = self._conn
-        changed = conn.executemany("UPDATE symbols SET frequency = frequency - ?, pmf = pmf - ? WHERE symbol = ?",
-                                   [(freq[s], n, s) for s, n in pmf.items()]).rowcount
-        affected = list(pmf)
-        broken = keyed_rows(conn, "SELECT symbol FROM symbols WHERE symbol {keys} AND "
-                                  "(pmf < 0 OR frequency < 0 OR (pmf = 0 AND frequency != 0))", affected)
-        if changed != len(pmf) or broken:
-            raise StoreError(f"{str(self.path)!r}: the symbol statistics disagree with the patterns being "
-                             f"deleted (e.g. symbol {broken[0][0] if broken else '?'!r}); the file is damaged, "
-                             "nothing was deleted. Rebuild this KB")
-        return [row[0] for row in keyed_rows(conn, "DELETE FROM symbols WHERE pmf = 0 AND symbol {keys} "
-                                                   "RETURNING symbol", affected)]
 
     def clear(self) -> None:
         with self._lock:
@@ -363,6 +326,9 @@ class SqliteStore:
         symbols = list(symbols)
         found = {row[0]: row[column] for row in self._fetch_keyed(SYMBOL_STATISTICS_SQL, symbols)}
         return {s: found[s] for s in symbols if s in found}
+
+    def stored_symbols(self) -> set[str]:
+        return set(chain.from_iterable(self._fetch("SELECT symbol FROM symbols WHERE pmf > 0")))
 
     def symbol_index(self, symbols: Sequence[str]) -> SymbolIndex:
         """Patterns by integer id for ``symbols`` (``base.SymbolIndex``): predictions then search

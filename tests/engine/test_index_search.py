@@ -29,8 +29,9 @@ def _kb(patterns: list[list[list[str]]], names: list[str] | None = None) -> Memo
     return kb
 
 
-def _brute_force(kb, state: list[str], config: SessionConfig) -> tuple[list[tuple[float, str]], bool]:
-    """KATO's pruning from every pattern: the K best (pre-potential, name) and whether > K passed."""
+def _brute_force(kb, state: list[str], config: SessionConfig) -> tuple[list[tuple[float, str]], int]:
+    """KATO's pruning from every pattern: the K best (pre-potential, name) and how many passed,
+    counted up to K + 1."""
     scored = []
     for record in kb.iter_patterns():
         flat = [s for e in record.pattern_data for s in e]
@@ -40,16 +41,16 @@ def _brute_force(kb, state: list[str], config: SessionConfig) -> tuple[list[tupl
             scored.append((-pre, record.name))
     scored.sort()
     limit = 3 * config.max_predictions
-    return [(-neg, name) for neg, name in scored[:limit]], len(scored) > limit
+    return [(-neg, name) for neg, name in scored[:limit]], min(len(scored), limit + 1)
 
 
 def _assert_exact(kb, stm, config) -> None:
-    """The kept list, ``pruned`` and the whole result all equal the full scan's."""
+    """The kept list, ``passing`` and the whole result all equal the full scan's."""
     state = [s for e in stm for s in e]
     index = symbol_index(kb, list(dict.fromkeys(state)))
     assert index is not None  # the id path is the one under test
     found = index_search.IndexSearch(kb, index, state, config, 3 * config.max_predictions).run()
-    assert ([(pre, name) for pre, name, _ in found.kept()], found.pruned()) == _brute_force(kb, state, config)
+    assert ([(pre, name) for pre, name, _ in found.kept()], found.passing()) == _brute_force(kb, state, config)
     assert predict(kb, stm, config) == predict_full_scan(kb, stm, config)
 
 

@@ -304,7 +304,7 @@ class TrainConfig:
 
         out = {f.name: getattr(self, f.name) for f in fields(self)}
         out["chunk_sizes"] = list(self.chunk_sizes)
-        out["shards"] = list(self.shards)
+        out["shards"] = self.shards[0] if len(set(self.shards)) == 1 else list(self.shards)   # one count: for all
         out["metadata_levels"] = None if self.metadata_levels is None else list(self.metadata_levels)
         out["session_configs"] = None if self.session_configs is None else [c.to_dict() for c in self.session_configs]
         out["store"] = None if self.store is None else redact_url(self.store)

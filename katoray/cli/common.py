@@ -64,6 +64,18 @@ def sizes(text: str) -> tuple[int, ...]:
     return values
 
 
+def shard_counts(text: str) -> int | tuple[int, ...]:
+    """``--shards``: one count for every level (``4``), or one per level (``4,2,1,1``)."""
+    try:
+        values = tuple(int(part) for part in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be an integer or comma-separated integers such as 4,2,1,1, got "
+                                         f"{text!r}") from None
+    if any(value < 1 for value in values):
+        raise argparse.ArgumentTypeError(f"every shard count must be >= 1, got {text!r}")
+    return values[0] if len(values) == 1 else values
+
+
 # -- output -------------------------------------------------------------------------------------------
 def say(text: str) -> None:
     print(text, flush=True)

@@ -7,7 +7,7 @@ import os
 from typing import Any
 
 from katoray.cli.common import (EXIT_ERROR, EXIT_INTERRUPTED, EXIT_TERMINATED, MONGO_ENV, Help, Usage, add_command, count, fail,
-                                positive, say, sizes, store_arg)
+                                positive, say, shard_counts, sizes, store_arg)
 from katoray.config import (DEFAULT_CHUNK_SIZE, DEFAULT_LEVELS, DEFAULT_RUNS_DIR, MODES, SEGMENT_METHODS, TrainConfig,
                             field_default, new_run_id)
 from katoray.errors import ConfigError, DocumentError, KatorayError
@@ -64,6 +64,9 @@ def add_train_arguments(parser: argparse.ArgumentParser, job: bool = False) -> N
                      help="knowledge-base URL: sqlite:///relative/dir, sqlite:////absolute/dir (four slashes), or "
                      f"mongodb://host:port/; 'mongodb' alone takes the URL from ${MONGO_ENV} (default: sqlite in "
                      "the run folder)")
+    run.add_argument("--shards", type=shard_counts, default=default("shards"), metavar="N|4,2,1,1",
+                     help="knowledge bases per level, each with its own node actor, spread over the cluster's "
+                     "machines; patterns go to a shard by name (one count for every level, or one per level)")
     run.add_argument("--run-id", help="the run's id (default: UTC time + a random suffix)")
     run.add_argument("--runs-dir", required=job, default=None if job else default("runs_dir"), metavar="DIR",
                      help="folder of run folders" + (" (required for a Ray job, absolute: the job runs in a "
@@ -111,12 +114,14 @@ def train_command(args: argparse.Namespace, job: bool = False) -> int:
         levels=args.levels, chunk_sizes=args.chunk_sizes, mode=args.mode, segment_method=args.segment_method,
         tokenizer=args.tokenizer, data=args.data, dataset=args.dataset, text_field=args.text_field,
         max_samples=args.max_samples, batch_size=args.batch_size, batch_chars=args.batch_chars or None,
-        metadata_cap=args.metadata_cap, store=store_arg(args.store), run_id=args.run_id or new_run_id(),
+        metadata_cap=args.metadata_cap, store=store_arg(args.store), shards=args.shards,
+        run_id=args.run_id or new_run_id(),
         runs_dir=args.runs_dir, workers=args.workers, checkpoint_interval=args.checkpoint_interval,
         verbose=not args.quiet, address=args.address)
     if not args.quiet:
+        shards = "" if set(config.shards) == {1} else f", shards {','.join(map(str, config.shards))}"
         say(f"katoray run {config.run_id} in {config.run_dir} ({_corpus_text(config)}, {config.levels} levels, "
-             f"chunk sizes {','.join(map(str, config.chunk_sizes))}, {config.mode})")
+             f"chunk sizes {','.join(map(str, config.chunk_sizes))}, {config.mode}{shards})")
     return _report(lambda: start_run(config), args, config.run_id, config.runs_dir)
 
 
@@ -166,7 +171,8 @@ def _summary(stats: dict[str, Any]) -> str:
     level, notes = 0, []
     while f"node{level}_patterns" in stats:
         unlearned = stats.get(f"node{level}_unlearned", 0)
-        lines.append(f"  node{level}: {stats[f'node{level}_patterns']:,} patterns, "
+        shards = f" in {stats[f'node{level}_shards']} shards" if f"node{level}_shards" in stats else ""
+        lines.append(f"  node{level}: {stats[f'node{level}_patterns']:,} patterns{shards}, "
                      f"{stats.get(f'node{level}_observations', 0):,} learns, "
                      + (f"{unlearned:,} symbols left unlearned, " if unlearned else "")
                      + f"reuse {100 * stats.get(f'node{level}_reuse_rate', 0.0):.1f}%"

@@ -19,6 +19,7 @@ from typing import Iterable, Mapping, Sequence
 
 from katoray.config import HierarchyConfig
 from katoray.store.base import PatternDelta
+from katoray.store.sharded import split_rows
 from katoray.store.wire import SYMBOL_SEP, encode_columns, encode_joined
 from katoray.util import paused_gc
 
@@ -97,7 +98,17 @@ class LevelDeltas:
         """This level's merged map in the wire form (``katoray.store.wire``): the same patterns,
         order (sorted by name) and metadata as ``encode_deltas(self.to_deltas())``, without
         building the deltas."""
+        return self._encode(sorted(self.counts))
+
+    def encode_shards(self, shards: int) -> list[bytes]:
+        """``encode()`` split by shard (``store.sharded.shard_of``): shard i's patterns, sorted by
+        name, in the i-th payload (empty ones included: every shard records every batch)."""
+        if shards == 1:
+            return [self.encode()]
         names = sorted(self.counts)
+        return [self._encode([names[r] for r in rows]) for rows in split_rows(names, shards)]
+
+    def _encode(self, names: list[str]) -> bytes:
         meta = self.metadata
         metadata = {i: {key: sorted(values) for key, values in meta[name].items()}
                     for i, name in enumerate(names) if name in meta}

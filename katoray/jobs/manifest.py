@@ -7,7 +7,8 @@
 - ``versions``: katoray, Python and Ray;
 - ``tokenizer``: the tokenizer's identity (name or path, and a hash of its vocabulary);
 - ``data``: the corpus identity (its files with sizes and sha256, or the dataset key);
-- ``nodes``: per level its node id and knowledge-base id (``node0`` -> ``node0_<run_id>_kato``);
+- ``nodes``: per level its node id and knowledge-base id (``node0`` -> ``node0_<run_id>_kato``), or for
+  a level split in shards the id of each shard (``kb_ids``: ``node0s0_<run_id>_kato``, ...);
 - ``documents``, ``tokens``: consumed so far; ``started``, ``updated``, ``finished`` (UTC, ISO
   8601); ``status`` (``running``, ``finished``, ``failed``); ``error`` (why it failed);
   ``attempts`` (the first start and each resume); ``statistics`` (so far, or final).
@@ -128,13 +129,18 @@ class TrainingManifest:
         keep, ``mongo_uri`` (the same server, with credentials; ignored for other stores)."""
         return usable_store_url(self.store, mongo_uri if is_mongo(self.store) else None)
 
+    def level_kb_ids(self) -> dict[str, tuple[str, ...]]:
+        """{node name: its knowledge bases} (one, or one per shard)."""
+        return {name: node_kb_ids(node) for name, node in self.nodes.items()}
+
     def open_stores(self, mongo_uri: str | None = None) -> dict[str, Any]:
-        """{node name: knowledge base} of this run, opened as they are (nothing is created)."""
-        from katoray.store import open_store
+        """{node name: knowledge base} of this run, opened as they are (nothing is created); a
+        sharded level is one ``store.sharded.ShardedStore`` over its shards."""
+        from katoray.store.sharded import open_level
 
         url = self.store_url(mongo_uri)
         _check_stores_exist(url, self)
-        return {name: open_store(url, node["kb_id"]) for name, node in self.nodes.items()}
+        return {name: open_level(url, kb_ids) for name, kb_ids in self.level_kb_ids().items()}
 
     def get_analyzers(self, mongo_uri: str | None = None) -> dict[str, Any]:
         """{node name: ``KnowledgeBaseAnalyzer``} over the run's knowledge bases; no Ray, no session.
@@ -146,6 +152,11 @@ class TrainingManifest:
         from katoray.analysis.analyzer import KnowledgeBaseAnalyzer
 
         return {name: KnowledgeBaseAnalyzer(kb) for name, kb in self.open_stores(mongo_uri).items()}
+
+
+def node_kb_ids(node: Mapping[str, Any]) -> tuple[str, ...]:
+    """The knowledge bases of one entry of a manifest's node table: its shards' (``kb_ids``) or its one."""
+    return tuple(node["kb_ids"]) if "kb_ids" in node else (node["kb_id"],)
 
 
 # -- identities: what the run's tokens and documents were ------------------------------------------
@@ -260,8 +271,8 @@ def _check_stores_exist(url: str, manifest: TrainingManifest) -> None:
         return
     from katoray.store.sqlite import sqlite_path
 
-    missing = [str(sqlite_path(url, node["kb_id"])) for node in manifest.nodes.values()
-               if not sqlite_path(url, node["kb_id"]).exists()]
+    missing = [str(path) for ids in manifest.level_kb_ids().values() for kb_id in ids
+               if not (path := sqlite_path(url, kb_id)).exists()]
     if missing:
         raise RunNotFoundError(f"run {manifest.run_id!r}: knowledge-base files {missing} do not exist (deleted, or "
                                "the run never started training)")

@@ -106,13 +106,13 @@ def resume_run(run_id: str, runs_dir: str | os.PathLike = DEFAULT_RUNS_DIR, **ov
         config, tokenizer = _resumed_config(manifest, folder, overrides)
         _connect_ray(config.address)
         manifest.run_uid = manifest.run_uid or uuid.uuid4().hex     # a run started by an earlier katoray
-        spec = _spec(config, manifest.run_uid, tuple(node["kb_id"] for node in manifest.nodes.values()))
+        spec = _spec(config, manifest.run_uid, tuple(manifest.level_kb_ids().values()))
         _check_stores(spec)
         checkpoint = Checkpoint.load(folder) or Checkpoint(run_id)
         return {**_train(spec, config, manifest, checkpoint, "resume", tokenizer), "resumed": True}
 
 
-def _spec(config: TrainConfig, run_uid: str, kb_ids: tuple[str, ...] = ()) -> RunSpec:
+def _spec(config: TrainConfig, run_uid: str, kb_ids: tuple[tuple[str, ...], ...] = ()) -> RunSpec:
     """The run's spec; its knowledge bases are claimed for this run (id, uid and folder)."""
     owner = json.dumps({"run_id": config.run_id, "run_uid": run_uid, "run_dir": str(config.run_dir)}, sort_keys=True)
     return RunSpec.from_config(config, kb_ids, owner)
@@ -130,8 +130,9 @@ def _resumed_config(manifest: TrainingManifest, folder: Path, overrides: dict[st
         overrides["levels"] = overrides.pop("nodes")
     given_store = overrides.pop("store", None)
     recorded = _recorded_config(manifest, folder)
-    if "levels" in overrides and "chunk_sizes" not in overrides:
-        overrides["chunk_sizes"] = recorded.chunk_sizes[:1]     # the run's chunk size on every requested level
+    if "levels" in overrides:       # the run's chunk size and shards on every requested level
+        overrides.setdefault("chunk_sizes", recorded.chunk_sizes[:1])
+        overrides.setdefault("shards", recorded.shards[:1])
     config = dataclasses.replace(recorded, **overrides)
     differences = recorded.structural_differences(config)
     if given_store is not None and without_userinfo(redact_url(absolute_store_url(given_store))) != \
@@ -193,8 +194,10 @@ def _connect_ray(address: str | None) -> None:
 
 
 def _node_table(spec: RunSpec) -> dict[str, dict[str, Any]]:
-    return {f"node{i}": {"node_id": node_id, "kb_id": kb_id, "chunk_size": size, "mode": spec.hierarchy.mode}
-            for i, (node_id, kb_id, size) in enumerate(zip(spec.node_ids, spec.kb_ids, spec.hierarchy.chunk_sizes))}
+    """Per level: node id, its knowledge base (``kb_id``; ``kb_ids``, one per shard, when sharded), chunk size, mode."""
+    return {f"node{i}": {"node_id": node_id, **({"kb_id": ids[0]} if len(ids) == 1 else {"kb_ids": list(ids)}),
+                         "chunk_size": size, "mode": spec.hierarchy.mode}
+            for i, (node_id, ids, size) in enumerate(zip(spec.node_ids, spec.kb_ids, spec.hierarchy.chunk_sizes))}
 
 
 # -- one attempt --------------------------------------------------------------------------------------

@@ -31,6 +31,7 @@ from katoray.store.urls import hosts, is_mongo
 LOCK_FILE = ".lock"
 MONGO_TIMEOUT_MS = 5000          # an unreachable MongoDB fails within this, naming the host
 _NODE_DB = re.compile(r"^node(\d+)(?:_(.+))?_kato$")
+_SHARD_DB = re.compile(r"^node(\d+)s(\d+)_.+_kato$")   # a shard of a sharded level (store.naming)
 
 
 class RunBusyError(KatorayError):
@@ -142,7 +143,7 @@ def list_runs(runs_dir: str | os.PathLike = DEFAULT_RUNS_DIR, mongo_uri: str | N
     runs: dict[str | None, dict[str, Any]] = {m.run_id: _summary(m) for m in manifests}
     if mongo_uri is None:
         return runs
-    owner = {node["kb_id"]: m.run_id for m in manifests for node in m.nodes.values()}
+    owner = {kb_id: m.run_id for m in manifests for ids in m.level_kb_ids().values() for kb_id in ids}
     for name in _mongo_databases(mongo_uri):
         found = run_of_kb_id(name)
         run_id = owner.get(name, found and found[1])     # the name spells it injectively (store.naming)
@@ -154,9 +155,10 @@ def list_runs(runs_dir: str | os.PathLike = DEFAULT_RUNS_DIR, mongo_uri: str | N
     return runs
 
 
-def _level_order(db_name: str) -> tuple[int, str]:
-    match = _NODE_DB.match(db_name)
-    return (int(match.group(1)) if match else -1, db_name)
+def _level_order(db_name: str) -> tuple[int, int, str]:
+    match = _NODE_DB.match(db_name) or _SHARD_DB.match(db_name)
+    shard = int(match.group(2)) if match and match.re is _SHARD_DB else -1
+    return (int(match.group(1)) if match else -1, shard, db_name)
 
 
 def _summary(m: TrainingManifest) -> dict[str, Any]:
@@ -215,8 +217,8 @@ def _run_stores(run_id: str, manifest: TrainingManifest | None, mongo_uri: str |
     if manifest is not None and url.lower().startswith("sqlite:///"):
         from katoray.store.sqlite import sqlite_path
 
-        for node in manifest.nodes.values():
-            kb_file = sqlite_path(url, node["kb_id"])
+        for kb_id in (kb_id for ids in manifest.level_kb_ids().values() for kb_id in ids):
+            kb_file = sqlite_path(url, kb_id)
             if manifest.run_dir not in kb_file.parents:      # inside the run folder: removed with it
                 files += [p for p in (kb_file, Path(f"{kb_file}-wal"), Path(f"{kb_file}-shm")) if p.exists()]
     if url is None or not is_mongo(url):
@@ -224,7 +226,7 @@ def _run_stores(run_id: str, manifest: TrainingManifest | None, mongo_uri: str |
     client = _mongo_client(url)
     present = set(client.list_database_names())
     if manifest is not None:
-        wanted = [node["kb_id"] for node in manifest.nodes.values()]
+        wanted = [kb_id for ids in manifest.level_kb_ids().values() for kb_id in ids]
     else:
         wanted = [name for name in present if (found := run_of_kb_id(name)) and found[1] == run_id]
     return files, sorted(name for name in wanted if name in present), client
@@ -254,8 +256,9 @@ class _nothing:
 def fingerprint(run_id: str, runs_dir: str | os.PathLike = DEFAULT_RUNS_DIR,
                 mongo_uri: str | None = None) -> dict[str, dict[str, Any]]:
     """Per level: ``patterns``, ``total_frequency`` and ``sha256`` over the sorted (name, frequency)
-    pairs of the run's knowledge bases. Equal fingerprints mean equal counts, pattern by pattern:
-    how an interrupted-and-resumed run is checked against an uninterrupted one."""
+    pairs of the run's knowledge bases (a sharded level's shards merged, so it equals the unsharded
+    run's). Equal fingerprints mean equal counts, pattern by pattern: how an interrupted-and-resumed
+    run is checked against an uninterrupted one."""
     stores = load_manifest(run_id, runs_dir).open_stores(mongo_uri)
     try:
         return {name: fingerprint_kb(kb) for name, kb in stores.items()}

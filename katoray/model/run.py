@@ -83,6 +83,11 @@ class Hierarchy:
     def _actor_nodes(self) -> list:
         from katoray.runtime.node import ActorNode, attach_nodes
 
+        sharded = [name for name, ids in self.manifest.level_kb_ids().items() if len(ids) > 1]
+        if sharded:
+            raise KatorayError(f"run {self.run_id} has sharded levels ({', '.join(sharded)}): each of their node "
+                               "actors holds a part of the level, so predictions read the stores instead; open the "
+                               "run without attach")
         return [ActorNode(handle) for handle in attach_nodes(self.run_id, self.num_levels)]
 
     @property
@@ -197,8 +202,9 @@ class Hierarchy:
         return f"Hierarchy({self.run_id!r}, levels={self.num_levels}, mode={self.config.mode!r})"
 
     # -- helpers ---------------------------------------------------------------------------------------
-    def _events_text(self, level: int, events: list[list[str]]) -> str:
-        symbols = [s for event in events for s in event]
+    def _events_text(self, level: int, events: list[list[str]] | list[str]) -> str:
+        # KATO's single-symbol path (a state of one symbol) gives past / present / future flat
+        symbols = [s for event in events for s in ([event] if isinstance(event, str) else event)]
         pieces = symbols if level == 0 else [p for s in symbols for p in self.pieces(level - 1, s)]
         return decode_pieces(pieces, self.tokenizer)
 

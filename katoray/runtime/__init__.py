@@ -8,7 +8,7 @@ first use (``katoray.util.lazy_exports``), so a node actor loads only ``runtime.
 from katoray.util import lazy_exports
 
 __getattr__, __dir__, __all__ = lazy_exports(__name__, {
-    "katoray.runtime.node": ["NodeActor", "attach_nodes", "start_nodes", "stop_nodes"],
+    "katoray.runtime.node": ["NodeActor", "attach_nodes", "attach_shards", "start_nodes", "start_shards", "stop_nodes"],
     "katoray.runtime.driver": ["run_training"],
 })
 del lazy_exports

@@ -50,7 +50,7 @@ def ensure_ray(spec: RunSpec) -> bool:
     if os.environ.get("RAY_ADDRESS"):
         ray.init(logging_level="WARNING")
     else:
-        cpus = max(2, math.ceil(options.cpus_needed(spec.num_levels, spec.workers)))
+        cpus = max(2, math.ceil(options.cpus_needed(len(spec.all_kb_ids), spec.workers)))
         ray.init(address="local", num_cpus=cpus, include_dashboard=False, logging_level="WARNING",
                  log_to_driver=spec.verbose)
     _quiet_sigterm()
@@ -71,7 +71,7 @@ def _warn_if_too_small(spec: RunSpec) -> None:
     autoscaling cluster may still grow, so this is a warning, and the wait is bounded)."""
     import ray
 
-    nodes = 0 if spec.is_local_store else spec.num_levels * options.NODE_NUM_CPUS
+    nodes = 0 if spec.is_local_store else len(spec.all_kb_ids) * options.NODE_NUM_CPUS
     need = nodes + spec.workers * options.MAPPER_NUM_CPUS + options.READ_NUM_CPUS
     have = ray.cluster_resources().get("CPU", 0.0)
     if need > have:
@@ -223,9 +223,9 @@ def build_dataset(spec: RunSpec, tokenizer: TextTokenizer, shards: Sequence[Shar
 
     source = make_datasource(shards, spec.batching, skip)
     reads = ray.data.read_datasource(source, override_num_blocks=max(1, len(shards)), **options.READ_OPTIONS)
-    mapper_args = {"hierarchy": spec.hierarchy, "tokenizer": tokenizer,
-                   "segment_method": spec.segment_method, "batch_key_prefix": key_prefix,
-                   "run_id": None if spec.is_local_store else spec.run_id, "kb_ids": list(spec.kb_ids)}
+    mapper_args = {"hierarchy": spec.hierarchy, "tokenizer": tokenizer, "segment_method": spec.segment_method,
+                   "batch_key_prefix": key_prefix, "run_id": None if spec.is_local_store else spec.run_id,
+                   "kb_ids": [list(ids) for ids in spec.kb_ids]}
     out = reads.map_batches(HierarchyMapper, fn_constructor_kwargs=mapper_args,
                             compute=_pool(spec.workers), **options.MAPPER_OPTIONS)
     _quiet_bounded(out.context, spec)

@@ -41,11 +41,12 @@ class HierarchyMapper:
         batch_key_prefix: prepended to batch ids to form the knowledge bases' idempotency keys
             (run id + corpus fingerprint), so another run's batches never look applied.
         run_id: whose node actors receive the deltas; None = return deltas to the driver.
-        kb_ids: the knowledge bases those actors must serve (checked once, before the first send).
+        kb_ids: per level, the knowledge bases of its shards, which those actors must serve
+            (checked once, before the first send); None = one unchecked actor per level.
     """
 
     def __init__(self, hierarchy: HierarchyConfig, tokenizer: TextTokenizer | str | None, segment_method: str,
-                 batch_key_prefix: str, run_id: str | None, kb_ids: list[str] | None = None) -> None:
+                 batch_key_prefix: str, run_id: str | None, kb_ids: list[list[str]] | None = None) -> None:
         os.environ.setdefault("TRANSFORMERS_NO_ADVISORY_WARNINGS", "1")   # workers stay quiet
         from katoray.hierarchy.prepare import DocumentPreparer
 
@@ -54,7 +55,8 @@ class HierarchyMapper:
         self.batch_key_prefix = batch_key_prefix
         self.run_id = run_id
         self.kb_ids = kb_ids
-        self._nodes: list | None = None
+        self.shards = [len(ids) for ids in kb_ids] if kb_ids is not None else [1] * hierarchy.num_levels
+        self._nodes: list[list] | None = None
 
     def __repr__(self) -> str:
         return f"HierarchyMapper(run_id={self.run_id!r}, levels={self.config.num_levels})"
@@ -76,32 +78,41 @@ class HierarchyMapper:
                 except Exception as err:
                     raise DocumentError(f"document {doc.doc_id!r} ({doc.source or 'no source'}) could not be "
                                         f"mapped: {type(err).__name__}: {err}") from err
-            payloads = [level.encode() for level in acc.levels]
+            if self.run_id is None:
+                payloads = [level.encode() for level in acc.levels]
+            else:
+                parts = [level.encode_shards(shards) for level, shards in zip(acc.levels, self.shards)]
         row = self._stats_row(batch_id, acc, tokenized)
         if self.run_id is None:
             row["deltas"] = pickle.dumps(payloads, protocol=5)   # the driver applies them (DriverSink)
         else:
-            for level, result in enumerate(self._send(self.batch_key_prefix + batch_id, payloads)):
-                row[f"applied_{level}"] = bool(result["applied"])
-                row[f"new_{level}"] = int(result["new_patterns"])
+            for level, results in enumerate(self._send(self.batch_key_prefix + batch_id, parts)):
+                # A level's batch: applied if any shard had not seen it yet (a retry completes the
+                # others); its new patterns are the shards' own.
+                row[f"applied_{level}"] = any(result["applied"] for result in results)
+                row[f"new_{level}"] = sum(int(result["new_patterns"]) for result in results)
         usage = process_usage()   # this actor so far (start-up included): the run's statistics add it up
         row["worker_cpu_seconds"] = usage["cpu_seconds"]
         row["worker_peak_rss_mb"] = math.nan if usage["peak_rss_mb"] is None else usage["peak_rss_mb"]
         return row
 
-    def _send(self, key: str, payloads: list[bytes]) -> list[dict[str, Any]]:
+    def _send(self, key: str, parts: list[list[bytes]]) -> list[list[dict[str, Any]]]:
+        """Each level's part for each shard to that shard's actor, all at once; their answers per
+        level once every one has acknowledged."""
         import ray
 
-        refs = [node.apply_counted.remote(key, payload) for node, payload in zip(self._node_handles(), payloads)]
-        return ray.get(refs)
+        refs = [[node.apply_counted.remote(key, part) for node, part in zip(nodes, level)]
+                for nodes, level in zip(self._node_handles(), parts)]
+        answers = iter(ray.get([ref for level in refs for ref in level]))
+        return [[next(answers) for _ in level] for level in refs]
 
-    def _node_handles(self) -> list:
+    def _node_handles(self) -> list[list]:
         if self._nodes is None:
-            from katoray.runtime.node import attach_nodes, check_nodes
+            from katoray.runtime.node import attach_shards, check_nodes
 
-            nodes = attach_nodes(self.run_id, self.config.num_levels)
+            nodes = attach_shards(self.run_id, self.shards)
             if self.kb_ids is not None:
-                check_nodes(self.run_id, nodes, self.kb_ids)
+                check_nodes(self.run_id, [h for level in nodes for h in level], [k for ids in self.kb_ids for k in ids])
             self._nodes = nodes
         return self._nodes
 

@@ -10,6 +10,7 @@ Deltas arrive in the columnar wire form of :mod:`katoray.store.wire`.
 from __future__ import annotations
 
 import os
+import sys
 from typing import Any, Mapping, Sequence
 
 from katoray.engine.config import SessionConfig
@@ -49,8 +50,9 @@ class NodeActor:
         return f"NodeActor({self.node_id!r}, store={redact_url(self.store_url)!r})"
 
     def ready(self) -> dict[str, Any]:
-        """Cheap liveness check: who this actor is."""
-        return {"node_id": self.node_id, "kb_id": self.kb.kb_id, "pid": os.getpid()}
+        """Cheap liveness check: who this actor is, and where (``ray_node``: the Ray node it runs
+        on, None outside Ray)."""
+        return {"node_id": self.node_id, "kb_id": self.kb.kb_id, "pid": os.getpid(), "ray_node": _ray_node()}
 
     # -- training ---------------------------------------------------------------------------
     def apply(self, batch_id: str, deltas: bytes | Sequence) -> bool:
@@ -107,6 +109,12 @@ class NodeActor:
         self.kb.close()
 
 
+def _ray_node() -> str | None:
+    """The id of the Ray node this process runs on (None when Ray is not loaded: a plain NodeActor)."""
+    ray = sys.modules.get("ray")
+    return ray.get_runtime_context().get_node_id() if ray is not None and ray.is_initialized() else None
+
+
 # -- lifecycle ---------------------------------------------------------------------------------
 READY_TIMEOUT_S = 120.0   # a node actor that is not up by then will not come up (resources)
 
@@ -121,20 +129,32 @@ def start_nodes(run_id: str, store: str, node_ids: Sequence[str], session_config
     id), or this raises ``ConfigError``. With ``wait=False`` the actors start in the background and
     nothing is checked here (``check_nodes`` does it).
     """
+    kb_ids = list(kb_ids) if kb_ids is not None else [kb_id_for(node_id) for node_id in node_ids]
+    levels = start_shards(run_id, store, node_ids, session_configs, [[kb_id] for kb_id in kb_ids], metadata_cap,
+                          detached, wait, timeout_s)
+    return [handles[0] for handles in levels]
+
+
+def start_shards(run_id: str, store: str, node_ids: Sequence[str], session_configs: Sequence[SessionConfig],
+                 kb_ids: Sequence[Sequence[str]], metadata_cap: int | None = None, detached: bool = False,
+                 wait: bool = True, timeout_s: float = READY_TIMEOUT_S) -> list[list]:
+    """``start_nodes`` for levels split in shards: one node actor per knowledge base of
+    ``kb_ids[level]`` (``node{level}`` for a level of one, ``node{level}s{shard}`` otherwise,
+    spread over the cluster's machines). Returns the handles per level, in shard order."""
     import ray
 
     from katoray.runtime.options import node_actor_options
 
-    kb_ids = list(kb_ids) if kb_ids is not None else [kb_id_for(node_id) for node_id in node_ids]
     remote = ray.remote(NodeActor)
-    handles = [remote.options(**node_actor_options(run_id, level, detached))
-               .remote(store, node_id, cfg, metadata_cap, kb_id)
-               for level, (node_id, cfg, kb_id) in enumerate(zip(node_ids, session_configs, kb_ids))]
+    handles = [[remote.options(**node_actor_options(run_id, level, detached, shard, len(ids)))
+                .remote(store, node_id, cfg, metadata_cap, kb_id) for shard, kb_id in enumerate(ids)]
+               for level, (node_id, cfg, ids) in enumerate(zip(node_ids, session_configs, kb_ids))]
     if wait:
+        flat = [handle for level in handles for handle in level]
         try:
-            check_nodes(run_id, handles, kb_ids, timeout_s)
+            check_nodes(run_id, flat, [kb_id for ids in kb_ids for kb_id in ids], timeout_s)
         except TimeoutError:
-            for handle in handles:
+            for handle in flat:
                 ray.kill(handle, no_restart=True)
             raise
     return handles
@@ -169,7 +189,8 @@ def attach_nodes(run_id: str, num_levels: int | None = None) -> list:
     With ``num_levels=None`` every level found (node0, node1, ... until one is missing).
 
     Raises:
-        ValueError: no node actor of that run exists (or fewer than ``num_levels``).
+        ValueError: no node actor of that run exists (or fewer than ``num_levels``), or the run's
+            levels are sharded (``attach_shards`` gives their actors).
     """
     import ray
 
@@ -181,6 +202,9 @@ def attach_nodes(run_id: str, num_levels: int | None = None) -> list:
         try:
             handles.append(ray.get_actor(node_actor_name(level), namespace=namespace))
         except ValueError:
+            if _exists(node_actor_name(level, 0, 2), namespace):
+                raise ValueError(f"run {run_id!r} has sharded levels (node actor {node_actor_name(level, 0, 2)!r}): "
+                                 "attach_shards(run_id, shards) gives their actors") from None
             if num_levels is not None or level == 0:
                 raise ValueError(
                     f"run {run_id!r} has no node actor {node_actor_name(level)!r} in Ray namespace "
@@ -189,6 +213,37 @@ def attach_nodes(run_id: str, num_levels: int | None = None) -> list:
             break
         level += 1
     return handles
+
+
+def attach_shards(run_id: str, shards: Sequence[int]) -> list[list]:
+    """Handles of a run's node actors per level and shard (``shards``: the count per level).
+
+    Raises:
+        ValueError: one of them does not exist (the driver exited, or another shard count).
+    """
+    import ray
+
+    from katoray.runtime.options import namespace_for, node_actor_name
+
+    namespace = namespace_for(run_id)
+    names = [[node_actor_name(level, shard, count) for shard in range(count)] for level, count in enumerate(shards)]
+    try:
+        return [[ray.get_actor(name, namespace=namespace) for name in level] for level in names]
+    except ValueError:
+        missing = [name for level in names for name in level if not _exists(name, namespace)]
+        raise ValueError(f"run {run_id!r} has no node actors {missing} in Ray namespace {namespace!r} (shards per "
+                         f"level: {list(shards)}): the run's driver has exited, or the run id or the shards are "
+                         "wrong") from None
+
+
+def _exists(name: str, namespace: str) -> bool:
+    import ray
+
+    try:
+        ray.get_actor(name, namespace=namespace)
+    except ValueError:
+        return False
+    return True
 
 
 # Ray ends a non-detached actor once no handle to it remains, named or not: nodes kept after a

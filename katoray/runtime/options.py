@@ -24,6 +24,13 @@ NODE_ACTOR_OPTIONS: dict[str, Any] = {
     "max_task_retries": -1,
 }
 
+# Shard actors of a sharded level go to different machines where the cluster has them: each
+# shard's writes (CPU, and its SQLite file's disk) then add a machine's worth of throughput. Ray's
+# SPREAD places each new actor on the least loaded node that fits it (best effort: on one machine,
+# or with fewer machines than shards, they share); a placement group would reserve the CPUs up
+# front and hold a run until the whole group fits, which an autoscaling cluster may never give.
+SHARD_SCHEDULING = "SPREAD"
+
 # Mapper pool (ray.data map_batches keyword arguments besides compute and the class).
 MAPPER_OPTIONS: dict[str, Any] = {
     "num_cpus": MAPPER_NUM_CPUS,
@@ -39,15 +46,20 @@ def namespace_for(run_id: str) -> str:
     return NAMESPACE_PREFIX + run_id
 
 
-def node_actor_name(level: int) -> str:
-    """Name of level ``level``'s node actor inside the run's namespace."""
-    return f"node{level}"
+def node_actor_name(level: int, shard: int = 0, shards: int = 1) -> str:
+    """Name of a node actor inside the run's namespace: ``node{level}`` for a level of one shard,
+    ``node{level}s{shard}`` for each shard of a sharded level."""
+    return f"node{level}" if shards == 1 else f"node{level}s{shard}"
 
 
-def node_actor_options(run_id: str, level: int, detached: bool = False, **overrides: Any) -> dict[str, Any]:
-    """``.options(...)`` for level ``level``'s node actor: named, per-run namespace, re-attachable."""
-    options = dict(NODE_ACTOR_OPTIONS, name=node_actor_name(level), namespace=namespace_for(run_id),
+def node_actor_options(run_id: str, level: int, detached: bool = False, shard: int = 0, shards: int = 1,
+                       **overrides: Any) -> dict[str, Any]:
+    """``.options(...)`` for a node actor: named, per-run namespace, re-attachable. The shards of
+    a sharded level are spread over the cluster's machines (``SHARD_SCHEDULING``)."""
+    options = dict(NODE_ACTOR_OPTIONS, name=node_actor_name(level, shard, shards), namespace=namespace_for(run_id),
                    get_if_exists=True)
+    if shards > 1:
+        options["scheduling_strategy"] = SHARD_SCHEDULING
     if detached:
         options["lifetime"] = "detached"   # outlives the driver; ray.kill it when done
     options.update(overrides)
@@ -64,6 +76,7 @@ def mapper_concurrency(num_workers: int) -> int:
     return 2 if num_workers == 1 else 1
 
 
-def cpus_needed(num_levels: int, num_workers: int) -> float:
-    """Logical CPUs a training run reserves: nodes + pool + one read task + the driver."""
-    return num_levels * NODE_NUM_CPUS + num_workers * MAPPER_NUM_CPUS + READ_NUM_CPUS + DRIVER_NUM_CPUS
+def cpus_needed(num_nodes: int, num_workers: int) -> float:
+    """Logical CPUs a training run reserves: node actors (one per shard of each level) + pool +
+    one read task + the driver."""
+    return num_nodes * NODE_NUM_CPUS + num_workers * MAPPER_NUM_CPUS + READ_NUM_CPUS + DRIVER_NUM_CPUS

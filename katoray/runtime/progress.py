@@ -141,6 +141,8 @@ class TrainingStats:
                **self.counters()}
         for i, node in enumerate(nodes):
             out[f"node{i}_patterns"] = node["patterns"]
+            if "shards" in node:     # a sharded level (runtime.sinks.merge_node_stats)
+                out[f"node{i}_shards"] = node["shards"]
         return {**out, **self.usage(nodes)}
 
 

@@ -22,7 +22,7 @@ def check_stores(spec: "RunSpec") -> None:
     unusable store fails here, naming itself, and so does a knowledge base another run owns."""
     from katoray.store import open_store
 
-    for kb_id in spec.kb_ids:
+    for kb_id in spec.all_kb_ids:
         kb = open_store(spec.store, kb_id)
         try:
             check_owner(kb, spec)
@@ -59,30 +59,36 @@ class NodeSink:
     """Deltas go to named node actors (mappers send them); the driver only reads their stats."""
 
     def __init__(self, spec: "RunSpec", detached: bool) -> None:
-        from katoray.runtime.node import start_nodes
+        from katoray.runtime.node import start_shards
 
         check_stores(spec)   # an unusable store fails here, clearly, before any actor starts
-        self.run_id, self.kb_ids = spec.run_id, spec.kb_ids
+        self.run_id, self.kb_ids = spec.run_id, spec.all_kb_ids
         # Not waited for: they start while the pool loads its tokenizers; each mapper checks
         # them (up, serving spec.kb_ids) before its first send.
-        self.handles = start_nodes(spec.run_id, spec.store, spec.node_ids, spec.session_configs,
-                                   spec.hierarchy.metadata_cap, detached, wait=False, kb_ids=spec.kb_ids)
+        self.levels = start_shards(spec.run_id, spec.store, spec.node_ids, spec.session_configs, spec.kb_ids,
+                                   spec.hierarchy.metadata_cap, detached, wait=False)
+        self.handles = [handle for level in self.levels for handle in level]   # level by level, shard by shard
         self._pending: list | None = None
         self._latest: list[int] | None = None
         self._asked = 0.0
 
     def node_stats(self) -> list[dict[str, Any]]:
-        """Each level's ``NodeActor.stats()``: patterns, totals, the actor's CPU and memory."""
+        """Each level's ``NodeActor.stats()`` (a sharded level's added up: patterns, totals and
+        CPU seconds summed, the largest peak memory)."""
         import ray
 
-        return ray.get([h.stats.remote() for h in self.handles])
+        return self._per_level(ray.get([h.stats.remote() for h in self.handles]))
+
+    def _per_level(self, stats: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        answers = iter(stats)
+        return [merge_node_stats([next(answers) for _ in level]) for level in self.levels]
 
     def live_pattern_counts(self) -> list[int] | None:
         """Latest counts without blocking: ask now and then, read answers when they are in."""
         import ray
 
         if self._pending is not None and not ray.wait(self._pending, num_returns=len(self._pending), timeout=0)[1]:
-            self._latest = [s["patterns"] for s in ray.get(self._pending)]
+            self._latest = [s["patterns"] for s in self._per_level(ray.get(self._pending))]
             self._pending = None
         if self._pending is None and time.monotonic() - self._asked >= NODE_STATS_INTERVAL_S:
             self._pending = [h.stats.remote() for h in self.handles]
@@ -109,13 +115,28 @@ class NodeSink:
             stop_nodes(self.handles)
 
 
+def merge_node_stats(shards: list[dict[str, Any]]) -> dict[str, Any]:
+    """One level's ``NodeActor.stats()`` from its shards': counts and CPU seconds add up (each
+    pattern is in one shard), peak memory is the largest process's; ``shards`` says how many."""
+    if len(shards) == 1:
+        return shards[0]
+    out = dict(shards[0], kb_id=[s["kb_id"] for s in shards], shards=len(shards))
+    for key in ("patterns", "total_pattern_frequencies", "total_symbols_in_patterns_frequencies",
+                "batches_applied_here", "cpu_seconds"):
+        out[key] = sum(s[key] for s in shards)
+    out["symbols"] = None        # distinct symbols are not a sum over shards (store.sharded counts them)
+    peaks = [s["peak_rss_mb"] for s in shards if s["peak_rss_mb"] is not None]
+    out["peak_rss_mb"] = max(peaks) if peaks else None
+    return out
+
+
 class DriverSink:
     """``memory://`` knowledge bases live in this process: apply each row's deltas here."""
 
     def __init__(self, spec: "RunSpec", kbs: Sequence | None) -> None:
-        from katoray.store import open_store
+        from katoray.store.sharded import open_level
 
-        self.kbs = list(kbs) if kbs is not None else [open_store(spec.store, kb_id) for kb_id in spec.kb_ids]
+        self.kbs = list(kbs) if kbs is not None else [open_level(spec.store, ids) for ids in spec.kb_ids]
         for kb in self.kbs:
             check_owner(kb, spec)
         self.persistence = [c.persistence for c in spec.session_configs]

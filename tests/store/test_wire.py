@@ -38,3 +38,25 @@ def test_level_wire_format_round_trips(symbols):
     deltas = map_documents(docs, config)
     for level in deltas.levels:
         assert decode_deltas(level.encode()) == level.to_deltas()
+
+
+@pytest.mark.parametrize("symbols", [["a", "b", "c"], ["x\x1fy", "z"]])
+@pytest.mark.parametrize("shards", [1, 2, 5])
+def test_a_level_split_by_shard_sends_each_shard_its_own_patterns(symbols, shards):
+    """``encode_shards``: part i decodes to the patterns of shard i (name order, metadata kept);
+    the parts together are ``encode()``'s patterns; one shard is ``encode()`` itself."""
+    from katoray.config import HierarchyConfig
+    from katoray.hierarchy.mapping import TokenizedDocument, map_documents
+    from katoray.store.sharded import shard_of
+
+    config = HierarchyConfig("chunking", (2, 2), frozenset({0, 1}), metadata_cap=3)
+    docs = [TokenizedDocument(f"d{i}", [[[symbols * (3 + i)]]], {"doc_id": f"d{i}"}) for i in range(6)]
+    for level in map_documents(docs, config).levels:
+        parts = level.encode_shards(shards)
+        assert len(parts) == shards
+        decoded = [decode_deltas(part) for part in parts]
+        for shard, deltas in enumerate(decoded):
+            assert all(shard_of(d.name, shards) == shard for d in deltas)
+        assert sorted((d for part in decoded for d in part), key=lambda d: d.name) == level.to_deltas()
+        if shards == 1:
+            assert parts == [level.encode()]

@@ -1,0 +1,123 @@
+"""Sharded training: a level split in N knowledge bases, each with its own node actor, holds
+exactly the unsharded run's patterns, whatever N, and a resume or a shard actor killed mid-run
+changes nothing.
+
+Real Ray (the session's), GPT-2, ten KJV books, SQLite shards. ``fingerprint`` merges a level's
+shards (a sha256 over every pattern's name and frequency), so equal fingerprints mean the same
+knowledge base pattern by pattern.
+"""
+from __future__ import annotations
+
+import os
+import signal
+
+import pytest
+
+from katoray.jobs import Checkpoint, TrainConfig, TrainingManifest, fingerprint, resume_run, start_run
+from katoray.jobs.runs import delete_run
+from katoray.store.sharded import ShardedStore, shard_of
+from tests.jobs import GPT2, counted
+
+CHUNKS = (4, 3, 3, 3)
+
+
+def config(runs_dir, run_id: str, corpus, **values) -> TrainConfig:
+    values = {"workers": 1, "batch_size": 1, "checkpoint_interval": 2, **values}
+    return TrainConfig(data=str(corpus), tokenizer=str(GPT2), chunk_sizes=CHUNKS, runs_dir=str(runs_dir),
+                       run_id=run_id, verbose=False, **values)
+
+
+@pytest.fixture(scope="module")
+def unsharded(ten_books, tmp_path_factory):
+    """The reference: the same corpus, one knowledge base per level (fingerprint, statistics)."""
+    runs_dir = tmp_path_factory.mktemp("unsharded")
+    stats = start_run(config(runs_dir, "one", ten_books))
+    return fingerprint("one", runs_dir), stats, runs_dir
+
+
+@pytest.mark.ray
+@pytest.mark.parametrize("shards", [3, (3, 2, 1, 1)], ids=["3", "3-2-1-1"])
+def test_sharded_runs_equal_the_unsharded_run(ray_session, ten_books, unsharded, tmp_path, shards):
+    expected, reference, one_dir = unsharded
+    stats = start_run(config(tmp_path, "sharded", ten_books, shards=shards))
+    assert fingerprint("sharded", tmp_path) == expected
+    assert counted(stats) == counted(reference)           # learns, new patterns, unlearned symbols, reuse
+    counts = (shards,) * 4 if isinstance(shards, int) else shards
+    manifest = TrainingManifest.load(tmp_path / "sharded")
+    assert manifest.config["shards"] == (shards if isinstance(shards, int) else list(shards))
+    for level, count in enumerate(counts):
+        node = manifest.nodes[f"node{level}"]
+        if count == 1:
+            assert node["kb_id"] == f"node{level}_sharded_kato" and "kb_ids" not in node
+        else:
+            assert node["kb_ids"] == [f"node{level}s{s}_sharded_kato" for s in range(count)]
+            assert stats[f"node{level}_shards"] == count
+    files = sorted(p.name for p in (tmp_path / "sharded" / "kb").glob("*.sqlite"))
+    assert len(files) == sum(counts) and "node0s2_sharded_kato.sqlite" in files
+    # each shard holds only its own patterns, and every shard got a share
+    level0 = manifest.open_stores()["node0"]
+    assert isinstance(level0, ShardedStore)
+    for shard, kb in enumerate(level0.shards):
+        names = [record.name for record in kb.iter_patterns()]
+        assert names and all(shard_of(name, 3) == shard for name in names)
+    level0.close()
+    # the unsharded run's files are named as ever: no shard suffix
+    assert sorted(p.name for p in (one_dir / "one" / "kb").glob("*.sqlite")) == [
+        f"node{i}_one_kato.sqlite" for i in range(4)]
+    assert delete_run("sharded", tmp_path, confirm=False)["files"] == []   # the shard files go with the run folder
+    assert not (tmp_path / "sharded").exists()
+
+
+@pytest.mark.ray
+def test_an_interrupted_sharded_run_resumes_to_the_unsharded_result(ray_session, ten_books, unsharded, tmp_path,
+                                                                     monkeypatch):
+    """Ctrl-C at the second checkpoint, while the pool still has batches in flight; the resume
+    skips what the checkpoint holds, re-sends the rest, and every shard's ledger takes each
+    batch once."""
+    expected, reference, _ = unsharded
+    save = Checkpoint.save
+    saves = []
+
+    def interrupted_save(self, run_dir):
+        saves.append(len(self.completed))
+        if len(saves) == 2:
+            raise KeyboardInterrupt
+        return save(self, run_dir)
+
+    monkeypatch.setattr(Checkpoint, "save", interrupted_save)
+    with pytest.raises(KeyboardInterrupt):
+        start_run(config(tmp_path, "cut", ten_books, shards=(3, 2, 1, 1)))
+    monkeypatch.setattr(Checkpoint, "save", save)
+    assert TrainingManifest.load(tmp_path / "cut").status == "failed"
+    assert 0 < len(Checkpoint.load(tmp_path / "cut").completed) < reference["batches_processed"]
+    stats = resume_run("cut", tmp_path)
+    assert stats["status"] == "finished" and stats["attempts"] == 2
+    assert fingerprint("cut", tmp_path) == expected
+    assert stats["samples_processed"] == reference["samples_processed"]
+
+
+@pytest.mark.ray
+def test_a_shard_actor_killed_mid_run_loses_nothing(ray_session, ten_books, unsharded, tmp_path, monkeypatch):
+    """SIGKILL of node0's shard 1 at the first checkpoint, with batches in flight: Ray restarts it
+    (its constructor reopens its SQLite file), the mappers' calls to it are retried, and the batch
+    ids it already holds are recognised."""
+    import ray
+
+    from katoray.runtime.options import namespace_for, node_actor_name
+
+    expected, reference, _ = unsharded
+    save = Checkpoint.save
+    killed = []
+
+    def save_then_kill(self, run_dir):
+        save(self, run_dir)
+        if not killed:
+            actor = ray.get_actor(node_actor_name(0, 1, 3), namespace=namespace_for("killed"))
+            killed.append(ray.get(actor.ready.remote())["pid"])
+            os.kill(killed[0], signal.SIGKILL)
+
+    monkeypatch.setattr(Checkpoint, "save", save_then_kill)
+    stats = start_run(config(tmp_path, "killed", ten_books, shards=3))
+    assert killed and stats["status"] == "finished" and stats["attempts"] == 1
+    assert fingerprint("killed", tmp_path) == expected
+    assert stats["samples_processed"] == reference["samples_processed"]

@@ -114,8 +114,6 @@ def notebook_config(learner: Any, nodes, num_levels: int, num_workers: int, segm
                           "built-in engine's knowledge bases: drop base_url, or train them sequentially")
     if dataset_key is not None and data is not None:
         raise ConfigError("give one corpus: dataset_key=<key or local path> or data=<file or folder>, not both")
-    if dataset_key is not None and Path(dataset_key).expanduser().exists():
-        dataset_key, data = None, dataset_key              # a local file or folder in place of a dataset key
     store = store or getattr(learner, "store", None)
     return TrainConfig(
         levels=len(used), chunk_sizes=tuple(n.chunk_size for n in used), mode=used[0].mode,

@@ -9,6 +9,13 @@ Writes go through one call, ``apply(deltas, batch_id)``: a batch of learned-patt
 atomically. With a ``batch_id`` the call is idempotent: a batch id already applied changes nothing
 and returns False. That is what makes retries and crash-and-resume exactly-once.
 
+Reads: single patterns by name, symbol statistics and indexes (what predictions need), and
+aggregates for analysis (``frequency_histogram``, ``length_histogram``, ``most_frequent``,
+``iter_frequencies``, ``sample_by_frequency``, ``size_on_disk``): each backend computes those
+where its patterns are (SQL aggregates, MongoDB aggregation pipelines, numpy over MemoryStore's
+columns) and streams what it must scan, so memory never grows with the number of patterns. The
+sample is the same on every backend for the same patterns and seed (``weighted_sample``).
+
 Merge rules (KATO's learn, spec §3.3, applied ``count`` times at once):
 - frequency += count; a new pattern stores events and length.
 - emotives: ``(stored + delta.emotives)[-persistence:]``; a delta without emotives leaves them.
@@ -23,6 +30,9 @@ Merge rules (KATO's learn, spec §3.3, applied ``count`` times at once):
 """
 from __future__ import annotations
 
+import hashlib
+import heapq
+import math
 from collections import Counter
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Iterable, Iterator, Mapping, Protocol, Sequence, runtime_checkable
@@ -154,6 +164,28 @@ class KnowledgeBase(Protocol):
     def iter_patterns(self) -> Iterator[PatternRecord]:
         """Every pattern, sorted by name (full scan: analysis and reference checks only)."""
 
+    # -- aggregate reads: computed where the patterns are, never by loading every pattern --------
+    def frequency_histogram(self) -> dict[int, int]:
+        """``{frequency: number of patterns}``, ascending by frequency."""
+
+    def length_histogram(self) -> dict[int, int]:
+        """``{length (symbols in the pattern): number of patterns}``, ascending by length."""
+
+    def most_frequent(self, limit: int | None = None, min_frequency: int = 1,
+                      max_frequency: int | None = None) -> list[PatternRecord]:
+        """Patterns with ``min_frequency <= frequency <= max_frequency``, most frequent first, ties
+        by name; at most ``limit`` of them (None: all)."""
+
+    def iter_frequencies(self) -> Iterator[tuple[str, int]]:
+        """(name, frequency) of every pattern, in no particular order (a streamed scan of two fields)."""
+
+    def sample_by_frequency(self, num_samples: int, seed: int = 0) -> list[PatternRecord]:
+        """``num_samples`` patterns drawn without replacement, each draw with probability
+        proportional to frequency, in draw order: ``weighted_sample(self.iter_frequencies(), ...)``."""
+
+    def size_on_disk(self) -> int | None:
+        """Bytes the KB takes in its files or database (data and indexes), None for ``memory://``."""
+
     def delete_patterns(self, names: Iterable[str]) -> int:
         """Remove these patterns (bare names), undoing their symbol statistics, index entries and
         totals as if they had never been learned; unknown names are ignored. Returns how many."""
@@ -234,3 +266,46 @@ def merge_metadata(stored: Mapping[str, list[str]], new: Mapping[str, Iterable[s
         merged = sorted(set(out.get(key, ())) | {str(v) for v in values})
         out[key] = merged[:cap] if cap is not None else merged
     return dict(sorted(out.items()))
+
+
+def check_limit(limit: int | None) -> None:
+    """``most_frequent``'s ``limit``, checked alike by every backend (SQL and MongoDB read a
+    negative or zero limit differently)."""
+    if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int) or limit < 0):
+        raise ValueError(f"limit must be None (no limit) or an int >= 0, got {limit!r}")
+
+
+def sample_records(kb: KnowledgeBase, num_samples: int, seed: int = 0) -> list[PatternRecord]:
+    """``kb.sample_by_frequency``: the records of ``weighted_sample(kb.iter_frequencies(), ...)``
+    in draw order (a pattern deleted while sampling is left out)."""
+    names = weighted_sample(kb.iter_frequencies(), num_samples, seed)
+    found = kb.get_patterns(names)
+    return [found[name] for name in names if name in found]
+
+
+def weighted_sample(frequencies: Iterable[tuple[str, int]], num_samples: int, seed: int = 0) -> list[str]:
+    """Names of ``num_samples`` patterns drawn without replacement, each draw with probability
+    proportional to frequency, in draw order; patterns of frequency 0 are never drawn.
+
+    Efraimidis and Spirakis' one-pass method: pattern i gets the key ``log(u_i) / frequency_i``
+    and the draws are the ``num_samples`` largest keys, largest first (the same distribution as
+    drawing one at a time and removing it). ``u_i`` is a uniform number in (0, 1) from a keyed
+    hash of ``(seed, name)``, not a random generator's stream, so the sample depends on the
+    patterns and the seed only, never on the order a backend streams them in. O(n log k) time,
+    O(k) memory.
+    """
+    if isinstance(num_samples, bool) or not isinstance(num_samples, int) or num_samples < 0:
+        raise ValueError(f"num_samples must be an int >= 0, got {num_samples!r}")
+    if isinstance(seed, bool) or not isinstance(seed, int):
+        raise ValueError(f"seed must be an int, got {seed!r}")
+    key = hashlib.blake2b(str(seed).encode(), digest_size=16).digest()
+    from_bytes, log = int.from_bytes, math.log
+
+    def keyed(pairs):
+        for name, frequency in pairs:
+            if frequency > 0:
+                digest = hashlib.blake2b(name.encode(), digest_size=8, key=key).digest()
+                yield log((from_bytes(digest, "big") + 0.5) / 2.0 ** 64) / frequency, name
+
+    # Tuples compare by key, then name: an equal key (practically never) goes to the larger name.
+    return [name for _, name in heapq.nlargest(num_samples, keyed(frequencies))]

@@ -83,6 +83,7 @@ from katoray.store.base import (DeltaColumns, KBTotals, PatternDelta, PatternRec
 from katoray.store import mongo_batch
 from katoray.store.mongo_batch import (Merged, decode_recovery, encode_recovery,
                                        merge_batch, pattern_op, record_of, symbol_increments)
+from katoray.store.mongo_stats import MongoAggregates
 
 DUPLICATE_KEY = 11000  # MongoDB's E11000: here, "this batch already updated the document"
 DEFAULT_TIMEOUT_S = 5.0  # server selection and connect timeout: an unreachable server fails fast
@@ -102,7 +103,7 @@ class _Outcome:
     replayed: bool
 
 
-class MongoStore:
+class MongoStore(MongoAggregates):
     """A knowledge base in one MongoDB database (see the module docstring for layout and design)."""
 
     def __init__(self, client: pymongo.MongoClient, kb_id: str, hosts: str) -> None:

@@ -58,6 +58,7 @@ from katoray.store.base import (DeltaColumns, KBTotals, PatternDelta, PatternRec
 from katoray.store.sqlite_file import BUSY_TIMEOUT_S, connect, sqlite_path
 from katoray.store.sqlite_rows import (RECORD_COLUMNS, Batch, check_symbols_are_text, fresh_metadata_json, is_plain,
                                        pattern_upsert, record_of, symbol_increments, to_json)
+from katoray.store.sqlite_stats import SqliteAggregates
 from katoray.store.sqlite_view import PatternView, count_removal
 from katoray.util import paused_gc
 
@@ -93,7 +94,7 @@ def keyed_rows(conn: sqlite3.Connection, sql: str, keys: list) -> list[tuple]:
     return rows
 
 
-class SqliteStore:
+class SqliteStore(SqliteAggregates):
     """A knowledge base in one SQLite file; other processes may read it while it trains."""
 
     def __init__(self, path: str | os.PathLike, kb_id: str = "kb", *,

@@ -65,24 +65,22 @@ def export_run(run_id: str, out_dir: str | os.PathLike, runs_dir: str | os.PathL
 
 
 def _write_level(kb, path: Path) -> dict[str, Any]:
-    """Stream ``kb`` into ``path``; returns its pattern count, total frequency and fingerprint."""
-    import hashlib
-
+    """Stream ``kb`` into ``path``; returns its fingerprint (pattern count, total frequency, sha256)."""
     import pyarrow as pa
     import pyarrow.parquet as pq
 
+    from katoray.jobs.runs import Fingerprint
+
     schema = _schema()
-    digest, patterns, total = hashlib.sha256(), 0, 0
+    fingerprint = Fingerprint()
     partial = path.with_name(path.name + ".partial")
     with pq.ParquetWriter(partial, schema) as writer:
         for rows in _pages(kb.iter_patterns()):
-            for r in rows:   # the fingerprint of katoray.jobs.runs.fingerprint_kb, on the way
-                digest.update(f"{r.name}\t{r.frequency}\n".encode())
-                total += r.frequency
-            patterns += len(rows)
+            for record in rows:
+                fingerprint.add(record)
             writer.write_table(pa.Table.from_pylist([_row(r) for r in rows], schema), row_group_size=ROW_GROUP)
     partial.replace(path)   # a file under its final name is always whole
-    return {"patterns": patterns, "total_frequency": total, "sha256": digest.hexdigest()}
+    return fingerprint.result()
 
 
 def _pages(records: Iterator[PatternRecord]) -> Iterator[list[PatternRecord]]:

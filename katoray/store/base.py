@@ -31,10 +31,9 @@ Merge rules (KATO's learn, spec §3.3, applied ``count`` times at once):
 from __future__ import annotations
 
 import hashlib
-import heapq
-import math
 from collections import Counter
 from dataclasses import dataclass, field
+from itertools import islice
 from typing import TYPE_CHECKING, Iterable, Iterator, Mapping, Protocol, Sequence, runtime_checkable
 
 from katoray.errors import ConfigError
@@ -289,23 +288,88 @@ def weighted_sample(frequencies: Iterable[tuple[str, int]], num_samples: int, se
 
     Efraimidis and Spirakis' one-pass method: pattern i gets the key ``log(u_i) / frequency_i``
     and the draws are the ``num_samples`` largest keys, largest first (the same distribution as
-    drawing one at a time and removing it). ``u_i`` is a uniform number in (0, 1) from a keyed
-    hash of ``(seed, name)``, not a random generator's stream, so the sample depends on the
-    patterns and the seed only, never on the order a backend streams them in. O(n log k) time,
-    O(k) memory.
+    drawing one at a time and removing it). ``u_i`` is uniform in (0, 1) and comes from the name
+    and the seed, not from a generator's stream: the name's first 64 bits (a pattern's name is a
+    sha1; any other name is hashed with blake2b first) go through a seeded 64-bit mixer, MurmurHash3's
+    finaliser twice around two keys derived from ``seed``, so different names (and seeds) give
+    practically independent numbers. The sample therefore depends on the patterns and the seed
+    only, never on the order a backend streams them in. Pages of ``SAMPLE_PAGE`` pairs are keyed
+    with numpy: O(n) time, O(k + page) memory.
     """
+    import numpy as np   # (here: a store that never samples never imports numpy)
+
     if isinstance(num_samples, bool) or not isinstance(num_samples, int) or num_samples < 0:
         raise ValueError(f"num_samples must be an int >= 0, got {num_samples!r}")
     if isinstance(seed, bool) or not isinstance(seed, int):
         raise ValueError(f"seed must be an int, got {seed!r}")
-    key = hashlib.blake2b(str(seed).encode(), digest_size=16).digest()
-    from_bytes, log = int.from_bytes, math.log
+    keys_of_seed = np.frombuffer(hashlib.blake2b(str(seed).encode(), digest_size=16).digest(), ">u8").astype(np.uint64)
+    best_keys, best_names = np.empty(0), np.empty(0, dtype=object)
+    for names, counts in _pages_of(frequencies):
+        mixed = _fmix64(_fmix64(_name_bits(names) ^ keys_of_seed[0]) ^ keys_of_seed[1])
+        uniform = (mixed >> np.uint64(11)).astype(np.float64) * 2.0 ** -53 + 2.0 ** -54   # in (0, 1)
+        with np.errstate(divide="ignore"):
+            keys = np.where(counts > 0, np.log(uniform) / counts, -np.inf)
+        keys = np.concatenate([best_keys, keys])
+        names = np.concatenate([best_names, np.array(names, dtype=object)])
+        order = _top(keys, names, num_samples)
+        best_keys, best_names = keys[order], names[order]
+    return list(best_names)
 
-    def keyed(pairs):
-        for name, frequency in pairs:
-            if frequency > 0:
-                digest = hashlib.blake2b(name.encode(), digest_size=8, key=key).digest()
-                yield log((from_bytes(digest, "big") + 0.5) / 2.0 ** 64) / frequency, name
 
-    # Tuples compare by key, then name: an equal key (practically never) goes to the larger name.
-    return [name for _, name in heapq.nlargest(num_samples, keyed(frequencies))]
+SAMPLE_PAGE = 50_000   # (name, frequency) pairs keyed at once by weighted_sample
+
+
+def _pages_of(pairs: Iterable[tuple[str, int]]):
+    """(names, frequencies as float64) in pages of ``SAMPLE_PAGE``."""
+    import numpy as np
+
+    pairs = iter(pairs)
+    while page := list(islice(pairs, SAMPLE_PAGE)):
+        names, counts = zip(*page)
+        yield list(names), np.asarray(counts, dtype=np.float64)
+
+
+def _name_bits(names: list[str]):
+    """The first 64 bits of each sha1 name (uint64); a blake2b of the name for any other name."""
+    import numpy as np
+
+    try:
+        if set(map(len, names)) == {40}:
+            return np.frombuffer(bytes.fromhex("".join([name[:16] for name in names])), ">u8").astype(np.uint64)
+    except ValueError:   # not hex: name by name below
+        pass
+    return np.array([int(name[:16], 16) if len(name) == 40 and _is_hex(name) else
+                     int.from_bytes(hashlib.blake2b(name.encode(), digest_size=8).digest(), "big")
+                     for name in names], dtype=np.uint64)
+
+
+def _fmix64(z):
+    """MurmurHash3's 64-bit finaliser (a bijection whose every output bit depends on every input bit)."""
+    import numpy as np
+
+    z = z ^ (z >> np.uint64(33))
+    z = z * np.uint64(0xFF51AFD7ED558CCD)
+    z = z ^ (z >> np.uint64(33))
+    z = z * np.uint64(0xC4CEB9FE1A85EC53)
+    return z ^ (z >> np.uint64(33))
+
+
+def _is_hex(text: str) -> bool:
+    try:
+        bytes.fromhex(text)
+        return True
+    except ValueError:
+        return False
+
+
+def _top(keys, names, k: int):
+    """Positions of the ``k`` largest finite keys, largest first (ties: the smaller name first)."""
+    import numpy as np
+
+    finite = np.flatnonzero(keys > -np.inf)
+    if k == 0:
+        return []
+    if len(finite) > k:
+        cut = np.partition(keys[finite], len(finite) - k)[len(finite) - k]
+        finite = finite[keys[finite] >= cut]   # ties at the cut stay in: sorted out below
+    return sorted(finite, key=lambda i: (-keys[i], names[i]))[:k]

@@ -249,6 +249,11 @@ def test_aggregates(kb):
     assert dict(kb.iter_frequencies()) == {r.name: r.frequency for r in kb.iter_patterns()}
     with pytest.raises(ValueError, match="limit"):
         kb.most_frequent(-1)
+    # Answers follow later writes and deletions (SQLite keeps its histograms until the file changes).
+    kb.apply([heavy, delta(["a"], ["b"], ["c"], ["d"])], "b3")
+    kb.delete_patterns([mid[0].name])
+    assert kb.frequency_histogram() == {1: len(ALPHABET) + 1, 2: 2, 6: 1}
+    assert kb.length_histogram() == {2: 1 + len(ALPHABET), 3: 2, 4: 1}
 
 
 def test_sample_by_frequency_is_weighted_seeded_and_without_replacement(kb):

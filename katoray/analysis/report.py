@@ -92,6 +92,7 @@ def _level_figure(run_id: str, level: LevelSummary, path: Path) -> str:
         length_ax.bar(list(level.length_histogram), counts)
         if max(counts) > 100 * min(counts):   # remainders at document ends are few beside full chunks
             length_ax.set_yscale("log")
+        length_ax.xaxis.get_major_locator().set_params(integer=True)   # lengths are whole symbols
     for ax, title, xlabel, ylabel in ((hist_ax, "frequency histogram", "frequency", "patterns"),
                                       (rank_ax, "rank-frequency", "rank", "frequency"),
                                       (length_ax, "pattern length", "symbols per pattern", "patterns")):

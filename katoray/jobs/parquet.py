@@ -9,7 +9,7 @@ fingerprint (``katoray.jobs.runs.fingerprint_kb``). pandas, polars and DuckDB re
 they are (``pd.read_parquet("node0.parquet")``, ``duckdb.sql("FROM 'node0.parquet'")``).
 
 Both directions stream: the export writes a row group per ``ROW_GROUP`` patterns as the store
-yields them; the import applies one batch per ``ROW_GROUP`` rows, each with its own batch id, so
+yields them; the import applies one batch per ``IMPORT_BATCH`` rows, each with its own batch id, so
 an import cut short and run again finishes exactly (no pattern counted twice), and checks every
 level's fingerprint against the export's at the end. Symbol statistics and totals are rebuilt by
 the store from the patterns (``count`` learns of a pattern add what ``count`` single learns add).
@@ -28,7 +28,8 @@ from katoray.store.base import PatternDelta, PatternRecord
 
 EXPORT_FILE = "export.json"
 EXPORT_FORMAT = 1
-ROW_GROUP = 50_000          # patterns per Parquet row group and per import batch (~30 MB of rows at node0)
+ROW_GROUP = 50_000          # patterns per Parquet row group (~30 MB of rows at node0)
+IMPORT_BATCH = 5_000        # rows per import apply: a MongoDB bulk write of this size stays quick
 
 
 def _schema():
@@ -153,14 +154,14 @@ def _read_export(src: Path) -> dict[str, Any]:
 
 
 def _load_level(kb, path: Path, batch_prefix: str) -> None:
-    """Apply ``path``'s rows to ``kb``, one idempotent batch per row group's worth of rows."""
+    """Apply ``path``'s rows to ``kb``, one idempotent batch per ``IMPORT_BATCH`` rows."""
     import pyarrow.parquet as pq
 
     first = f"{batch_prefix}-00000"
     if kb.count() and not kb.is_applied(first):
         raise ConfigError(f"knowledge base {kb.kb_id} already holds {kb.count():,} patterns that are not from this "
                           "import; choose another --run-id or --store")
-    for i, batch in enumerate(pq.ParquetFile(path).iter_batches(batch_size=ROW_GROUP)):
+    for i, batch in enumerate(pq.ParquetFile(path).iter_batches(batch_size=IMPORT_BATCH)):
         deltas = [PatternDelta(row["name"], row["pattern_data"], row["frequency"],
                                [dict(e) for e in row["emotives"]], dict(row["metadata"]))
                   for row in batch.to_pylist()]

@@ -20,9 +20,9 @@ from typing import Callable, Iterable, Iterator, Sequence
 import numpy as np
 
 from katoray.store.base import (DeltaColumns, KBTotals, PatternDelta, PatternRecord, SymbolIndex,
-                                check_apply_args, check_limit, merge_emotives, merge_metadata,
-                                sample_records)
+                                check_apply_args, check_limit, merge_emotives, merge_metadata)
 from katoray.store.columns import NO_SYMBOL, Column, NewPatterns, PatternColumns, cuts, posting_groups, symbol_ids_of
+from katoray.store.sampling import sample_records
 from katoray.util import paused_gc
 
 _NAME, _COUNT = attrgetter("name"), attrgetter("count")

@@ -10,8 +10,9 @@ from __future__ import annotations
 
 from typing import Iterator
 
-from katoray.store.base import PatternRecord, check_limit, sample_records
+from katoray.store.base import PatternRecord, check_limit
 from katoray.store.mongo_batch import record_of
+from katoray.store.sampling import sample_records
 
 FREQUENCY_BATCH = 10_000   # documents per getMore while streaming (name, frequency)
 RECORD_FIELDS = {"_id": 0, "name": 1, "pattern_data": 1, "length": 1, "frequency": 1, "emotives": 1, "metadata": 1}

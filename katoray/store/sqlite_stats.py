@@ -20,7 +20,8 @@ import threading
 from pathlib import Path
 from typing import Iterator
 
-from katoray.store.base import PatternRecord, check_limit, sample_records
+from katoray.store.base import PatternRecord, check_limit
+from katoray.store.sampling import sample_records
 from katoray.store.sqlite_rows import RECORD_COLUMNS, record_of
 from katoray.store.sqlite_view import MARKS_SQL
 

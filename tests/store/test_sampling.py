@@ -6,8 +6,8 @@ from collections import Counter
 
 import pytest
 
-from katoray.store import base
-from katoray.store.base import weighted_sample
+from katoray.store import sampling
+from katoray.store.sampling import weighted_sample
 
 
 def sha1(i: int) -> str:
@@ -26,7 +26,7 @@ def test_draw_probabilities_follow_frequency():
 def test_same_sample_whatever_the_order_and_the_paging(monkeypatch):
     pairs = [(sha1(i), 1 + i % 7) for i in range(500)] + [("not-a-sha1", 5), ("x" * 40, 9), (sha1(999), 0)]
     sample = weighted_sample(pairs, 20, seed=11)
-    monkeypatch.setattr(base, "SAMPLE_PAGE", 7)
+    monkeypatch.setattr(sampling, "SAMPLE_PAGE", 7)
     assert weighted_sample(reversed(pairs), 20, seed=11) == sample != weighted_sample(pairs, 20, seed=12)
     assert sorted(weighted_sample(pairs, 1000, seed=1)) == sorted(name for name, f in pairs if f > 0)
     assert weighted_sample(pairs, 0) == [] and weighted_sample([], 3) == []

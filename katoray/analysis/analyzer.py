@@ -59,7 +59,7 @@ class KnowledgeBaseAnalyzer:
 
     def sample_patterns(self, num_samples: int = 1, seed: int | None = None) -> list[dict[str, Any]]:
         """Draw patterns without replacement with probability proportional to frequency, in draw
-        order (``kb.sample_by_frequency``: one streamed pass, O(n log k)). The same ``seed`` gives
+        order (``kb.sample_by_frequency``: one streamed pass, memory O(k)). The same ``seed`` gives
         the same sample on every backend; None draws a fresh seed each call."""
         if seed is None:
             seed = random.SystemRandom().getrandbits(63)

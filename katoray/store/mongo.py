@@ -83,13 +83,13 @@ from katoray.store.base import (DeltaColumns, KBTotals, PatternDelta, PatternRec
 from katoray.store import mongo_batch
 from katoray.store.mongo_batch import (Merged, decode_recovery, encode_recovery,
                                        merge_batch, pattern_op, record_of, symbol_increments)
-from katoray.store.mongo_stats import MongoAggregates
+from katoray.store.mongo_stats import TOTALS, MongoAggregates
 
 DUPLICATE_KEY = 11000  # MongoDB's E11000: here, "this batch already updated the document"
 DEFAULT_TIMEOUT_S = 5.0  # server selection and connect timeout: an unreachable server fails fast
 _PATTERN_FIELDS = {"_id": 0, "name": 1, "pattern_data": 1, "length": 1, "frequency": 1,
                    "emotives": 1, "metadata": 1}
-_TOTALS = {"class": "totals"}
+_TOTALS = TOTALS
 _BAD_DB_NAME_CHARS = set('/\\. "$*<>:|?\x00')
 _RECOVERY_FIELDS = ("payload", "persistence", "metadata_cap")
 

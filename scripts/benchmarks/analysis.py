@@ -126,7 +126,9 @@ def bench_analysis(n_patterns: int, url: str | None = None) -> dict:
             kb = open_store(url, KB_ID)
             kb.clear()
             kb.close()
-    row["within_targets"] = row["analysis_s"] <= TARGET_SECONDS and row["extra_mib"] <= TARGET_MIB
+    # Wall seconds on a machine others share can exceed the target while the work itself (CPU) does not.
+    row["within_targets_wall"] = row["analysis_s"] <= TARGET_SECONDS and row["extra_mib"] <= TARGET_MIB
+    row["within_targets_cpu"] = row["analysis_cpu_s"] <= TARGET_SECONDS and row["extra_mib"] <= TARGET_MIB
     return row
 
 

@@ -56,8 +56,8 @@ def test_analyze_writes_a_report_chromium_shows(runs_dir, tmp_path, capsys):
 
 def test_export_then_import_into_mongodb_keeps_the_fingerprint(runs_dir, tmp_path, capsys, mongo_uri):
     out = tmp_path / "export"
-    lines = cli(capsys, "export", "short", "--runs-dir", runs_dir, "--out", out)
-    source = fingerprint("short", runs_dir)
+    lines = cli(capsys, "export", "long", "--runs-dir", runs_dir, "--out", out)
+    source = fingerprint("long", runs_dir)
     assert lines[0] == f"node0: {source['node0']['patterns']:,} patterns -> {out / 'node0.parquet'}"
     table = pq.read_table(out / "node0.parquet")
     assert table.column_names == ["name", "pattern_data", "length", "frequency", "emotives", "metadata"]
@@ -66,19 +66,26 @@ def test_export_then_import_into_mongodb_keeps_the_fingerprint(runs_dir, tmp_pat
     names = table.column("name").to_pylist()
     assert names == sorted(names)
     try:
-        lines = cli(capsys, "import", out, "--run-id", "short-mongo", "--runs-dir", runs_dir, "--store", mongo_uri)
-        assert lines[0].startswith("imported run short as short-mongo into mongodb://")
-        assert fingerprint("short-mongo", runs_dir, mongo_uri) == source
-        manifest = load_manifest("short-mongo", runs_dir)
+        lines = cli(capsys, "import", out, "--run-id", "long-mongo", "--runs-dir", runs_dir, "--store", mongo_uri)
+        assert lines[0].startswith("imported run long as long-mongo into mongodb://")
+        assert fingerprint("long-mongo", runs_dir, mongo_uri) == source
+        manifest = load_manifest("long-mongo", runs_dir)
         assert manifest.attempts[-1]["kind"] == "import" and manifest.attempts[-1]["from"] == str(out.resolve())
-        assert manifest.statistics == load_manifest("short", runs_dir).statistics
+        assert manifest.statistics == load_manifest("long", runs_dir).statistics
         # Not only names and counts: every record (events, emotives, metadata) comes back the same.
-        originals, copies = load_manifest("short", runs_dir).open_stores(), manifest.open_stores(mongo_uri)
+        originals, copies = load_manifest("long", runs_dir).open_stores(), manifest.open_stores(mongo_uri)
         assert any(r.metadata for r in originals["node1"].iter_patterns())
-        for node in originals:
+        stores = [*originals.values(), *copies.values()]
+        for node in originals:   # and the symbol statistics and totals the store rebuilt from them
             assert list(copies[node].iter_patterns()) == list(originals[node].iter_patterns())
+            assert copies[node].totals() == originals[node].totals()
+            symbols = [s for r in originals[node].most_frequent(50) for e in r.pattern_data for s in e]
+            assert copies[node].symbol_pmf(symbols) == originals[node].symbol_pmf(symbols)
+            assert copies[node].symbol_frequencies(symbols) == originals[node].symbol_frequencies(symbols)
+        for kb in stores:
+            kb.close()
     finally:
-        delete_training_run("short-mongo", runs_dir, mongo_uri, confirm=False)
+        delete_training_run("long-mongo", runs_dir, mongo_uri, confirm=False)
 
 
 def test_import_refuses_a_taken_run_id_and_a_folder_that_is_no_export(runs_dir, tmp_path, capsys):

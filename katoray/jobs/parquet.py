@@ -173,7 +173,9 @@ def _save_manifest(export: dict[str, Any], src: Path, run_id: str, store: str, r
                    nodes: dict[str, dict[str, Any]], folder: Path) -> TrainingManifest:
     """The new run's manifest: the source's, under the new id and store, with an ``import`` attempt
     that says from where."""
-    source = export["manifest"]
+    # Everything that names the source run itself is replaced (a per-run random id, if the
+    # manifest has one, is left to the new run's default).
+    source = {key: value for key, value in export["manifest"].items() if key != "run_uid"}
     manifest = TrainingManifest.from_dict({**source, "run_id": run_id, "nodes": nodes, "status": FINISHED,
                                            "error": None})
     manifest.config = {**manifest.config, "run_id": run_id, "store": store, "runs_dir": str(runs_dir.resolve())}

@@ -278,6 +278,9 @@ class MemoryStore:
             ids = self._live()
             frequency = self._frequency.data[ids]
             keep = (frequency >= min_frequency) & (frequency <= max_frequency if max_frequency is not None else True)
+            if limit is not None and limit < np.count_nonzero(keep):   # only those at or above the limit-th frequency
+                cut = np.partition(frequency[keep], -limit)[-limit] if limit else np.inf
+                keep &= frequency >= cut
             names = self._columns.names
             chosen = sorted(zip((-frequency[keep]).tolist(), map(names.__getitem__, ids[keep].tolist())))
             return [self._record(name, self._ids[name]) for _, name in chosen[:limit]]

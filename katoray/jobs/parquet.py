@@ -28,7 +28,7 @@ from katoray.store.base import PatternDelta, PatternRecord
 
 EXPORT_FILE = "export.json"
 EXPORT_FORMAT = 1
-ROW_GROUP = 50_000          # patterns per Parquet row group (~30 MB of rows at node0)
+ROW_GROUP = 10_000          # patterns per Parquet row group, held in memory at once while exporting
 IMPORT_BATCH = 5_000        # rows per import apply: a MongoDB bulk write of this size stays quick
 
 

@@ -408,10 +408,10 @@ class SqliteStore(SqliteAggregates):
     def iter_patterns(self) -> Iterator[PatternRecord]:
         # Keyset pages rather than one long cursor: a reader never pins an old WAL snapshot.
         query = f"SELECT {RECORD_COLUMNS} FROM patterns WHERE name > ? ORDER BY name LIMIT {ITER_PAGE}"
-        rows = self._fetch(f"SELECT {RECORD_COLUMNS} FROM patterns ORDER BY name LIMIT {ITER_PAGE}")
+        rows = self._fetch_scanning(f"SELECT {RECORD_COLUMNS} FROM patterns ORDER BY name LIMIT {ITER_PAGE}")
         while rows:
             yield from map(record_of, rows)
-            rows = self._fetch(query, (rows[-1][0],))
+            rows = self._fetch_scanning(query, (rows[-1][0],))
 
     def close(self) -> None:
         with self._lock:

@@ -9,8 +9,8 @@ stream (name, frequency) for the weighted sample. The table has no index on freq
 on purpose: training never pays for one (see :mod:`katoray.store.sqlite`).
 
 A scan reads each page once, so it runs with a small page cache (``SCAN_CACHE_KIB``) instead of
-the 128 MiB that bulk loads keep hot: without that, analysing a 1M-pattern file grows the
-process by the whole cache.
+the 128 MiB that bulk loads keep hot: without that, analysing (or exporting, ``iter_patterns``)
+a 1M-pattern file grows the process by the whole cache.
 """
 from __future__ import annotations
 
@@ -85,10 +85,13 @@ class SqliteAggregates:
     def iter_frequencies(self) -> Iterator[tuple[str, int]]:
         last, = self._fetch("SELECT coalesce(max(id), 0) FROM patterns")[0]   # later patterns are left out
         for start in range(0, last, FREQUENCY_PAGE):
-            with self._lock:
-                rows = self._scan("SELECT name, frequency FROM patterns WHERE id > ? AND id <= ?",
-                                  (start, start + FREQUENCY_PAGE))
-            yield from rows
+            yield from self._fetch_scanning("SELECT name, frequency FROM patterns WHERE id > ? AND id <= ?",
+                                            (start, start + FREQUENCY_PAGE))
+
+    def _fetch_scanning(self, sql: str, params: tuple = ()) -> list[tuple]:
+        """``_fetch`` for one page of a scan (``iter_patterns`` too): the small page cache."""
+        with self._lock:
+            return self._scan(sql, params)
 
     def sample_by_frequency(self, num_samples: int, seed: int = 0) -> list[PatternRecord]:
         return sample_records(self, num_samples, seed)

@@ -1,15 +1,11 @@
 """What a report says: histogram summaries (pure) and a run's summary from its stores (no Ray)."""
 from __future__ import annotations
 
-import gzip
-import json
 import random
 import statistics
-from itertools import islice
 
 import pytest
 
-from katoray import HierarchicalConceptLearner, train_hierarchical_single_pass
 from katoray.analysis.frequencies import frequency_stats, median, rank_frequency, zipf_fit
 from katoray.analysis.summary import shortened, summarize_run
 from katoray.generation import decode_pattern
@@ -38,24 +34,8 @@ def test_zipf_fit_recovers_a_power_law():
     assert zipf_fit({1: 500}) is None
 
 
-@pytest.fixture(scope="module")
-def run(tmp_path_factory, gpt2_dir, kjv_books_path):
-    """A run trained without Ray (the notebook's learner) into SQLite, with its manifest."""
-    folder = tmp_path_factory.mktemp("runs") / "small"
-    learner = HierarchicalConceptLearner(num_nodes=2, chunk_size=4, tokenizer_name=str(gpt2_dir),
-                                         store=f"sqlite:///{folder}/kb", run_id="small")
-    with gzip.open(kjv_books_path, "rt", encoding="utf-8") as f:
-        train_hierarchical_single_pass([json.loads(line)["text"] for line in islice(f, 1)], learner)
-    nodes = {f"node{i}": {"node_id": learner.node_id(i), "kb_id": kb.kb_id} for i, kb in enumerate(learner.kbs)}
-    manifest = TrainingManifest("small", {"store": f"sqlite:///{folder}/kb", "chunk_sizes": [4, 4]}, nodes,
-                                learner.token_processor.tokenizer.identity(), {"kind": "files"},
-                                statistics={"node0_reuse_rate": 0.25})
-    manifest.save(folder)
-    return manifest, learner
-
-
-def test_summary_reads_the_stores(run):
-    manifest, learner = run
+def test_summary_reads_the_stores(learner_run):
+    manifest, learner = learner_run
     summary = summarize_run(manifest, top_n=3)
     node0, node1 = summary.levels
     assert (node0.node, node0.patterns, node1.patterns) == ("node0", learner.kbs[0].count(), learner.kbs[1].count())
@@ -69,8 +49,8 @@ def test_summary_reads_the_stores(run):
     assert summary.notes == [] and summary.info["chunk_sizes"] == [4, 4]
 
 
-def test_a_tokenizer_that_cannot_be_loaded_is_said_and_pieces_are_shown(run, tmp_path):
-    manifest, learner = run
+def test_a_tokenizer_that_cannot_be_loaded_is_said_and_pieces_are_shown(learner_run, tmp_path):
+    manifest, learner = learner_run
     gone = TrainingManifest.from_dict({**manifest.to_dict(), "tokenizer": {"name": str(tmp_path / "gone")}})
     summary = summarize_run(gone, top_n=1)
     assert len(summary.notes) == 1 and "could not be loaded here" in summary.notes[0]

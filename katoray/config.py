@@ -65,12 +65,10 @@ def field_default(cls: type, name: str) -> Any:
 
 def _is_local_corpus(dataset: Any) -> bool:
     """A ``dataset`` that names a local file or folder rather than a registered key (the notebook's
-    ``DATASET_KEY`` set to a path)."""
-    if not isinstance(dataset, str) or dataset == DEFAULT_DATASET or not Path(dataset).expanduser().exists():
-        return False
-    from katoray.text.corpora import DATASETS
-
-    return dataset not in DATASETS
+    ``DATASET_KEY`` set to a path): it exists, and it is spelt as a path (registered keys such as
+    ``wikitext`` or ``c4`` hold no '/', '.' or '~')."""
+    return (isinstance(dataset, str) and any(c in dataset for c in "/.~")
+            and Path(dataset).expanduser().exists())
 
 
 # -- values --------------------------------------------------------------------------------------------

@@ -11,6 +11,13 @@ Writes go through one call, ``apply(deltas, batch_id)``: a batch of learned-patt
 atomically. With a ``batch_id`` the call is idempotent: a batch id already applied changes nothing
 and returns False. That is what makes retries and crash-and-resume exactly-once.
 
+Reads: single patterns by name, symbol statistics and indexes (what predictions need), and
+aggregates for analysis (``frequency_histogram``, ``length_histogram``, ``most_frequent``,
+``iter_frequencies``, ``sample_by_frequency``, ``size_on_disk``): each backend computes those
+where its patterns are (SQL aggregates, MongoDB aggregation pipelines, numpy over MemoryStore's
+columns) and streams what it must scan, so memory never grows with the number of patterns. The
+sample is the same on every backend for the same patterns and seed (:mod:`katoray.store.sampling`).
+
 Merge rules (KATO's learn, spec §3.3, applied ``count`` times at once):
 - frequency += count; a new pattern stores events and length.
 - emotives: ``(stored + delta.emotives)[-persistence:]``; a delta without emotives leaves them.
@@ -162,6 +169,28 @@ class KnowledgeBase(Protocol):
     def iter_patterns(self) -> Iterator[PatternRecord]:
         """Every pattern, sorted by name (full scan: analysis and reference checks only)."""
 
+    # -- aggregate reads: computed where the patterns are, never by loading every pattern --------
+    def frequency_histogram(self) -> dict[int, int]:
+        """``{frequency: number of patterns}``, ascending by frequency."""
+
+    def length_histogram(self) -> dict[int, int]:
+        """``{length (symbols in the pattern): number of patterns}``, ascending by length."""
+
+    def most_frequent(self, limit: int | None = None, min_frequency: int = 1,
+                      max_frequency: int | None = None) -> list[PatternRecord]:
+        """Patterns with ``min_frequency <= frequency <= max_frequency``, most frequent first, ties
+        by name; at most ``limit`` of them (None: all)."""
+
+    def iter_frequencies(self) -> Iterator[tuple[str, int]]:
+        """(name, frequency) of every pattern, in no particular order (a streamed scan of two fields)."""
+
+    def sample_by_frequency(self, num_samples: int, seed: int = 0) -> list[PatternRecord]:
+        """``num_samples`` patterns drawn without replacement, each draw with probability
+        proportional to frequency, in draw order (:func:`katoray.store.sampling.sample_records`)."""
+
+    def size_on_disk(self) -> int | None:
+        """Bytes the KB takes in its files or database (data and indexes), None for ``memory://``."""
+
     def delete_patterns(self, names: Iterable[str]) -> int:
         """Remove these patterns (bare names), undoing their symbol statistics, index entries and
         totals as if they had never been learned; unknown names are ignored. Returns how many."""
@@ -267,3 +296,10 @@ def merge_metadata(stored: Mapping[str, list[str]], new: Mapping[str, Iterable[s
         merged = sorted(set(out.get(key, ())) | {str(v) for v in values})
         out[key] = merged[:cap] if cap is not None else merged
     return dict(sorted(out.items()))
+
+
+def check_limit(limit: int | None) -> None:
+    """``most_frequent``'s ``limit``, checked alike by every backend (SQL and MongoDB read a
+    negative or zero limit differently)."""
+    if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int) or limit < 0):
+        raise ValueError(f"limit must be None (no limit) or an int >= 0, got {limit!r}")

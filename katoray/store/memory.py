@@ -19,9 +19,28 @@ from typing import Callable, Iterable, Iterator, Sequence
 
 import numpy as np
 
-from katoray.store.base import (DeltaColumns, KBTotals, PatternDelta, PatternRecord, PatternRows, SymbolIndex,
-                                check_apply_args, merge_emotives, merge_metadata)
-from katoray.store.columns import NO_SYMBOL, Column, NewPatterns, PatternColumns, cuts, posting_groups, symbol_ids_of
+from katoray.store.base import (
+    DeltaColumns,
+    KBTotals,
+    PatternDelta,
+    PatternRecord,
+    PatternRows,
+    SymbolIndex,
+    check_apply_args,
+    check_limit,
+    merge_emotives,
+    merge_metadata,
+)
+from katoray.store.columns import (
+    NO_SYMBOL,
+    Column,
+    NewPatterns,
+    PatternColumns,
+    cuts,
+    posting_groups,
+    symbol_ids_of,
+)
+from katoray.store.sampling import sample_records
 from katoray.util import paused_gc
 
 _NAME, _COUNT = attrgetter("name"), attrgetter("count")
@@ -274,8 +293,53 @@ class MemoryStore:
             yield PatternRows([name for _, name in rows], [[list(e) for e in ev] for ev in events[start:start + page]],
                               frequency[[i for i, _ in rows]].tolist())
 
+    # -- aggregates (numpy over the columns of live patterns) -------------------------------------
+    def _live(self) -> np.ndarray:
+        """Ids of the patterns not deleted."""
+        return np.fromiter(self._ids.values(), np.int64, len(self._ids))
+
+    def frequency_histogram(self) -> dict[int, int]:
+        with self._lock:
+            return _histogram(self._frequency.data[self._live()])
+
+    def length_histogram(self) -> dict[int, int]:
+        with self._lock:
+            return _histogram(self._columns.lengths.data[self._live()])
+
+    def most_frequent(self, limit: int | None = None, min_frequency: int = 1,
+                      max_frequency: int | None = None) -> list[PatternRecord]:
+        check_limit(limit)
+        with self._lock:
+            ids = self._live()
+            frequency = self._frequency.data[ids]
+            keep = (frequency >= min_frequency) & (frequency <= max_frequency if max_frequency is not None else True)
+            if limit is not None and limit < np.count_nonzero(keep):   # only those at or above the limit-th frequency
+                cut = np.partition(frequency[keep], -limit)[-limit] if limit else np.inf
+                keep &= frequency >= cut
+            names = self._columns.names
+            chosen = sorted(zip((-frequency[keep]).tolist(), map(names.__getitem__, ids[keep].tolist())))
+            return [self._record(name, self._ids[name]) for _, name in chosen[:limit]]
+
+    def iter_frequencies(self) -> Iterator[tuple[str, int]]:
+        with self._lock:   # a snapshot: applies may run while the caller iterates
+            ids = self._live()
+            pairs = list(zip(map(self._columns.names.__getitem__, ids.tolist()), self._frequency.data[ids].tolist()))
+        return iter(pairs)
+
+    def sample_by_frequency(self, num_samples: int, seed: int = 0) -> list[PatternRecord]:
+        return sample_records(self, num_samples, seed)
+
+    def size_on_disk(self) -> int | None:
+        """None: nothing is on disk."""
+        return None
+
     def close(self) -> None:
         """Nothing to release; the data stays for other holders of a shared memory:// name."""
+
+
+def _histogram(values: np.ndarray) -> dict[int, int]:
+    distinct, counts = np.unique(values, return_counts=True)
+    return dict(zip(distinct.tolist(), counts.tolist()))
 
 
 _SHARED: dict[tuple[str, str], MemoryStore] = {}

@@ -75,16 +75,36 @@ from pymongo import UpdateOne
 from pymongo.errors import BulkWriteError, DuplicateKeyError
 
 from katoray.errors import StoreError
-from katoray.store.base import (DeltaColumns, KBTotals, PatternDelta, PatternRecord, check_apply_args, merge_metadata)
 from katoray.store import mongo_batch
-from katoray.store.mongo_batch import (Merged, decode_recovery, encode_recovery,
-                                       merge_batch, pattern_op, record_of, symbol_increments)
-from katoray.store.mongo_connect import DEFAULT_TIMEOUT_S, check_db_name, connect, named_errors
+from katoray.store.base import (
+    DeltaColumns,
+    KBTotals,
+    PatternDelta,
+    PatternRecord,
+    check_apply_args,
+    merge_metadata,
+)
+from katoray.store.mongo_batch import (
+    Merged,
+    decode_recovery,
+    encode_recovery,
+    merge_batch,
+    pattern_op,
+    record_of,
+    symbol_increments,
+)
+from katoray.store.mongo_connect import (
+    DEFAULT_TIMEOUT_S,
+    check_db_name,
+    connect,
+    named_errors,
+)
+from katoray.store.mongo_stats import TOTALS, MongoAggregates
 
 DUPLICATE_KEY = 11000  # MongoDB's E11000: here, "this batch already updated the document"
 _PATTERN_FIELDS = {"_id": 0, "name": 1, "pattern_data": 1, "length": 1, "frequency": 1,
                    "emotives": 1, "metadata": 1}
-_TOTALS = {"class": "totals"}
+_TOTALS = TOTALS
 _OWNER = {"class": "owner"}
 _RECOVERY_FIELDS = ("payload", "persistence", "metadata_cap")
 
@@ -98,7 +118,7 @@ class _Outcome:
     replayed: bool
 
 
-class MongoStore:
+class MongoStore(MongoAggregates):
     """A knowledge base in one MongoDB database (see the module docstring for layout and design)."""
 
     def __init__(self, client: pymongo.MongoClient, kb_id: str, hosts: str) -> None:

@@ -48,12 +48,41 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Callable, Iterable, Iterator, Sequence, TypeVar
 
 from katoray.errors import StoreError
-from katoray.store.base import (DeltaColumns, KBTotals, PatternDelta, PatternRecord, PatternRows, SymbolIndex,
-                                check_apply_args, merge_emotives, merge_metadata)
-from katoray.store.sqlite_file import BUSY_TIMEOUT_S, IN_JSON, claim_owner, connect, keyed_rows, sqlite_path
-from katoray.store.sqlite_rows import (PATTERNS_NAMED_SQL, RECORD_COLUMNS, ROWS_AFTER_SQL, STORED_SYMBOLS_SQL,
-                                       SYMBOL_STATISTICS_SQL, Batch, check_symbols_are_text, fresh_metadata_json,
-                                       is_plain, pattern_upsert, record_of, symbol_increments, to_json)
+from katoray.store.base import (
+    DeltaColumns,
+    KBTotals,
+    PatternDelta,
+    PatternRecord,
+    PatternRows,
+    SymbolIndex,
+    check_apply_args,
+    merge_emotives,
+    merge_metadata,
+)
+from katoray.store.sqlite_file import (
+    BUSY_TIMEOUT_S,
+    IN_JSON,
+    claim_owner,
+    connect,
+    keyed_rows,
+    sqlite_path,
+)
+from katoray.store.sqlite_rows import (
+    PATTERNS_NAMED_SQL,
+    RECORD_COLUMNS,
+    ROWS_AFTER_SQL,
+    STORED_SYMBOLS_SQL,
+    SYMBOL_STATISTICS_SQL,
+    Batch,
+    check_symbols_are_text,
+    fresh_metadata_json,
+    is_plain,
+    pattern_upsert,
+    record_of,
+    symbol_increments,
+    to_json,
+)
+from katoray.store.sqlite_stats import SqliteAggregates
 from katoray.store.sqlite_view import PatternView, count_removal
 from katoray.util import paused_gc
 
@@ -69,7 +98,7 @@ _UPDATE_SYMBOL = "UPDATE symbols SET frequency = frequency + ?, pmf = pmf + ? WH
 T = TypeVar("T")
 
 
-class SqliteStore:
+class SqliteStore(SqliteAggregates):
     """A knowledge base in one SQLite file; other processes may read it while it trains."""
 
     def __init__(self, path: str | os.PathLike, kb_id: str = "kb", *,
@@ -388,10 +417,10 @@ class SqliteStore:
     def iter_patterns(self) -> Iterator[PatternRecord]:
         # Keyset pages rather than one long cursor: a reader never pins an old WAL snapshot.
         query = f"SELECT {RECORD_COLUMNS} FROM patterns WHERE name > ? ORDER BY name LIMIT {ITER_PAGE}"
-        rows = self._fetch(f"SELECT {RECORD_COLUMNS} FROM patterns ORDER BY name LIMIT {ITER_PAGE}")
+        rows = self._fetch_scanning(f"SELECT {RECORD_COLUMNS} FROM patterns ORDER BY name LIMIT {ITER_PAGE}")
         while rows:
             yield from map(record_of, rows)
-            rows = self._fetch(query, (rows[-1][0],))
+            rows = self._fetch_scanning(query, (rows[-1][0],))
 
     def pattern_rows(self, page: int) -> Iterator[PatternRows]:
         """Every pattern in id order (``base.ScannableKnowledgeBase``): one read and one JSON parse

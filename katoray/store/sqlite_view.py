@@ -19,10 +19,11 @@ if TYPE_CHECKING:
 
 READ_PAGE = 20_000   # patterns per read while building (bounds the rows held at once)
 
-# Every deletion and clear counts itself here (inside its own transaction).
+# Every deletion and clear counts itself here (inside its own transaction); with totals.generation
+# (every write) it marks a version of the file: equal marks, same patterns (MARKS_SQL).
 _COUNT_REMOVAL = ("INSERT INTO meta VALUES ('removals', '1') ON CONFLICT(key) DO UPDATE SET "
                   "value = CAST(CAST(value AS INTEGER) + 1 AS TEXT)")
-_MARKS = "SELECT generation, (SELECT value FROM meta WHERE key = 'removals') FROM totals"
+MARKS_SQL = "SELECT generation, (SELECT value FROM meta WHERE key = 'removals') FROM totals"
 _PATTERNS_AFTER = "SELECT id, name, pattern_data FROM patterns WHERE id > ? ORDER BY id"
 
 
@@ -43,7 +44,7 @@ class PatternView:
         """The view, brought up to date in one read transaction (the caller holds the connection)."""
         conn.execute("BEGIN")   # deferred: a consistent snapshot of the marks and the rows
         try:
-            marks = conn.execute(_MARKS).fetchone()
+            marks = conn.execute(MARKS_SQL).fetchone()
             if marks != self._marks:
                 self._catch_up(conn, marks)
         except BaseException:

@@ -51,8 +51,11 @@ def test_analyze_all_nodes_and_sampling(learner):
     text = decode_pattern(learner.kbs, 1, samples[0]["name"], learner.token_processor.tokenizer)
     assert len(text.split()) >= 4  # a node1 pattern stands for 4 node0 chunks of 4 tokens
     assert samples == sample_pattern_by_frequency(learner.nodes["node1"], num_samples=3, seed=1)
-    with pytest.raises(AttributeError, match="not a MongoDB knowledge base"):
-        MongoDBAnalyzer(learner.nodes["node0"]).patterns_collection
+    # The notebook's generation cell: node1's events hold PTRN| names, looked up in node0's collection.
+    collection = MongoDBAnalyzer(learner.nodes["node0"]).patterns_collection
+    child = collection.find_one({"name": samples[0]["pattern_data"][0][0]}, {"pattern_data": 1, "_id": 0})
+    assert list(child) == ["pattern_data"] and len(child["pattern_data"]) == 4
+    assert collection.count_documents({}) == learner.kbs[0].count() == len(list(collection.find({}, {"name": 1})))
 
 
 def test_standalone_analyzer_on_mongodb(mongo_uri, node_id):
@@ -62,6 +65,8 @@ def test_standalone_analyzer_on_mongodb(mongo_uri, node_id):
     analyzer = StandaloneMongoDBAnalyzer(s.kb_id, mongo_uri)
     assert analyzer.get_frequency_histogram() == {2: 1}
     assert analyzer.patterns_collection.count_documents({}) == 1
+    (doc,) = analyzer.patterns_collection.find({}, {"_id": 0, "name": 1, "frequency": 1})
+    assert doc["frequency"] == 2 and analyzer.patterns_collection.find_one({"name": "PTRN|" + doc["name"]})
     analyzer.close()
     s.clear_all()
 

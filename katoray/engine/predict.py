@@ -59,7 +59,7 @@ from katoray.engine.emotives import average_emotives
 from katoray.engine.index_search import IndexSearch
 from katoray.engine.matching import extract, index_state, similarity
 from katoray.engine.prediction import build_candidate, pre_potential, scores, single_symbol_prediction
-from katoray.store.base import KnowledgeBase, PatternRecord, symbol_index
+from katoray.store.base import KnowledgeBase, PatternRecord, reading, symbol_index
 
 PRUNING_FACTOR = 3  # KATO computes ensemble metrics for at most 3·max_predictions candidates
 
@@ -82,10 +82,12 @@ def predict(kb: KnowledgeBase, stm: list[list[str]], config: SessionConfig) -> P
     state = [s for event in stm for s in event]
     if not state:
         return PredictionResult()
-    if len(state) == 1:
-        return _single_symbol(kb, state[0], config)
-    found = _search_by_id(kb, state, config) or search_by_name(kb, state, config, PRUNING_FACTOR * config.max_predictions)
-    return _ensemble(kb, stm, state, config, *found)
+    with reading(kb):   # one state of the KB throughout, while other threads learn, delete or clear
+        if len(state) == 1:
+            return _single_symbol(kb, state[0], config)
+        found = (_search_by_id(kb, state, config)
+                 or search_by_name(kb, state, config, PRUNING_FACTOR * config.max_predictions))
+        return _ensemble(kb, stm, state, config, *found)
 
 
 def _search_by_id(kb: KnowledgeBase, state: list[str], config: SessionConfig) -> tuple[list, bool] | None:

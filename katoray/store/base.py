@@ -24,6 +24,7 @@ Merge rules (KATO's learn, spec §3.3, applied ``count`` times at once):
 from __future__ import annotations
 
 from collections import Counter
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Iterable, Iterator, Mapping, Protocol, Sequence, runtime_checkable
 
@@ -202,6 +203,24 @@ class IndexedKnowledgeBase(KnowledgeBase, Protocol):
 def symbol_index(kb: KnowledgeBase, symbols: Sequence[str]) -> SymbolIndex | None:
     """``kb.symbol_index(symbols)``, or None for a backend without one (callers then work by name)."""
     return kb.symbol_index(symbols) if isinstance(kb, IndexedKnowledgeBase) else None
+
+
+# -- optional extension: consistent reads ------------------------------------------------------
+
+@runtime_checkable
+class SnapshotKnowledgeBase(KnowledgeBase, Protocol):
+    """A KB whose reads inside ``reading()`` all see one state: this process's writes (apply,
+    delete, clear) wait until the block ends. Every backend here has it; SQLite also reads one
+    transaction's snapshot, so other processes' writes stay out too."""
+
+    def reading(self) -> AbstractContextManager:
+        """A block in which every read sees the same state of the KB."""
+
+
+def reading(kb: KnowledgeBase) -> AbstractContextManager:
+    """``kb.reading()``: the block sees one state of ``kb`` (a prediction reads it many times);
+    a backend without it gives a block with no guarantee."""
+    return kb.reading() if isinstance(kb, SnapshotKnowledgeBase) else nullcontext()
 
 
 def symbol_counts(events: Sequence[Sequence[str]]) -> Counter:

@@ -14,6 +14,7 @@ frequencies and symbol statistics are updated in place and are read through the 
 from __future__ import annotations
 
 import threading
+from contextlib import AbstractContextManager
 from operator import attrgetter
 from typing import Callable, Iterable, Iterator, Sequence
 
@@ -21,6 +22,7 @@ import numpy as np
 
 from katoray.store.base import (DeltaColumns, KBTotals, PatternDelta, PatternRecord, SymbolIndex,
                                 check_apply_args, merge_emotives, merge_metadata)
+from katoray.store.locking import ReadWriteLock
 from katoray.store.columns import NO_SYMBOL, Column, NewPatterns, PatternColumns, cuts, posting_groups, symbol_ids_of
 from katoray.util import paused_gc
 
@@ -40,11 +42,11 @@ class MemoryStore:
 
     def __init__(self, kb_id: str = "kb") -> None:
         self.kb_id = kb_id
-        self._lock = threading.Lock()
+        self._lock = ReadWriteLock()   # writes alone; reads (a whole prediction) share it
         self.clear()
 
     def clear(self) -> None:
-        with self._lock:
+        with self._lock.writing():
             self._ids: dict[str, int] = {}                   # name -> pattern id
             self._columns = PatternColumns()                 # by pattern id; a deleted name is None
             self._events: list[list[list[str]] | None] = []
@@ -63,7 +65,7 @@ class MemoryStore:
     def apply(self, deltas: Sequence[PatternDelta], batch_id: str | None = None, *,
               persistence: int = 5, metadata_cap: int | None = None) -> bool:
         check_apply_args(persistence, metadata_cap)
-        with self._lock, paused_gc():
+        with self._lock.writing(), paused_gc():
             if not self._claim(batch_id):
                 return False
             names = list(map(_NAME, deltas))
@@ -77,7 +79,7 @@ class MemoryStore:
     def apply_columns(self, columns: DeltaColumns, batch_id: str | None = None, *,
                       persistence: int = 5, metadata_cap: int | None = None) -> bool:
         check_apply_args(persistence, metadata_cap)
-        with self._lock, paused_gc():
+        with self._lock.writing(), paused_gc():
             if not self._claim(batch_id):
                 return False
             ids = self._learn(list(columns.names), np.fromiter(columns.counts, np.int64, len(columns)),
@@ -164,7 +166,7 @@ class MemoryStore:
     def delete_patterns(self, names: Iterable[str]) -> int:
         """Remove patterns, undoing their symbol statistics, indexes and totals; returns how many."""
         deleted = 0
-        with self._lock:
+        with self._lock.writing():
             for name in dict.fromkeys(names):
                 pattern_id = self._ids.pop(name, None)
                 if pattern_id is not None:
@@ -194,7 +196,11 @@ class MemoryStore:
     def is_applied(self, batch_id: str) -> bool:
         return batch_id in self._applied
 
-    # -- reads ------------------------------------------------------------------------------
+    # -- reads (each under the read side: a concurrent clear or delete never shows half a state) --
+    def reading(self) -> AbstractContextManager:
+        """Every read inside the block sees one state (writers wait; see ``base.reading``)."""
+        return self._lock.reading()
+
     def _record(self, name: str, pattern_id: int) -> PatternRecord:
         return PatternRecord(name, [list(e) for e in self._events[pattern_id]],
                              int(self._columns.lengths.data[pattern_id]),
@@ -203,42 +209,48 @@ class MemoryStore:
                              {k: list(v) for k, v in self._metadata.get(pattern_id, {}).items()})
 
     def get_pattern(self, name: str) -> PatternRecord | None:
-        pattern_id = self._ids.get(name)
-        return None if pattern_id is None else self._record(name, pattern_id)
+        with self._lock.reading():
+            pattern_id = self._ids.get(name)
+            return None if pattern_id is None else self._record(name, pattern_id)
 
     def get_patterns(self, names: Iterable[str]) -> dict[str, PatternRecord]:
-        ids = self._ids
-        return {n: self._record(n, ids[n]) for n in names if n in ids}
+        with self._lock.reading():
+            ids = self._ids
+            return {n: self._record(n, ids[n]) for n in names if n in ids}
 
     def _known_symbol(self, symbol: str) -> int | None:
         symbol_id = self._symbol_ids.get(symbol)
         return symbol_id if symbol_id is not None and self._symbol_pmf.data[symbol_id] > 0 else None
 
     def patterns_with_any(self, symbols: Iterable[str]) -> set[str]:
-        known = [i for i in map(self._known_symbol, set(symbols)) if i is not None]
-        if not known:
-            return set()
-        ids = np.unique(np.concatenate([self._postings[i].view() for i in known]))
-        return set(map(self._columns.names.__getitem__, ids.tolist()))
+        with self._lock.reading():
+            known = [i for i in map(self._known_symbol, set(symbols)) if i is not None]
+            if not known:
+                return set()
+            ids = np.unique(np.concatenate([self._postings[i].view() for i in known]))
+            return set(map(self._columns.names.__getitem__, ids.tolist()))
 
     def patterns_starting_with(self, symbol: str) -> list[str]:
-        symbol_id = self._known_symbol(symbol)
-        if symbol_id is None:
-            return []
-        starting = np.flatnonzero(self._columns.firsts.view() == symbol_id)
-        return list(map(self._columns.names.__getitem__, starting.tolist()))
+        with self._lock.reading():
+            symbol_id = self._known_symbol(symbol)
+            if symbol_id is None:
+                return []
+            starting = np.flatnonzero(self._columns.firsts.view() == symbol_id)
+            return list(map(self._columns.names.__getitem__, starting.tolist()))
 
     def symbol_pmf(self, symbols: Iterable[str]) -> dict[str, int]:
-        ids, pmf = self._symbol_ids, self._symbol_pmf.data
-        return {s: int(pmf[ids[s]]) for s in symbols if s in ids and pmf[ids[s]] > 0}
+        with self._lock.reading():
+            ids, pmf = self._symbol_ids, self._symbol_pmf.data
+            return {s: int(pmf[ids[s]]) for s in symbols if s in ids and pmf[ids[s]] > 0}
 
     def symbol_frequencies(self, symbols: Iterable[str]) -> dict[str, int]:
-        ids, pmf, freq = self._symbol_ids, self._symbol_pmf.data, self._symbol_freq.data
-        return {s: int(freq[ids[s]]) for s in symbols if s in ids and pmf[ids[s]] > 0}
+        with self._lock.reading():
+            ids, pmf, freq = self._symbol_ids, self._symbol_pmf.data, self._symbol_freq.data
+            return {s: int(freq[ids[s]]) for s in symbols if s in ids and pmf[ids[s]] > 0}
 
     def symbol_index(self, symbols: Sequence[str]) -> SymbolIndex:
         """Integer-id view of the patterns holding ``symbols`` (see ``base.SymbolIndex``)."""
-        with self._lock:
+        with self._lock.reading():
             symbol_ids = [self._known_symbol(s) for s in symbols]
             return self._columns.symbol_index(
                 [-1 if i is None else i for i in symbol_ids],
@@ -246,16 +258,21 @@ class MemoryStore:
                 len(self._symbols))
 
     def totals(self) -> KBTotals:
-        return KBTotals(self._unique, self._pattern_freq_total, self._symbols_total, self._num_symbols)
+        with self._lock.reading():
+            return KBTotals(self._unique, self._pattern_freq_total, self._symbols_total, self._num_symbols)
 
     def count(self) -> int:
         return len(self._ids)
 
     def iter_patterns(self) -> Iterator[PatternRecord]:
-        for name in sorted(self._ids):
-            pattern_id = self._ids.get(name)
-            if pattern_id is not None:
-                yield self._record(name, pattern_id)
+        """Every pattern by name; one stored between two of them may be missed or seen (each
+        record is read whole, by name, under the read side)."""
+        with self._lock.reading():
+            names = sorted(self._ids)
+        for name in names:
+            record = self.get_pattern(name)
+            if record is not None:
+                yield record
 
     def close(self) -> None:
         """Nothing to release; the data stays for other holders of a shared memory:// name."""

@@ -64,9 +64,9 @@ Assumptions:
 from __future__ import annotations
 
 import json
-import threading
 import uuid
 import zlib
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import Any, Iterable, Iterator, Sequence
 from urllib.parse import unquote
@@ -81,6 +81,7 @@ from katoray.store import redact_url
 from katoray.store.base import (DeltaColumns, KBTotals, PatternDelta, PatternRecord, check_apply_args, merge_metadata,
                                 symbol_counts)
 from katoray.store import mongo_batch
+from katoray.store.locking import ReadWriteLock
 from katoray.store.mongo_batch import (Merged, decode_recovery, encode_recovery,
                                        merge_batch, pattern_op, record_of, symbol_increments)
 
@@ -115,7 +116,7 @@ class MongoStore:
         self._symbols = db["symbols_kb"]
         self._meta = db["metadata"]
         self._ledger = db["applied_batches"]
-        self._lock = threading.Lock()
+        self._lock = ReadWriteLock()   # this process's writes alone; a prediction's reads share it
         self._ensure_indexes()
 
     @classmethod
@@ -164,7 +165,7 @@ class MongoStore:
               persistence: int = 5, metadata_cap: int | None = None) -> bool:
         check_apply_args(persistence, metadata_cap)
         merged = merge_batch(deltas)
-        with self._lock:
+        with self._lock.writing():
             if not self._indexes_ready:
                 self._ensure_indexes()
             self._finish_deletions()  # a deletion a crash cut short is completed before any learn
@@ -304,7 +305,7 @@ class MongoStore:
         statistics disagree with the patterns (nothing is written then).
         """
         wanted = [name for name in dict.fromkeys(names) if isinstance(name, str)]
-        with self._lock:
+        with self._lock.writing():
             self._finish_deletions()
             for unfinished in sorted(doc["_id"] for doc in self._ledger.find({"done": False}, {"_id": 1})):
                 self._roll_forward(unfinished, "delete_patterns")
@@ -422,6 +423,11 @@ class MongoStore:
         """Distinct patterns, from the totals document (O(1); a full count is slow on big KBs)."""
         return self.totals().total_unique_patterns
 
+    def reading(self) -> AbstractContextManager:
+        """Reads inside the block see no write of this process (writes wait); other processes'
+        writes may still land between two reads: MongoDB without a replica set has no snapshot."""
+        return self._lock.reading()
+
     def iter_patterns(self) -> Iterator[PatternRecord]:
         for doc in self._patterns.find({}, _PATTERN_FIELDS).sort("name", 1):
             yield record_of(doc)
@@ -429,7 +435,7 @@ class MongoStore:
     # -- lifecycle --------------------------------------------------------------------------
     def clear(self) -> None:
         """Drop the KB's database; indexes are made again by the next apply."""
-        with self._lock:
+        with self._lock.writing():
             self._client.drop_database(self.kb_id)
             self._indexes_ready = False
 

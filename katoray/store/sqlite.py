@@ -55,6 +55,7 @@ from typing import TYPE_CHECKING, Callable, Iterable, Iterator, Sequence, TypeVa
 from katoray.errors import StoreError
 from katoray.store.base import (DeltaColumns, KBTotals, PatternDelta, PatternRecord, SymbolIndex, check_apply_args,
                                 merge_emotives, merge_metadata)
+from katoray.store.locking import ReadWriteLock
 from katoray.store.sqlite_file import BUSY_TIMEOUT_S, connect, sqlite_path
 from katoray.store.sqlite_rows import (RECORD_COLUMNS, Batch, check_symbols_are_text, fresh_metadata_json, is_plain,
                                        pattern_upsert, record_of, symbol_increments, to_json)
@@ -100,7 +101,9 @@ class SqliteStore:
                  busy_timeout_s: float = BUSY_TIMEOUT_S) -> None:
         self.kb_id = kb_id
         self.path = Path(path)
-        self._lock = threading.Lock()
+        self._lock = threading.Lock()           # the one connection: one statement or transaction at a time
+        self._guard = ReadWriteLock()           # this process's writes alone; predictions' reads share it
+        self._snapshot_readers = 0              # threads inside reading(): they share one read transaction
         # Stored symbols, as of totals.generation ``_generation``: every one when ``_complete``
         # (read whole when the store first writes), else those this process created since.
         self._stored: set[str] = set()
@@ -142,7 +145,7 @@ class SqliteStore:
 
     def _apply(self, batch: Batch, batch_id: str | None, persistence: int, metadata_cap: int | None) -> bool:
         check_apply_args(persistence, metadata_cap)
-        with self._lock, paused_gc():
+        with self._guard.writing(), self._lock, paused_gc():
             with self._transaction():
                 if batch_id is not None and not self._record_batch(batch_id):
                     return False
@@ -265,7 +268,7 @@ class SqliteStore:
         patterns (a damaged file); either way the transaction is rolled back, the store unchanged.
         """
         wanted = [name for name in dict.fromkeys(names) if isinstance(name, str)]
-        with self._lock:
+        with self._guard.writing(), self._lock:
             with self._transaction():
                 self._check_generation()
                 doomed = sorted(keyed_rows(self._conn, "SELECT id, pattern_data, length, frequency FROM patterns "
@@ -317,7 +320,7 @@ class SqliteStore:
                                                    "RETURNING symbol", affected)]
 
     def clear(self) -> None:
-        with self._lock:
+        with self._guard.writing(), self._lock:
             with self._transaction():
                 for table in ("patterns", "symbols", "applied_batches"):
                     self._conn.execute(f"DELETE FROM {table}")
@@ -347,6 +350,23 @@ class SqliteStore:
                              "rolled back and the store is unchanged") from exc
 
     # -- reads ------------------------------------------------------------------------------
+    @contextmanager
+    def reading(self) -> Iterator[None]:
+        """Every read inside the block sees one state: this process's writes wait, and the reads
+        share one read transaction (one WAL snapshot), so other processes' writes stay out too."""
+        with self._guard.reading():
+            with self._lock:
+                self._snapshot_readers += 1
+                if self._snapshot_readers == 1 and not self._conn.in_transaction:
+                    self._conn.execute("BEGIN")   # deferred: the snapshot is taken by the first read
+            try:
+                yield
+            finally:
+                with self._lock:
+                    self._snapshot_readers -= 1
+                    if not self._snapshot_readers and self._conn.in_transaction:
+                        self._conn.execute("COMMIT")
+
     def _fetch(self, sql: str, params: Sequence = ()) -> list[tuple]:
         with self._lock:   # one connection: never read inside another thread's open transaction
             return self._conn.execute(sql, params).fetchall()

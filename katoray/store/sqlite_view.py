@@ -40,8 +40,11 @@ class PatternView:
         self._last_id = 0                   # largest pattern id in the view
 
     def refresh(self, conn: sqlite3.Connection) -> IdView:
-        """The view, brought up to date in one read transaction (the caller holds the connection)."""
-        conn.execute("BEGIN")   # deferred: a consistent snapshot of the marks and the rows
+        """The view, brought up to date in one read transaction (the caller holds the connection;
+        inside the store's ``reading()`` the view is read from that block's transaction)."""
+        own = not conn.in_transaction
+        if own:
+            conn.execute("BEGIN")   # deferred: a consistent snapshot of the marks and the rows
         try:
             marks = conn.execute(_MARKS).fetchone()
             if marks != self._marks:
@@ -50,7 +53,7 @@ class PatternView:
             self.view = self._marks = None   # a half-read view is never used: start over next time
             raise
         finally:
-            if conn.in_transaction:
+            if own and conn.in_transaction:
                 conn.execute("COMMIT")
         return self.view
 

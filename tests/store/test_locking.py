@@ -68,3 +68,20 @@ def test_the_writer_may_read_and_write_again_but_a_reader_may_not_write():
 def _hold(side, events: list, name: str) -> None:
     with side():
         events.append(name)
+
+
+def test_a_stream_of_writes_does_not_starve_readers():
+    lock, reads = ReadWriteLock(), []
+    deadline = time.monotonic() + 0.5
+
+    def write_forever() -> None:
+        while time.monotonic() < deadline:
+            with lock.writing():
+                time.sleep(0.001)
+
+    writers = [_started(write_forever) for _ in range(2)]
+    reader = _started(lambda: [_hold(lock.reading, reads, "read") for _ in range(20)])
+    reader.join(5)
+    for writer in writers:
+        writer.join(5)
+    assert len(reads) == 20

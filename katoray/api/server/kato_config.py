@@ -70,7 +70,7 @@ def update_kato_config(config: SessionConfig, values: Mapping[str, Any]) -> tupl
                 warnings.append(f"{key}: {warning}")
                 continue
             try:
-                dataclasses.replace(SessionConfig(), **{name: value})
+                SessionConfig().updated({name: value})
             except ConfigError as err:
                 errors[key] = str(err)
                 continue

@@ -8,6 +8,7 @@
     python scripts/benchmark.py map                 # tokenizing alone vs tokenizing + the 4-level map
     python scripts/benchmark.py train               # end-to-end training (1 and 2 workers) vs tokenizing alone
     python scripts/benchmark.py mongo               # flush rate and write amplification into MongoDB (SecantusDB)
+    python scripts/benchmark.py serve               # katoray serve: observe p50 on one connection; 20 clients x 30 s
 
 Ratios are measured within one run: these 2-core machines are noisy, so compare numbers from the
 same invocation, not across invocations.
@@ -83,6 +84,14 @@ def bench_mongo(args) -> list[dict]:
         return [run(uri, args.patterns // 5, size) for size in (1000, 5000)]
 
 
+def bench_serve(args) -> list[dict]:
+    from scripts.benchmarks.serve import bench_serve as run
+
+    with tempfile.TemporaryDirectory(prefix="katoray-bench-") as tmp:
+        return [row for store in ("memory://bench", f"sqlite:///{tmp}/kb")
+                for row in run(KJV_BOOKS, GPT2, store, clients=args.clients, seconds=args.seconds)]
+
+
 class _secantus:
     """A SecantusDB server in a subprocess (its own GIL), for the length of a benchmark."""
 
@@ -113,7 +122,7 @@ class _secantus:
 
 
 BENCHMARKS = {"store": bench_store, "sqlite": bench_sqlite, "predict": bench_predict, "tokenize": bench_tokenize,
-              "map": bench_map, "train": bench_train, "mongo": bench_mongo}
+              "map": bench_map, "train": bench_train, "mongo": bench_mongo, "serve": bench_serve}
 
 
 def main() -> None:
@@ -126,6 +135,8 @@ def main() -> None:
                         help="knowledge-base sizes for the prediction benchmark")
     parser.add_argument("--queries", type=int, default=50, help="STMs per size for the prediction benchmark")
     parser.add_argument("--workers", type=int, nargs="+", default=[1, 2], help="worker counts for `train`")
+    parser.add_argument("--clients", type=int, default=20, help="concurrent clients for `serve`")
+    parser.add_argument("--seconds", type=float, default=30, help="seconds of load for `serve`")
     args = parser.parse_args()
     if not KJV_BOOKS.exists():
         sys.exit(f"benchmarks read {KJV_BOOKS}; run from a checkout that has ../shared beside it")

@@ -99,15 +99,25 @@ def _run_spec(learner: Any, num_levels: int, num_workers: int, segment_method: s
                    nodes or [HierarchicalNode(f"node{i}") for i in range(num_levels)])
     hierarchy = HierarchyConfig.from_nodes(configs, num_levels, cap)
     used = configs[:hierarchy.num_levels]
-    remote = [n.name for n in used if n.base_url]
-    if remote:
-        raise ConfigError(f"nodes {remote} have a base_url (a remote KATO server); the Ray runtime trains the "
-                          "built-in engine's knowledge bases: drop base_url, or train them sequentially")
+    store = _server_store(used) or store   # nodes with a base_url: their knowledge bases are the server's
     node_ids = tuple(learner.node_id(i) if hasattr(learner, "node_id") else n.name for i, n in enumerate(used))
     spec = RunSpec(run_id, store, node_ids, tuple(n.session_config.to_dict() for n in used), hierarchy,
                    tokenizer, segment_method, batching, num_workers)
     same_store = learner is not None and store == getattr(learner, "store", None)
     return spec, (list(learner.kbs[:hierarchy.num_levels]) if same_store and hasattr(learner, "kbs") else None)
+
+
+def _server_store(nodes: Sequence[HierarchicalNode]) -> str | None:
+    """``kato+http://...`` when the trained nodes have a base_url (one server for all), else None."""
+    from katoray.store.kato_http import store_url_for
+
+    urls = {n.base_url for n in nodes}
+    if urls == {None}:
+        return None
+    if len(urls) > 1:
+        raise ConfigError(f"nodes {[n.name for n in nodes]} have base_urls {sorted(map(str, urls))}: the parallel "
+                          "trainer writes every level to one place; give all of them the same KATO server, or none")
+    return store_url_for(urls.pop())
 
 
 def _one_tokenizer(learner: Any, tokenizer: str | None, tokenizer_name: str | None) -> str | None:

@@ -20,10 +20,10 @@ from typing import Callable, Iterable, Iterator, Sequence
 
 import numpy as np
 
-from katoray.store.base import (DeltaColumns, KBTotals, PatternDelta, PatternRecord, SymbolIndex,
-                                check_apply_args, merge_emotives, merge_metadata)
-from katoray.store.locking import ReadWriteLock
+from katoray.store.base import (DeltaColumns, KBTotals, PatternDelta, PatternRecord, SymbolIndex, affinity_increments,
+                                check_apply_args, emotive_learns, merge_emotives, merge_metadata)
 from katoray.store.columns import NO_SYMBOL, Column, NewPatterns, PatternColumns, cuts, posting_groups, symbol_ids_of
+from katoray.store.locking import ReadWriteLock
 from katoray.util import paused_gc
 
 _NAME, _COUNT = attrgetter("name"), attrgetter("count")
@@ -59,6 +59,7 @@ class MemoryStore:
             self._postings: list[Column] = []              # symbol id -> ids of patterns holding it
             self._num_symbols = 0                            # symbols some pattern holds (pmf > 0)
             self._applied: set[str] = set()
+            self._affinity: dict[str, dict[str, float]] = {}   # symbol -> emotive sums
             self._unique = self._pattern_freq_total = self._symbols_total = 0
 
     # -- writes -----------------------------------------------------------------------------
@@ -74,7 +75,14 @@ class MemoryStore:
             if any(map(_EMOTIVES, deltas)) or any(map(_METADATA, deltas)):
                 for pattern_id, delta in zip(ids.tolist(), deltas):
                     self._merge(pattern_id, delta.emotives, delta.metadata, persistence, metadata_cap)
+                self._add_affinity(affinity_increments(emotive_learns(deltas)))
             return True
+
+    def _add_affinity(self, increments: dict[str, dict[str, float]]) -> None:
+        for symbol, sums in increments.items():
+            stored = self._affinity.setdefault(symbol, {})
+            for key, value in sums.items():
+                stored[key] = stored.get(key, 0.0) + value
 
     def apply_columns(self, columns: DeltaColumns, batch_id: str | None = None, *,
                       persistence: int = 5, metadata_cap: int | None = None) -> bool:
@@ -184,7 +192,9 @@ class MemoryStore:
         for symbol in np.unique(symbols).tolist():
             self._postings[symbol].without(pattern_id)
             pmf[symbol] -= 1
-            self._num_symbols -= int(pmf[symbol] == 0)  # no pattern holds it any more: forgotten
+            if pmf[symbol] == 0:   # no pattern holds it any more: forgotten, with its affinity
+                self._num_symbols -= 1
+                self._affinity.pop(self._symbols[symbol], None)
         columns.firsts.data[pattern_id] = NO_SYMBOL
         columns.names[pattern_id] = self._events[pattern_id] = None
         self._emotives.pop(pattern_id, None)
@@ -263,6 +273,11 @@ class MemoryStore:
 
     def count(self) -> int:
         return len(self._ids)
+
+    def symbol_affinity(self, symbols: Iterable[str] | None = None) -> dict[str, dict[str, float]]:
+        with self._lock.reading():
+            wanted = self._affinity if symbols is None else dict.fromkeys(symbols)
+            return {s: dict(self._affinity[s]) for s in wanted if s in self._affinity}
 
     def iter_patterns(self) -> Iterator[PatternRecord]:
         """Every pattern by name; one stored between two of them may be missed or seen (each

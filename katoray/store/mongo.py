@@ -82,7 +82,7 @@ from katoray.store.base import (DeltaColumns, KBTotals, PatternDelta, PatternRec
                                 symbol_counts)
 from katoray.store import mongo_batch
 from katoray.store.locking import ReadWriteLock
-from katoray.store.mongo_batch import (Merged, decode_recovery, encode_recovery,
+from katoray.store.mongo_batch import (Merged, affinity_of, decode_recovery, encode_recovery,
                                        merge_batch, pattern_op, record_of, symbol_increments)
 
 DUPLICATE_KEY = 11000  # MongoDB's E11000: here, "this batch already updated the document"
@@ -231,10 +231,13 @@ class MongoStore:
                for i, name in enumerate(names)]
         new_names = self._created(self._patterns, names, token, self._write(self._patterns, ops))
         freq, pmf = symbol_increments(merged, new_names)
+        affinity = affinity_of(merged)
         symbols = list(freq)
         ops = [UpdateOne({"name": s, "last_batch": {"$ne": token}},
-                         {"$inc": {"frequency": freq[s], "pmf": pmf[s]}, "$set": {"last_batch": token},
-                          "$setOnInsert": {"created_batch": token}}, upsert=True) for s in symbols]
+                         {"$inc": {"frequency": freq[s], "pmf": pmf[s],
+                                   **{f"affinity.{key}": value for key, value in affinity.get(s, {}).items()}},
+                          "$set": {"last_batch": token}, "$setOnInsert": {"created_batch": token}}, upsert=True)
+               for s in symbols]
         new_symbols = self._created(self._symbols, symbols, token, self._write(self._symbols, ops))
         increments = {
             "total_unique_patterns": len(new_names),
@@ -413,6 +416,12 @@ class MongoStore:
         found = {doc["name"]: doc[key]
                  for doc in self._symbols.find({"name": {"$in": wanted}}, {"_id": 0, "name": 1, key: 1})}
         return {s: found[s] for s in wanted if s in found}
+
+    def symbol_affinity(self, symbols: Iterable[str] | None = None) -> dict[str, dict[str, float]]:
+        query: dict[str, Any] = {"affinity": {"$exists": True}}
+        if symbols is not None:
+            query["name"] = {"$in": list(dict.fromkeys(symbols))}
+        return {doc["name"]: doc["affinity"] for doc in self._symbols.find(query, {"_id": 0, "name": 1, "affinity": 1})}
 
     def totals(self) -> KBTotals:
         doc = self._meta.find_one(_TOTALS) or {}

@@ -53,8 +53,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Callable, Iterable, Iterator, Sequence, TypeVar
 
 from katoray.errors import StoreError
-from katoray.store.base import (DeltaColumns, KBTotals, PatternDelta, PatternRecord, SymbolIndex, check_apply_args,
-                                merge_emotives, merge_metadata)
+from katoray.store.base import (DeltaColumns, KBTotals, PatternDelta, PatternRecord, SymbolIndex, affinity_increments,
+                                check_apply_args, merge_emotives, merge_metadata)
 from katoray.store.locking import ReadWriteLock
 from katoray.store.sqlite_file import BUSY_TIMEOUT_S, connect, sqlite_path
 from katoray.store.sqlite_rows import (RECORD_COLUMNS, Batch, check_symbols_are_text, fresh_metadata_json, is_plain,
@@ -73,6 +73,11 @@ SYMBOL_CACHE_MAX = 1_000_000   # stored symbols a store keeps in its set (~100 b
 IN_JSON = "IN (SELECT value FROM json_each(?))"
 KEYS_PER_STATEMENT = 500
 _INSERT_SYMBOL = "INSERT INTO symbols VALUES (?, ?, ?)"
+# Symbol affinity (base: KATO's per-symbol emotive sums); made by the first learn with emotives.
+AFFINITY_TABLE = ("CREATE TABLE IF NOT EXISTS affinity (symbol TEXT NOT NULL, emotive TEXT NOT NULL, "
+                  "value REAL NOT NULL, PRIMARY KEY (symbol, emotive)) WITHOUT ROWID")
+_ADD_AFFINITY = ("INSERT INTO affinity VALUES (?, ?, ?) ON CONFLICT (symbol, emotive) "
+                 "DO UPDATE SET value = value + excluded.value")
 _UPDATE_SYMBOL = "UPDATE symbols SET frequency = frequency + ?, pmf = pmf + ? WHERE symbol = ?"
 # Reads by key (primary-key and unique-index searches, never scans; a test checks the plans).
 STORED_SYMBOLS_SQL = "SELECT symbol FROM symbols WHERE symbol {keys}"
@@ -177,6 +182,7 @@ class SqliteStore:
         if joined and not is_plain([freq]):
             self._encode_escaped(batch, new, last_id + 1)
         created = self._write_symbols(freq, pmf)
+        self._write_affinity(batch)
         symbols_total = sum(map(int.__mul__, lengths, batch.counts))
         conn.execute(   # every write bumps the generation: other writers' caches are then void
             "UPDATE totals SET generation = generation + 1, total_unique_patterns = total_unique_patterns + ?1, "
@@ -184,6 +190,17 @@ class SqliteStore:
             "total_symbols_in_patterns_frequencies = total_symbols_in_patterns_frequencies + ?2, "
             "num_symbols = num_symbols + ?3", (len(new), symbols_total, len(created)))
         return created
+
+    def _write_affinity(self, batch: Batch) -> None:
+        """Add the batch's symbol affinity (see ``base``); the table exists once a learn had emotives."""
+        if not any(emotives for learns in batch.annotated.values() for emotives, _ in learns):
+            return
+        annotated = batch.annotated
+        increments = affinity_increments((batch.pattern_events(i), emotives) for i, name in enumerate(batch.names)
+                                         for emotives, _ in annotated.get(name, ()) if emotives)
+        self._conn.execute(AFFINITY_TABLE)
+        self._conn.executemany(_ADD_AFFINITY, [(symbol, key, value) for symbol, sums in increments.items()
+                                               for key, value in sums.items()])
 
     def _encode_escaped(self, batch: Batch, new: Sequence[int], first_id: int) -> None:
         """Rewrite, by the encoder, the joined JSON of the new patterns holding a symbol that JSON
@@ -316,14 +333,18 @@ class SqliteStore:
             raise StoreError(f"{str(self.path)!r}: the symbol statistics disagree with the patterns being "
                              f"deleted (e.g. symbol {broken[0][0] if broken else '?'!r}); the file is damaged, "
                              "nothing was deleted. Rebuild this KB")
-        return [row[0] for row in keyed_rows(conn, "DELETE FROM symbols WHERE pmf = 0 AND symbol {keys} "
-                                                   "RETURNING symbol", affected)]
+        forgotten = [row[0] for row in keyed_rows(conn, "DELETE FROM symbols WHERE pmf = 0 AND symbol {keys} "
+                                                        "RETURNING symbol", affected)]
+        if forgotten and conn.execute("SELECT 1 FROM sqlite_master WHERE name = 'affinity'").fetchone():
+            keyed_rows(conn, "DELETE FROM affinity WHERE symbol {keys}", forgotten)   # forgotten with the symbol
+        return forgotten
 
     def clear(self) -> None:
         with self._guard.writing(), self._lock:
             with self._transaction():
                 for table in ("patterns", "symbols", "applied_batches"):
                     self._conn.execute(f"DELETE FROM {table}")
+                self._conn.execute("DROP TABLE IF EXISTS affinity")
                 count_removal(self._conn)
                 generation, = self._conn.execute(
                     "UPDATE totals SET generation = generation + 1, total_unique_patterns = 0, "
@@ -415,6 +436,18 @@ class SqliteStore:
             with self._lock:   # one connection: the view's read transaction must be alone on it
                 view = self._view.refresh(self._conn)
             return ask(view)
+
+    def symbol_affinity(self, symbols: Iterable[str] | None = None) -> dict[str, dict[str, float]]:
+        if not self._fetch("SELECT 1 FROM sqlite_master WHERE name = 'affinity'"):
+            return {}
+        if symbols is None:
+            rows = self._fetch("SELECT symbol, emotive, value FROM affinity ORDER BY symbol, emotive")
+        else:
+            rows = self._fetch_keyed("SELECT symbol, emotive, value FROM affinity WHERE symbol {keys}", list(symbols))
+        out: dict[str, dict[str, float]] = {}
+        for symbol, key, value in rows:
+            out.setdefault(symbol, {})[key] = value
+        return out
 
     def totals(self) -> KBTotals:
         row, = self._fetch("SELECT total_unique_patterns, total_pattern_frequencies, "

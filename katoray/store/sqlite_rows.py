@@ -90,6 +90,10 @@ class Batch:
         annotated = {names[i]: [([], meta)] for i, meta in sorted(columns.metadata.items()) if meta}
         return cls(names, list(columns.symbols), None, list(columns.counts), annotated)
 
+    def pattern_events(self, i: int) -> Sequence[Sequence[str]]:
+        """Pattern i's events."""
+        return self.events[i] if self.events is not None else [[s] for s in self.symbols[i]]
+
     def joined_data(self) -> list[str] | None:
         """Each pattern's events as JSON text made by joining strings: the encoder's text, at a
         fraction of its cost, for patterns whose symbols need no escaping (``is_plain``; the

@@ -16,9 +16,10 @@ from fastapi import APIRouter, Body, FastAPI, Query, Request
 from katoray.api.server.errors import KatoJSONResponse, install_error_handlers
 from katoray.api.server.guard import RequestGuard
 from katoray.api.server.metrics import ServerMetrics, health, statistics
-from katoray.api.server.models import (CreateSessionRequest, ObservationData, ObservationSequenceRequest,
-                                       check_node_id, observation_dict)
+from katoray.api.server.models import (ApplyRequest, CreateSessionRequest, ObservationData,
+                                       ObservationSequenceRequest, check_node_id, observation_dict)
 from katoray.api.server.service import ApiError, KatoService
+from katoray.store.base import PatternDelta
 
 DEFAULT_MAX_BODY_BYTES = 64 * 1024 * 1024   # an observe-sequence of ~1M short tokens
 DEFAULT_NODE = "default_node"                 # KATO's node when a request names none
@@ -115,6 +116,29 @@ def _node_routes(service: KatoService) -> APIRouter:
     def symbol_stats(request: Request, node_id: str | None = None) -> Any:
         return service.symbol_stats(_node_of(request, node_id))
 
+    @router.get("/symbols/affinity")
+    def symbol_affinities(request: Request, node_id: str | None = None) -> Any:
+        return service.symbol_affinities(_node_of(request, node_id))
+
+    @router.get("/symbols/{symbol}/affinity")
+    def symbol_affinity(symbol: str, request: Request, node_id: str | None = None) -> Any:
+        return service.symbol_affinity(symbol, _node_of(request, node_id))
+
+    @router.post("/nodes/{node_id}/apply", tags=["katoray"])
+    def apply(node_id: str, request: ApplyRequest) -> Any:
+        """katoray's bulk write: merged learns in one idempotent step (``batch_id``)."""
+        deltas = [PatternDelta(p.name, p.events, p.count, p.emotives, p.metadata) for p in request.patterns]
+        return service.apply(_checked_node(node_id), deltas, request.batch_id, request.persistence,
+                             request.metadata_cap)
+
+    @router.get("/nodes/{node_id}/batches/{batch_id}", tags=["katoray"])
+    def is_applied(node_id: str, batch_id: str) -> Any:
+        return service.is_applied(_checked_node(node_id), batch_id)
+
+    @router.get("/nodes/{node_id}/totals", tags=["katoray"])
+    def totals(node_id: str) -> Any:
+        return service.totals(_checked_node(node_id))
+
     @router.get("/percept-data", deprecated=True)
     def percept_data(request: Request, node_id: str | None = None) -> Any:
         return {"percept_data": {}, "node_id": service.processor_id(_node_of(request, node_id)),
@@ -139,6 +163,10 @@ def _node_of(request: Request, node_id: str | None) -> str:
             node_id = test_id if test_id.startswith("test_") else f"test_{test_id}"
         else:
             node_id = request.headers.get("x-node-id") or DEFAULT_NODE
+    return _checked_node(node_id)
+
+
+def _checked_node(node_id: str) -> str:
     try:
         return check_node_id(node_id)
     except ValueError as err:

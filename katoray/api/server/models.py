@@ -91,3 +91,23 @@ def observation_dict(data: ObservationData) -> dict[str, Any]:
     """The observation as the engine takes it."""
     return {"strings": data.strings, "vectors": data.vectors, "emotives": data.emotives,
             "metadata": data.metadata, "unique_id": data.unique_id}
+
+
+class PatternCounts(KatoModel):
+    """``count`` learns of one pattern (``name``: the bare sha1 of ``events``), as
+    ``katoray.store.base.PatternDelta``."""
+
+    name: str = Field(..., pattern=r"^[0-9a-f]{40}$")
+    events: list[list[str]]
+    count: int = Field(1, ge=0)
+    emotives: list[dict[str, float]] = Field(default_factory=list)
+    metadata: dict[str, list[str]] = Field(default_factory=dict)
+
+
+class ApplyRequest(KatoModel):
+    """katoray's bulk write: a batch of merged learns applied in one idempotent step."""
+
+    patterns: list[PatternCounts]
+    batch_id: str | None = Field(None, min_length=1, description="a batch id applied before changes nothing")
+    persistence: int = Field(5, ge=1, description="emotive dicts kept per pattern")
+    metadata_cap: int | None = Field(None, ge=0, description="values kept per metadata key (None: all)")

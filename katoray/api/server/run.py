@@ -115,8 +115,9 @@ class RunningServer:
             self.service.close()
 
     def start(self) -> "RunningServer":
-        self._thread = threading.Thread(target=self.run, name="katoray-serve", daemon=True)
-        self._thread.start()
+        if self._thread is None:
+            self._thread = threading.Thread(target=self.run, name="katoray-serve", daemon=True)
+            self._thread.start()
         return self
 
     def stop(self, timeout_s: float = 10.0) -> None:

@@ -10,6 +10,7 @@ of its node names.
 """
 from __future__ import annotations
 
+import dataclasses
 import threading
 import time
 from typing import Any, Mapping
@@ -19,10 +20,10 @@ from katoray.api.server.sessions import DEFAULT_TTL_S, ServedSession, SessionTab
 from katoray.api.session import KatoSession
 from katoray.engine.config import SessionConfig
 from katoray.engine.emotives import average_emotives
-from katoray.engine.naming import strip_prefix
+from katoray.engine.naming import pattern_hash, strip_prefix
 from katoray.errors import KatorayError
 from katoray.store import KnowledgeBase, kb_id_for, open_store, redact_url
-from katoray.store.base import reading
+from katoray.store.base import PatternDelta, reading
 
 
 class ApiError(Exception):
@@ -239,6 +240,35 @@ class KatoService:
             freq, pmf = kb.symbol_frequencies(symbols), kb.symbol_pmf(symbols)
         return {"symbols": {s: {"frequency": freq[s], "pmf": pmf[s]} for s in symbols if s in freq},
                 "node_id": self.processor_id(node_id)}
+
+    # -- bulk writes (katoray's own routes: training through a server, see store.kato_http) -------
+    def apply(self, node_id: str, deltas: list[PatternDelta], batch_id: str | None, persistence: int,
+              metadata_cap: int | None) -> dict[str, Any]:
+        """Merge a batch into the node's knowledge base (idempotent by ``batch_id``)."""
+        wrong = next((d.name for d in deltas if pattern_hash(d.events) != d.name), None)
+        if wrong is not None:
+            raise ApiError.detail(422, f"pattern {wrong}: its name is not the sha1 of its events (KATO's name); "
+                                       "send each pattern's own name")
+        kb = self.kb(node_id)
+        before = kb.count()
+        applied = kb.apply(deltas, batch_id, persistence=persistence, metadata_cap=metadata_cap)
+        return {"applied": applied, "new_patterns": kb.count() - before if applied else 0,
+                "node_id": self.processor_id(node_id)}
+
+    def is_applied(self, node_id: str, batch_id: str) -> dict[str, Any]:
+        return {"applied": self.kb(node_id).is_applied(batch_id), "batch_id": batch_id,
+                "node_id": self.processor_id(node_id)}
+
+    def totals(self, node_id: str) -> dict[str, Any]:
+        return {**dataclasses.asdict(self.kb(node_id).totals()), "node_id": self.processor_id(node_id)}
+
+    def symbol_affinities(self, node_id: str) -> dict[str, Any]:
+        """KATO's per-symbol emotive sums of the node."""
+        return {"affinities": self.kb(node_id).symbol_affinity(), "node_id": self.processor_id(node_id)}
+
+    def symbol_affinity(self, symbol: str, node_id: str) -> dict[str, Any]:
+        found = self.kb(node_id).symbol_affinity([symbol])
+        return {"symbol": symbol, "affinity": found.get(symbol, {}), "node_id": self.processor_id(node_id)}
 
     def processor_id(self, node_id: str) -> str:
         """What KATO calls the node's processor: its kb id."""

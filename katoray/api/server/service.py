@@ -21,9 +21,10 @@ from katoray.api.session import KatoSession
 from katoray.engine.config import SessionConfig
 from katoray.engine.emotives import average_emotives
 from katoray.engine.naming import pattern_hash, strip_prefix
-from katoray.errors import KatorayError
+from katoray.errors import ConfigError
 from katoray.store import KnowledgeBase, kb_id_for, open_store, redact_url
 from katoray.store.base import PatternDelta, reading
+from katoray.store.probe import probe_store
 
 
 class ApiError(Exception):
@@ -75,16 +76,22 @@ class KatoService:
             if kb is None:
                 try:
                     kb = self._kbs[kb_id] = open_store(url, kb_id)
-                except KatorayError as err:
+                except ConfigError as err:   # a node id the store cannot name a knowledge base after
                     raise ApiError.detail(422, f"node_id {node_id!r}: its knowledge base cannot be opened: {err}") \
                         from None
                 self._kb_opened_s[kb_id] = time.time()
             return kb
 
     def check_store(self) -> None:
-        """Open and read one knowledge base now, so a store that is down stops start-up."""
-        node_id = next(iter(self.nodes), "katoray_startup_check")
-        self.kb(node_id).count()
+        """Check now, creating nothing, that the store can serve (and a run's knowledge bases
+        open), so a store that is down stops start-up with one message.
+
+        Raises:
+            StoreUnreachableError, StoreError, ConfigError: the store cannot serve (the message says why).
+        """
+        probe_store(self.store)
+        for node_id in self.nodes:
+            self.kb(node_id).count()
 
     def close(self) -> None:
         with self._kbs_lock:

@@ -63,19 +63,19 @@ class KatoService:
         self.service_name = service_name
         self.started_s = time.time()
         self.sessions = SessionTable()
-        self._kbs: dict[str, KnowledgeBase] = {}
+        self._kbs: dict[tuple[str, str], KnowledgeBase] = {}   # (store URL, kb id) -> open KB
         self._kb_opened_s: dict[str, float] = {}
         self._kbs_lock = threading.Lock()
 
     # -- knowledge bases -------------------------------------------------------------------------
     def kb(self, node_id: str) -> KnowledgeBase:
         """The node's knowledge base, opened on first use."""
-        url, kb_id = self.nodes.get(node_id) or (self.store, kb_id_for(node_id))
+        url, kb_id = where = self.nodes.get(node_id) or (self.store, kb_id_for(node_id))
         with self._kbs_lock:
-            kb = self._kbs.get(kb_id)
+            kb = self._kbs.get(where)
             if kb is None:
                 try:
-                    kb = self._kbs[kb_id] = open_store(url, kb_id)
+                    kb = self._kbs[where] = open_store(url, kb_id)
                 except ConfigError as err:   # a node id the store cannot name a knowledge base after
                     raise ApiError.detail(422, f"node_id {node_id!r}: its knowledge base cannot be opened: {err}") \
                         from None

@@ -5,6 +5,7 @@
     katoray resume RUN_ID                           # after a crash, Ctrl-C or a lost machine
     katoray runs list | show RUN_ID | fingerprint RUN_ID | delete RUN_ID [--yes]
     katoray serve --port 8000 --store sqlite:///kb  # KATO's HTTP API over the built-in engine
+    katoray serve --run RUN_ID                      # ... over a trained run's knowledge bases
 
 Exit status: 0 done; 2 a usage or input error (one line on stderr saying what and what to do);
 130 interrupted (the run can be resumed). Training output goes to stdout (the run id first, the

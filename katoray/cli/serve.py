@@ -26,7 +26,7 @@ def add_parsers(commands) -> None:
                         help="largest request body in MiB; larger ones get 413")
     parser.add_argument("--api-key", default=None,
                         help="require this key on every route (X-API-Key or Authorization: Bearer); "
-                             "default: $KATORAY_API_KEY if set")
+                             "default: $KATORAY_API_KEY if set, which keeps the key out of the process list")
 
 
 def serve_command(args: argparse.Namespace) -> int:

@@ -18,6 +18,7 @@ from typing import Any, Callable
 from katoray.api.session import KatoSession
 
 DEFAULT_TTL_S = 3600
+SWEEP_EVERY_S = 1.0   # expired sessions are forgotten at most this often (a scan of all of them)
 
 
 def iso_utc(epoch_s: float) -> str:
@@ -66,6 +67,7 @@ class SessionTable:
         self._clock = clock
         self.num_created = 0
         self.num_deleted = 0
+        self._swept_s = float("-inf")   # when expired sessions were last forgotten
 
     def add(self, session: KatoSession, ttl_s: int, metadata: dict[str, Any]) -> ServedSession:
         now = self._clock()
@@ -107,14 +109,14 @@ class SessionTable:
             return served
 
     def count(self) -> int:
-        with self._lock:
-            self._drop_expired(self._clock())
-            return len(self._sessions)
+        return len(self.snapshot())
 
     def snapshot(self) -> list[ServedSession]:
+        """The live sessions."""
+        now = self._clock()
         with self._lock:
-            self._drop_expired(self._clock())
-            return list(self._sessions.values())
+            self._drop_expired(now)
+            return [s for s in self._sessions.values() if s.expires_s > now]
 
     def _live(self, session_id: str, now: float) -> ServedSession | None:
         served = self._sessions.get(session_id)
@@ -124,5 +126,9 @@ class SessionTable:
         return served
 
     def _drop_expired(self, now: float) -> None:
+        """Forget expired sessions; a scan of every session at most once per SWEEP_EVERY_S."""
+        if now - self._swept_s < SWEEP_EVERY_S:
+            return
+        self._swept_s = now
         for session_id in [sid for sid, s in self._sessions.items() if s.expires_s <= now]:
             del self._sessions[session_id]

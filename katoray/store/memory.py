@@ -27,6 +27,7 @@ from katoray.store.locking import ReadWriteLock
 from katoray.util import paused_gc
 
 _NAME, _COUNT = attrgetter("name"), attrgetter("count")
+ITER_PAGE = 1000   # records iter_patterns reads per hold of the read lock
 _EMOTIVES, _METADATA = attrgetter("emotives"), attrgetter("metadata")
 
 
@@ -280,14 +281,12 @@ class MemoryStore:
             return {s: dict(self._affinity[s]) for s in wanted if s in self._affinity}
 
     def iter_patterns(self) -> Iterator[PatternRecord]:
-        """Every pattern by name; one stored between two of them may be missed or seen (each
-        record is read whole, by name, under the read side)."""
+        """Every pattern by name. Records are read whole, ``ITER_PAGE`` at a time under the read
+        side (a consumer may write between pages); one deleted meanwhile is skipped."""
         with self._lock.reading():
             names = sorted(self._ids)
-        for name in names:
-            record = self.get_pattern(name)
-            if record is not None:
-                yield record
+        for start in range(0, len(names), ITER_PAGE):
+            yield from self.get_patterns(names[start:start + ITER_PAGE]).values()
 
     def close(self) -> None:
         """Nothing to release; the data stays for other holders of a shared memory:// name."""

@@ -4,6 +4,8 @@ Nothing here downloads anything: HF hub and datasets run offline for the whole t
 """
 from __future__ import annotations
 
+import gzip
+import json
 import os
 import uuid
 from pathlib import Path
@@ -39,6 +41,26 @@ def gpt2_dir(shared_dir) -> Path:
 @pytest.fixture(scope="session")
 def kjv_books_path(shared_dir) -> Path:
     return KJV_BOOKS
+
+
+# -- corpora --------------------------------------------------------------------------------------
+TEN_BOOKS = {"a.jsonl": ["Ruth", "Joel", "Obad", "Jonah"], "b.jsonl": ["Hag", "Phmn", "2Jn", "3Jn", "Jude"],
+             "c.txt": ["Nahum"]}
+
+
+@pytest.fixture(scope="session")
+def ten_books(kjv_books_path, tmp_path_factory) -> Path:
+    """Ten short KJV books in three files (two jsonl, one txt) of one folder."""
+    with gzip.open(kjv_books_path, "rt", encoding="utf-8") as lines:
+        books = {book["abbrev"]: book for book in map(json.loads, lines)}
+    root = tmp_path_factory.mktemp("corpus")
+    for name, abbrevs in TEN_BOOKS.items():
+        if name.endswith(".txt"):
+            (root / name).write_text(books[abbrevs[0]]["text"], encoding="utf-8")
+        else:
+            rows = [json.dumps({"title": books[a]["title"], "text": books[a]["text"]}) for a in abbrevs]
+            (root / name).write_text("\n".join(rows) + "\n", encoding="utf-8")
+    return root
 
 
 # -- MongoDB ------------------------------------------------------------------------------------

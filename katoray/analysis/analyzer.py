@@ -1,8 +1,7 @@
-"""Store-agnostic knowledge-base analysis with the notebook's names.
+"""Store-agnostic knowledge-base analysis: statistics, histograms, plots and sampling.
 
-``MongoDBAnalyzer(learner.nodes["node0"])`` works whatever the node's backend (memory, sqlite,
-MongoDB); ``.patterns_collection`` (the raw pymongo collection) exists only for MongoDB.
-``StandaloneMongoDBAnalyzer(db_name, mongo_uri)`` opens a KB by database name with no session.
+The notebook's names over it (``MongoDBAnalyzer``, ``StandaloneMongoDBAnalyzer``,
+``analyze_all_nodes``, ...) are in :mod:`katoray.compat.analyzers`.
 """
 from __future__ import annotations
 
@@ -11,7 +10,7 @@ import statistics
 from collections import Counter
 from typing import Any
 
-from katoray.store import KnowledgeBase, open_store
+from katoray.store import KnowledgeBase
 
 # kato-lm's frequency buckets for get_stats()["frequency_ranges"]
 FREQUENCY_RANGES = (("1", 1, 1), ("2-5", 2, 5), ("6-10", 6, 10), ("11-50", 11, 50), (">50", 51, None))
@@ -92,57 +91,3 @@ class KnowledgeBaseAnalyzer:
 
     def close(self) -> None:
         """Kept for the notebook; the knowledge base stays open for its owner."""
-
-
-class MongoDBAnalyzer(KnowledgeBaseAnalyzer):
-    """The notebook's analyzer for a node (``learner.nodes["node0"]``), any backend."""
-
-    def __init__(self, node: Any, mongo_uri: str | None = None, timeout_ms: int = 30000) -> None:
-        kb = getattr(node, "kb", None)
-        if kb is None:
-            raise TypeError(f"MongoDBAnalyzer needs a node session with a knowledge base (learner.nodes['node0']), "
-                            f"got {type(node).__name__}")
-        super().__init__(kb)
-
-
-class StandaloneMongoDBAnalyzer(KnowledgeBaseAnalyzer):
-    """An analyzer by database name (``node0_<run_id>_kato``) and store URL, no session needed."""
-
-    def __init__(self, db_name: str, mongo_uri: str = "mongodb://localhost:27017/", timeout_ms: int = 30000) -> None:
-        super().__init__(open_store(mongo_uri, db_name))
-
-    def close(self) -> None:
-        self.kb.close()
-
-
-def analyze_all_nodes(learner) -> dict[str, dict[str, Any]]:
-    """``get_stats()`` for every node of a learner."""
-    return {cfg.name: KnowledgeBaseAnalyzer(kb).get_stats() for cfg, kb in zip(learner.node_configs, learner.kbs)}
-
-
-def sample_pattern_by_frequency(node: Any, num_samples: int = 1, seed: int | None = None) -> list[dict[str, Any]]:
-    """The notebook's helper: frequency-weighted samples from a node's knowledge base."""
-    return MongoDBAnalyzer(node).sample_patterns(num_samples, seed)
-
-
-def cleanup_all_nodes(learner, threshold: int = 2, verbose: bool = False) -> dict[str, int]:
-    """Delete patterns with frequency < ``threshold`` at every level, keeping the hierarchy whole.
-
-    kato-lm deleted node0 patterns that node1 patterns still referenced, so unravelling lost text.
-    Here levels are cleaned top-down and a pattern stays while any remaining pattern of the level
-    above uses its name; statistics and indexes are updated with the deletions.
-    """
-    import logging
-
-    deleted: dict[str, int] = {}
-    kbs = [kb for kb in learner.kbs if kb is not None]
-    for level in reversed(range(len(kbs))):
-        rare = [r.name for r in kbs[level].iter_patterns() if r.frequency < threshold]
-        if level + 1 < len(kbs) and rare:
-            used = kbs[level + 1].symbol_pmf("PTRN|" + name for name in rare)
-            rare = [name for name in rare if "PTRN|" + name not in used]
-        deleted[learner.node_configs[level].name] = kbs[level].delete_patterns(rare)
-        if verbose:
-            logging.getLogger("katoray").info("node%d: deleted %d patterns with frequency < %d",
-                                              level, deleted[learner.node_configs[level].name], threshold)
-    return dict(sorted(deleted.items()))

@@ -28,7 +28,7 @@ COMMAND_GROUPS = (train, runs, serve)   # each adds its subcommands (``add_parse
 
 
 def build_parser(prog: str = "katoray") -> argparse.ArgumentParser:
-    from katoray import __version__
+    from katoray.version import __version__
 
     parser = argparse.ArgumentParser(prog=prog, formatter_class=Help, description=_doc_head())
     parser.add_argument("--version", action="version", version=f"katoray {__version__}")

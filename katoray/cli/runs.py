@@ -6,6 +6,7 @@ import json
 import os
 
 from katoray.cli.common import MONGO_ENV, Help, add_command
+from katoray.config import DEFAULT_RUNS_DIR
 
 
 def add_parsers(commands) -> None:
@@ -18,7 +19,7 @@ def add_parsers(commands) -> None:
         parser = actions.add_parser(name, formatter_class=Help, help=text, description=text[0].upper() + text[1:] + ".")
         if name != "list":
             parser.add_argument("run_id", metavar="RUN_ID", help="id of the run (its folder in --runs-dir)")
-        parser.add_argument("--runs-dir", default="runs", metavar="DIR", help="folder of run folders")
+        parser.add_argument("--runs-dir", default=DEFAULT_RUNS_DIR, metavar="DIR", help="folder of run folders")
         if name in ("list", "fingerprint", "delete"):
             parser.add_argument("--mongo-uri", default=os.environ.get(MONGO_ENV), metavar="URL",
                                 help=f"MongoDB server with credentials, for MongoDB runs (default: ${MONGO_ENV})")
@@ -33,14 +34,14 @@ def runs_command(args: argparse.Namespace) -> int:
     from katoray.jobs import runs
 
     if args.action == "list":
-        found = runs.list_all_training_runs(args.runs_dir, args.mongo_uri)
+        found = runs.list_runs(args.runs_dir, args.mongo_uri)
         print(json.dumps({str(k): v for k, v in found.items()}, sort_keys=True) if args.json else _runs_table(found))
     elif args.action == "show":
         print(json.dumps(runs.load_manifest(args.run_id, args.runs_dir).to_dict(), indent=1))
     elif args.action == "fingerprint":
         print(json.dumps(runs.fingerprint(args.run_id, args.runs_dir, args.mongo_uri), sort_keys=True))
     else:
-        done = runs.delete_training_run(args.run_id, args.runs_dir, args.mongo_uri, confirm=not args.yes)
+        done = runs.delete_run(args.run_id, args.runs_dir, args.mongo_uri, confirm=not args.yes)
         what = [done["run_dir"] or "", *done["files"], *(f"database {d}" for d in done["databases"])]
         print(f"{'deleted' if done['deleted'] else 'kept'} run {args.run_id}: {', '.join(w for w in what if w)}")
     return 0

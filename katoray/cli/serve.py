@@ -4,7 +4,7 @@ from __future__ import annotations
 import argparse
 import os
 
-from katoray.cli.common import MONGO_ENV, add_command, count, say, store_arg
+from katoray.cli.common import MONGO_ENV, Usage, add_command, count, say, store_arg
 
 
 def add_parsers(commands) -> None:
@@ -30,12 +30,19 @@ def add_parsers(commands) -> None:
 
 
 def serve_command(args: argparse.Namespace) -> int:
-    from katoray.api.server.run import RunningServer, ServeSettings, settings_api_key
-    from katoray.cli.common import Usage
-    from katoray.store import redact_url
-
     if args.max_body_mb <= 0:
         raise Usage(f"--max-body-mb must be > 0, got {args.max_body_mb}")
+    try:
+        _serve(args)
+    except KeyboardInterrupt:   # Ctrl-C or SIGTERM, while starting or serving: a clean stop
+        pass
+    return 0
+
+
+def _serve(args: argparse.Namespace) -> None:
+    from katoray.api.server.run import RunningServer, ServeSettings, settings_api_key
+    from katoray.store import redact_url
+
     store, nodes = _stores(args)
     settings = ServeSettings(store=store, host=args.host, port=args.port, nodes=nodes,
                              max_body_bytes=int(args.max_body_mb * 1024 * 1024),
@@ -45,11 +52,7 @@ def serve_command(args: argparse.Namespace) -> int:
     server = RunningServer(settings)
     served = f"run {args.run} ({', '.join(nodes)})" if nodes else f"store {redact_url(store)}"
     say(f"katoray serve: KATO API on {server.url} ({served}); docs at {server.url}/docs; Ctrl-C stops it")
-    try:
-        server.run()
-    except KeyboardInterrupt:
-        pass
-    return 0
+    server.run()
 
 
 def _stores(args: argparse.Namespace) -> tuple[str, dict[str, tuple[str, str]]]:

@@ -9,6 +9,8 @@ from typing import Any
 
 from katoray.cli.common import (EXIT_ERROR, EXIT_INTERRUPTED, MONGO_ENV, Help, Usage, add_command, count, fail,
                                 positive, say, sizes, store_arg)
+from katoray.config import (DEFAULT_CHUNK_SIZE, DEFAULT_LEVELS, DEFAULT_RUNS_DIR, MODES, SEGMENT_METHODS, TrainConfig,
+                            field_default, new_run_id)
 from katoray.errors import ConfigError, DocumentError, KatorayError
 
 
@@ -32,9 +34,8 @@ def job_parser() -> argparse.ArgumentParser:
 
 def add_train_arguments(parser: argparse.ArgumentParser, job: bool = False) -> None:
     """``train``'s options (also ``scripts/train.py``'s; ``job``: running as a Ray job)."""
-    from katoray.jobs.run import DEFAULT_CHECKPOINT_INTERVAL, DEFAULT_WORKERS
-    from katoray.runtime.source import DEFAULT_BATCH_CHARS, DEFAULT_BATCH_SIZE
-    from katoray.text.segment import SEGMENT_METHODS
+    def default(name: str):   # each option's default is its TrainConfig field's
+        return field_default(TrainConfig, name)
 
     group = parser.add_argument_group("corpus")
     corpus = group.add_mutually_exclusive_group()
@@ -42,21 +43,21 @@ def add_train_arguments(parser: argparse.ArgumentParser, job: bool = False) -> N
                         ".gz); default: the built-in corpus (Python's documentation topics, no download)")
     corpus.add_argument("--dataset", metavar="KEY", help="a registered Hugging Face dataset key (wikitext, c4, ...) "
                         "or 'pydoc'")
-    group.add_argument("--text-field", default="text", metavar="NAME", help="text column of jsonl/parquet rows")
+    group.add_argument("--text-field", default=default("text_field"), metavar="NAME", help="text column of jsonl/parquet rows")
     group.add_argument("--max-samples", type=count, metavar="N", help="train on the first N documents only "
                        "(default: all)")
     hierarchy = parser.add_argument_group("hierarchy")
     hierarchy.add_argument("--tokenizer", metavar="NAME|PATH", help="a Hugging Face tokenizer name or a local "
                            "folder (default: the built-in katoray-bytes, no download)")
-    hierarchy.add_argument("--nodes", type=positive, metavar="N", help="hierarchy levels (default: 4, or one per "
-                           "--chunk-sizes value)")
+    hierarchy.add_argument("--levels", "--nodes", type=positive, metavar="N", help="hierarchy levels (default: "
+                           f"{DEFAULT_LEVELS}, or one per --chunk-sizes value)")
     hierarchy.add_argument("--chunk-sizes", type=sizes, metavar="8,8,8,8", help="tokens (node0) or child pattern "
-                           "names per pattern, per level; one value applies to every level (default: 8 per level)")
-    hierarchy.add_argument("--mode", choices=("chunking", "structure"), default="chunking", help="chunking: fixed "
+                           f"names per pattern, per level; one value applies to every level (default: {DEFAULT_CHUNK_SIZE} per level)")
+    hierarchy.add_argument("--mode", choices=MODES, default=default("mode"), help="chunking: fixed "
                            "runs of chunk-size symbols; structure: sentences, paragraphs, sections, documents")
-    hierarchy.add_argument("--segment-method", choices=SEGMENT_METHODS, default="simple",
+    hierarchy.add_argument("--segment-method", choices=SEGMENT_METHODS, default=default("segment_method"),
                            help="how documents are split into sentences, paragraphs and sections")
-    hierarchy.add_argument("--metadata-cap", type=positive, default=16, metavar="N",
+    hierarchy.add_argument("--metadata-cap", type=positive, default=default("metadata_cap"), metavar="N",
                            help="values kept per metadata key per pattern")
     run = parser.add_argument_group("run")
     run.add_argument("--store", metavar="URL",
@@ -64,16 +65,16 @@ def add_train_arguments(parser: argparse.ArgumentParser, job: bool = False) -> N
                      f"mongodb://host:port/; 'mongodb' alone takes the URL from ${MONGO_ENV} (default: sqlite in "
                      "the run folder)")
     run.add_argument("--run-id", help="the run's id (default: UTC time + a random suffix)")
-    run.add_argument("--runs-dir", required=job, default=None if job else "runs", metavar="DIR",
+    run.add_argument("--runs-dir", required=job, default=None if job else default("runs_dir"), metavar="DIR",
                      help="folder of run folders" + (" (required for a Ray job, absolute: the job runs in a "
                                                      "temporary copy of the working dir)" if job else ""))
-    run.add_argument("--workers", type=positive, default=DEFAULT_WORKERS, metavar="N",
+    run.add_argument("--workers", type=positive, default=default("workers"), metavar="N",
                      help="mapper actors (each tokenizes and maps batches)")
-    run.add_argument("--batch-size", type=positive, default=DEFAULT_BATCH_SIZE, metavar="N",
+    run.add_argument("--batch-size", type=positive, default=default("batch_size"), metavar="N",
                      help="documents per batch (one knowledge-base write per level)")
-    run.add_argument("--batch-chars", type=count, default=DEFAULT_BATCH_CHARS, metavar="N",
+    run.add_argument("--batch-chars", type=count, default=default("batch_chars"), metavar="N",
                      help="characters that close a batch early (0: no limit)")
-    run.add_argument("--checkpoint-interval", type=positive, default=DEFAULT_CHECKPOINT_INTERVAL, metavar="N",
+    run.add_argument("--checkpoint-interval", type=positive, default=default("checkpoint_interval"), metavar="N",
                      help="documents between checkpoints")
     _add_common_run_flags(run, address_default="auto" if job else None)
 
@@ -91,7 +92,7 @@ def _add_resume(commands) -> None:
                          "Continue a run where its last checkpoint left it. The run's configuration comes from "
                          "its manifest; a corpus or tokenizer that changed since is refused.", resume_command)
     parser.add_argument("run_id", metavar="RUN_ID", help="id of the run to continue (its folder in --runs-dir)")
-    parser.add_argument("--runs-dir", default="runs", metavar="DIR", help="folder of run folders")
+    parser.add_argument("--runs-dir", default=DEFAULT_RUNS_DIR, metavar="DIR", help="folder of run folders")
     parser.add_argument("--workers", type=positive, metavar="N", help="mapper actors (default: the run's)")
     parser.add_argument("--checkpoint-interval", type=positive, metavar="N",
                         help="documents between checkpoints (default: the run's)")
@@ -102,20 +103,19 @@ def _add_resume(commands) -> None:
 
 # -- commands ----------------------------------------------------------------------------------------
 def train_command(args: argparse.Namespace, job: bool = False) -> int:
-    from katoray.jobs.run import TrainConfig, start_run
-    from katoray.runtime.train import new_run_id
+    from katoray.jobs.run import start_run
 
     if job:
         _check_job_paths(args)
     config = TrainConfig(
-        nodes=args.nodes, chunk_sizes=args.chunk_sizes, mode=args.mode, segment_method=args.segment_method,
+        levels=args.levels, chunk_sizes=args.chunk_sizes, mode=args.mode, segment_method=args.segment_method,
         tokenizer=args.tokenizer, data=args.data, dataset=args.dataset, text_field=args.text_field,
         max_samples=args.max_samples, batch_size=args.batch_size, batch_chars=args.batch_chars or None,
         metadata_cap=args.metadata_cap, store=store_arg(args.store), run_id=args.run_id or new_run_id(),
         runs_dir=args.runs_dir, workers=args.workers, checkpoint_interval=args.checkpoint_interval,
         verbose=not args.quiet, address=args.address)
     if not args.quiet:
-        say(f"katoray run {config.run_id} in {config.run_dir} ({_corpus_text(config)}, {config.nodes} levels, "
+        say(f"katoray run {config.run_id} in {config.run_dir} ({_corpus_text(config)}, {config.levels} levels, "
              f"chunk sizes {','.join(map(str, config.chunk_sizes))}, {config.mode})")
     return _report(lambda: start_run(config), args, config.run_id, config.runs_dir)
 

@@ -72,7 +72,28 @@ def _strings(value: Any) -> tuple[str, ...]:
     for i, item in enumerate(value):
         if not isinstance(item, str):
             raise ConfigError(f"field 'strings' item {i} must be a string, got {type(item).__name__} {item!r}")
+    _check_encodable("strings", value)
     return tuple(value)
+
+
+def _check_encodable(field_name: str, texts: Sequence[str]) -> None:
+    """Every text is valid Unicode (UTF-8 encodable): a lone surrogate such as '\\ud800' would pass
+    into STM and fail only at learn, when the pattern's name is hashed and stored."""
+    try:
+        "".join(texts).encode("utf-8")
+    except UnicodeEncodeError:
+        bad = next(i for i, text in enumerate(texts) if not _is_encodable(text))
+        raise ConfigError(f"field {field_name!r} item {bad} ({texts[bad]!r}) is not valid Unicode (a lone "
+                          "surrogate cannot be encoded as UTF-8); decode the text correctly before observing it") \
+            from None
+
+
+def _is_encodable(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def _vectors(value: Any) -> tuple[tuple[float, ...], ...]:
@@ -101,6 +122,7 @@ def _emotives(value: Any) -> dict[str, float]:
     for key, x in value.items():
         if not isinstance(key, str):
             raise ConfigError(f"field 'emotives' key {key!r} must be a string")
+        _check_encodable("emotives", [key])
         if isinstance(x, bool) or not isinstance(x, (int, float)) or not math.isfinite(x):
             raise ConfigError(f"field 'emotives' value for {key!r} must be a finite number, got {x!r}")
     return dict(value)
@@ -114,6 +136,7 @@ def _metadata(value: Any) -> dict[str, Any]:
     for key in value:
         if not isinstance(key, str):
             raise ConfigError(f"field 'metadata' key {key!r} must be a string")
+    _check_encodable("metadata", [*value, *(v for v in value.values() if isinstance(v, str))])
     return dict(value)
 
 

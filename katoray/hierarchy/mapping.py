@@ -17,8 +17,9 @@ from hashlib import sha1
 from itertools import chain
 from typing import Iterable, Mapping, Sequence
 
-from katoray.hierarchy.config import HierarchyConfig
+from katoray.config import HierarchyConfig
 from katoray.store.base import PatternDelta
+from katoray.store.wire import SYMBOL_SEP, encode_columns, encode_joined
 from katoray.util import paused_gc
 
 PREFIX = "PTRN|"
@@ -54,7 +55,7 @@ class LevelDeltas:
     A pattern's symbols are kept joined by ``SYMBOL_SEP`` (a tuple instead if one holds it): a
     dict of str values is invisible to the cyclic garbage collector, which otherwise rescans the
     ~100k lists of a batch (a quarter of the map's time), and the joined form is what the wire
-    carries (``runtime.node.encode_level``).
+    carries (``LevelDeltas.encode``).
     """
 
     counts: Counter = field(default_factory=Counter)                  # name -> learns
@@ -91,6 +92,20 @@ class LevelDeltas:
         return [PatternDelta(name, [[s] for s in self.symbols_of(name)], count, [],
                              {k: sorted(v) for k, v in meta[name].items()} if name in meta else {})
                 for name, count in sorted(self.counts.items())]
+
+    def encode(self) -> bytes:
+        """This level's merged map in the wire form (``katoray.store.wire``): the same patterns,
+        order (sorted by name) and metadata as ``encode_deltas(self.to_deltas())``, without
+        building the deltas."""
+        names = sorted(self.counts)
+        meta = self.metadata
+        metadata = {i: {key: sorted(values) for key, values in meta[name].items()}
+                    for i, name in enumerate(names) if name in meta}
+        counts = list(map(self.counts.__getitem__, names))
+        joined = list(map(self.symbols.__getitem__, names))
+        if all(isinstance(symbols, str) for symbols in joined):   # joined with SYMBOL_SEP already
+            return encode_joined(names, joined, counts, metadata)
+        return encode_columns(names, list(map(self.symbols_of, names)), counts, metadata)
 
 
 class HierarchyDeltas:
@@ -186,7 +201,6 @@ class HierarchyDeltas:
         return PREFIX + name
 
 
-SYMBOL_SEP = "\x1f"   # joins a pattern's symbols in LevelDeltas (and on the wire)
 _JOIN = "], [".join
 
 

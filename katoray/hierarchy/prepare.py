@@ -5,13 +5,11 @@ from __future__ import annotations
 
 from typing import Sequence
 
+from katoray.config import MODES, SEGMENT_METHODS
 from katoray.errors import DocumentError
-from katoray.hierarchy.config import MODES
 from katoray.hierarchy.mapping import TokenizedDocument
 from katoray.text.segment import Document, Segmented, segment, split_sentences
 from katoray.text.tokenizers import TextTokenizer, load_tokenizer
-
-SEGMENT_METHODS = ("simple", "article", "book")
 
 
 class DocumentPreparer:

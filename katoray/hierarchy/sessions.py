@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any, Protocol, Sequence
 
-from katoray.hierarchy.config import HierarchyConfig
+from katoray.config import HierarchyConfig
 from katoray.hierarchy.mapping import TokenizedDocument
 
 

@@ -25,6 +25,7 @@ from typing import Any, Mapping
 
 from katoray.errors import ConfigError, KatorayError
 from katoray.jobs.checkpoint import read_json, write_json_atomic
+from katoray.store.urls import is_mongo, redact_url, without_userinfo
 
 MANIFEST_FILE = "manifest.json"
 MANIFEST_FORMAT = 1
@@ -124,7 +125,7 @@ class TrainingManifest:
     def store_url(self, mongo_uri: str | None = None) -> str:
         """The URL to open the run's stores with; for a store whose password the manifest does not
         keep, ``mongo_uri`` (the same server, with credentials; ignored for other stores)."""
-        return usable_store_url(self.store, mongo_uri if self.store.lower().startswith("mongodb") else None)
+        return usable_store_url(self.store, mongo_uri if is_mongo(self.store) else None)
 
     def open_stores(self, mongo_uri: str | None = None) -> dict[str, Any]:
         """{node name: knowledge base} of this run, opened as they are (nothing is created)."""
@@ -152,13 +153,13 @@ def versions() -> dict[str, str]:
     import platform
     from importlib.metadata import PackageNotFoundError, version
 
-    import katoray
+    from katoray.version import __version__
 
     try:
         ray_version = version("ray")
     except PackageNotFoundError:
         ray_version = "not installed"
-    return {"katoray": katoray.__version__, "python": platform.python_version(), "ray": ray_version}
+    return {"katoray": __version__, "python": platform.python_version(), "ray": ray_version}
 
 
 def data_identity(data: str | None, dataset: str | None) -> dict[str, Any]:
@@ -241,10 +242,8 @@ def _manifest_path(path: str | os.PathLike | None) -> Path:
 def usable_store_url(recorded: str, given: str | None = None) -> str:
     """``recorded`` (a manifest's URL, password removed), or ``given`` if it is the same store
     with credentials. A recorded URL that lost its password cannot be used on its own."""
-    from katoray.store import redact_url
-
     if given is not None:
-        if _without_userinfo(redact_url(given)) != _without_userinfo(recorded):
+        if without_userinfo(redact_url(given)) != without_userinfo(recorded):
             raise ConfigError(f"store {redact_url(given)!r} is not this run's store {recorded!r}: pass the run's own "
                               "store URL (with its password)")
         return given
@@ -252,12 +251,6 @@ def usable_store_url(recorded: str, given: str | None = None) -> str:
         raise ConfigError(f"the run's store {recorded!r} needs its password, which the manifest does not keep: pass "
                           "the URL with credentials (mongo_uri=..., or --store / MONGO_URI on the command line)")
     return recorded
-
-
-def _without_userinfo(url: str) -> str:
-    scheme, _, rest = url.partition("://")
-    netloc, slash, path = rest.partition("/")
-    return f"{scheme}://{netloc.rpartition('@')[2]}{slash}{path}"
 
 
 def _check_stores_exist(url: str, manifest: TrainingManifest) -> None:

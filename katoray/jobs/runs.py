@@ -1,17 +1,14 @@
-"""The run registry (``<runs_dir>/<run_id>/``) and the notebook's run-management names.
+"""The run registry (``<runs_dir>/<run_id>/``): find, list, lock, fingerprint and delete runs.
 
-    manifest = load_latest_manifest()                 # the newest run in ./runs
+    manifest = latest_manifest()                      # the newest run in ./runs
     analyzers = manifest.get_analyzers()              # {node name: KnowledgeBaseAnalyzer}, no Ray
-    runs = list_all_training_runs()                   # {run_id: summary}
+    runs = list_runs()                                # {run_id: summary}
     fingerprint("20261126-101500-3fa9c2")             # per level: patterns, total frequency, sha256
-    delete_training_run("20261126-101500-3fa9c2")     # asks for DELETE on a terminal
+    delete_run("20261126-101500-3fa9c2")              # asks for DELETE on a terminal
 
-    nodes = create_training_run_nodes(run_id="baseline")
-    learner = HierarchicalConceptLearner(nodes=nodes, run_id=nodes.run_id)   # node0_baseline_kato, ...
-
-Unlike kato-lm's, these work from manifests (any store), group MongoDB databases by their real run
-id (B20: default databases are listed under ``None``, not mislabelled), never prompt when nobody
-can answer, and ``create_training_run_nodes`` returns nodes instead of raising ``TypeError`` (B1).
+(kato-lm's names for these are in :mod:`katoray.compat.runs`.) Unlike kato-lm's, these work from
+manifests (any store), group MongoDB databases by their real run id (B20: default databases are
+listed under ``None``, not mislabelled), and never prompt when nobody can answer.
 """
 from __future__ import annotations
 
@@ -25,10 +22,11 @@ import sys
 from pathlib import Path
 from typing import Any, Iterator
 
+from katoray.config import DEFAULT_RUNS_DIR, check_run_id
 from katoray.errors import ConfigError, KatorayError
 from katoray.jobs.manifest import MANIFEST_FILE, RunNotFoundError, TrainingManifest, usable_store_url
+from katoray.store.urls import hosts, is_mongo
 
-DEFAULT_RUNS_DIR = "runs"
 LOCK_FILE = ".lock"
 MONGO_TIMEOUT_MS = 5000          # an unreachable MongoDB fails within this, naming the host
 _NODE_DB = re.compile(r"^node(\d+)(?:_(.+))?_kato$")
@@ -42,13 +40,6 @@ class RunBusyError(KatorayError):
 def resolve_runs_dir(runs_dir: str | os.PathLike = DEFAULT_RUNS_DIR) -> Path:
     """The runs folder as an absolute path (Ray workers and job drivers run elsewhere)."""
     return Path(runs_dir).expanduser().resolve()
-
-
-def check_run_id(run_id: Any) -> None:
-    """A run id names a folder and the knowledge bases: no separators, spaces or leading dot."""
-    if (not isinstance(run_id, str) or not run_id or run_id.startswith(".")
-            or any(c in run_id for c in "/\\ \t\n\x00")):
-        raise ConfigError(f"run id must be a non-empty name without slashes, spaces or a leading dot, got {run_id!r}")
 
 
 def run_path(run_id: str, runs_dir: str | os.PathLike = DEFAULT_RUNS_DIR) -> Path:
@@ -101,8 +92,7 @@ class RunLock:
             self._fd = None
 
 
-# -- the notebook's names ------------------------------------------------------------------------------
-def load_latest_manifest(runs_dir: str | os.PathLike = DEFAULT_RUNS_DIR) -> TrainingManifest:
+def latest_manifest(runs_dir: str | os.PathLike = DEFAULT_RUNS_DIR) -> TrainingManifest:
     """The manifest of the most recently started run in ``runs_dir``."""
     manifests = list(iter_manifests(runs_dir))
     if not manifests:
@@ -111,7 +101,7 @@ def load_latest_manifest(runs_dir: str | os.PathLike = DEFAULT_RUNS_DIR) -> Trai
     return manifests[-1]
 
 
-def list_all_training_runs(runs_dir: str | os.PathLike = DEFAULT_RUNS_DIR,
+def list_runs(runs_dir: str | os.PathLike = DEFAULT_RUNS_DIR,
                            mongo_uri: str | None = None) -> dict[str | None, dict[str, Any]]:
     """{run id: summary} of every run with a manifest in ``runs_dir``, oldest first.
 
@@ -150,41 +140,7 @@ def _summary(m: TrainingManifest) -> dict[str, Any]:
             "run_dir": str(m.run_dir), "databases": []}
 
 
-class TrainingRunNodes(list):
-    """A list of ``HierarchicalNode`` that also carries the run id they were made for."""
-
-    def __init__(self, nodes: list, run_id: str) -> None:
-        super().__init__(nodes)
-        self.run_id = run_id
-
-
-def create_training_run_nodes(run_id: str | None = None, num_nodes: int = 4, chunk_size: int = 8,
-                              mode: str = "chunking", base_url: str | None = None) -> TrainingRunNodes:
-    """Nodes for an isolated training run (kato-lm's function, which raised ``TypeError``: B1).
-
-    Node names stay ``node0`` ... (the hierarchy's levels); the run id isolates the knowledge bases
-    once it reaches the learner, which names them ``node{i}_<run_id>_kato``::
-
-        nodes = create_training_run_nodes(run_id="baseline_8chunks")
-        learner = HierarchicalConceptLearner(nodes=nodes, run_id=nodes.run_id, store="sqlite:///kb")
-
-    Args:
-        run_id: the run's id; None = a new one (UTC time + random suffix).
-        num_nodes, chunk_size, mode: a uniform hierarchy.
-        base_url: a remote KATO server for every node (None = the built-in engine).
-    """
-    from katoray.hierarchy.config import HierarchicalNode
-    from katoray.runtime.train import new_run_id
-
-    run_id = run_id or new_run_id()
-    check_run_id(run_id)
-    if isinstance(num_nodes, bool) or not isinstance(num_nodes, int) or num_nodes < 1:
-        raise ConfigError(f"num_nodes must be an integer >= 1, got {num_nodes!r}")
-    nodes = [HierarchicalNode(f"node{i}", chunk_size=chunk_size, mode=mode, base_url=base_url) for i in range(num_nodes)]
-    return TrainingRunNodes(nodes, run_id)
-
-
-def delete_training_run(run_id: str, runs_dir: str | os.PathLike = DEFAULT_RUNS_DIR, mongo_uri: str | None = None,
+def delete_run(run_id: str, runs_dir: str | os.PathLike = DEFAULT_RUNS_DIR, mongo_uri: str | None = None,
                         confirm: bool = True) -> dict[str, Any]:
     """Delete a run: its knowledge bases (SQLite files or MongoDB databases) and its folder.
 
@@ -208,7 +164,7 @@ def delete_training_run(run_id: str, runs_dir: str | os.PathLike = DEFAULT_RUNS_
     manifest = TrainingManifest.load(folder) if (folder / MANIFEST_FILE).exists() else None
     files, databases, mongo = _run_stores(run_id, manifest, mongo_uri)
     if manifest is None and not databases and not folder.exists():
-        where = f" nor databases of it at {_hosts(mongo_uri)}" if mongo_uri else ""
+        where = f" nor databases of it at {hosts(mongo_uri)}" if mongo_uri else ""
         raise RunNotFoundError(f"no run {run_id!r} in {str(folder.parent)!r}{where}")
     plan = {"run_id": run_id, "deleted": False, "run_dir": str(folder) if folder.exists() else None,
             "files": [str(f) for f in files], "databases": databases}
@@ -228,10 +184,11 @@ def delete_training_run(run_id: str, runs_dir: str | os.PathLike = DEFAULT_RUNS_
 
 def _run_stores(run_id: str, manifest: TrainingManifest | None, mongo_uri: str | None):
     """(SQLite files outside the run folder, MongoDB database names, a client for them or None)."""
+    from katoray.runspec import node_id
     from katoray.store import kb_id_for
 
     files: list[Path] = []
-    url = usable_store_url(manifest.store, mongo_uri if _is_mongo(manifest.store) else None) if manifest else mongo_uri
+    url = usable_store_url(manifest.store, mongo_uri if is_mongo(manifest.store) else None) if manifest else mongo_uri
     if manifest is not None and url.lower().startswith("sqlite:///"):
         from katoray.store.sqlite import sqlite_path
 
@@ -239,14 +196,14 @@ def _run_stores(run_id: str, manifest: TrainingManifest | None, mongo_uri: str |
             kb_file = sqlite_path(url, node["kb_id"])
             if manifest.run_dir not in kb_file.parents:      # inside the run folder: removed with it
                 files += [p for p in (kb_file, Path(f"{kb_file}-wal"), Path(f"{kb_file}-shm")) if p.exists()]
-    if url is None or not _is_mongo(url):
+    if url is None or not is_mongo(url):
         return files, [], None
     client = _mongo_client(url)
     present = set(client.list_database_names())
     if manifest is not None:
         wanted = [node["kb_id"] for node in manifest.nodes.values()]
     else:
-        wanted = [name for name in present if (m := _NODE_DB.match(name)) and name == kb_id_for(f"node{m.group(1)}_{run_id}")]
+        wanted = [name for name in present if (m := _NODE_DB.match(name)) and name == kb_id_for(node_id(int(m.group(1)), run_id))]
     return files, sorted(name for name in wanted if name in present), client
 
 
@@ -295,14 +252,6 @@ def fingerprint_kb(kb: Any) -> dict[str, Any]:
 
 
 # -- MongoDB helpers -------------------------------------------------------------------------------
-def _is_mongo(url: str) -> bool:
-    return url.lower().startswith(("mongodb://", "mongodb+srv://"))
-
-
-def _hosts(url: str) -> str:
-    return url.split("://", 1)[-1].rpartition("@")[2].split("/", 1)[0]
-
-
 def _mongo_client(url: str):
     import pymongo
     from pymongo.errors import PyMongoError
@@ -314,7 +263,7 @@ def _mongo_client(url: str):
         client.admin.command("ping")
     except PyMongoError as err:
         client.close()
-        raise StoreUnreachableError(f"MongoDB at {_hosts(url)} did not answer ({type(err).__name__}); start it or fix "
+        raise StoreUnreachableError(f"MongoDB at {hosts(url)} did not answer ({type(err).__name__}); start it or fix "
                                     "the URL") from None
     return client
 

@@ -20,15 +20,15 @@ import os
 import sys
 import warnings
 from contextlib import contextmanager
-from dataclasses import dataclass
 from typing import Any, Callable, Iterable, Sequence, TextIO
 
 from katoray.errors import ConfigError, KatorayError
-from katoray.hierarchy.config import HierarchyConfig
 from katoray.runtime import options
 from katoray.runtime.progress import ProgressLine, TrainingStats
 from katoray.runtime.sinks import DriverSink, NodeSink
-from katoray.runtime.source import Batching, Shard, make_datasource
+from katoray.runtime.source import make_datasource
+from katoray.runspec import RunSpec
+from katoray.text.shards import Shard, batching_fingerprint
 from katoray.text.tokenizers import TextTokenizer, load_tokenizer
 
 ACTOR_WAIT_S = 600             # the pool's actors must be up by then (Ray Data's default: forever)
@@ -37,38 +37,8 @@ CheckpointHook = Callable[[frozenset, dict], None]
 log = logging.getLogger(__name__)
 
 
-@dataclass(frozen=True)
-class RunSpec:
-    """Everything a training run needs besides its corpus (small and picklable)."""
-
-    run_id: str
-    store: str                             # knowledge-base URL (absolute paths for sqlite)
-    node_ids: tuple[str, ...]              # KATO node id per level (kb id = <node_id>_kato)
-    session_configs: tuple[dict, ...]      # KATO session settings per level
-    hierarchy: HierarchyConfig
-    tokenizer: str | None                  # name or absolute folder; None = built-in default
-    segment_method: str = "simple"
-    batching: Batching = Batching()        # documents per batch (per row, per node write)
-    num_workers: int = 4                   # mapper pool actors
-
-    def __post_init__(self) -> None:
-        if isinstance(self.num_workers, bool) or not isinstance(self.num_workers, int) or self.num_workers < 1:
-            raise ConfigError(f"num_workers must be an integer >= 1, got {self.num_workers!r}")
-        if len(self.node_ids) != self.hierarchy.num_levels or len(self.session_configs) != self.hierarchy.num_levels:
-            raise ConfigError(f"need one node id and one session config per level ({self.hierarchy.num_levels})")
-
-    @property
-    def num_levels(self) -> int:
-        return self.hierarchy.num_levels
-
-    @property
-    def is_local_store(self) -> bool:
-        """``memory://`` lives inside one process: the driver applies the deltas itself."""
-        return self.store.lower().startswith("memory://")
-
-
 # -- Ray ---------------------------------------------------------------------------------------
-def ensure_ray(spec: RunSpec, verbose: bool = True) -> bool:
+def ensure_ray(spec: RunSpec) -> bool:
     """Use the Ray this process is connected to; else join ``RAY_ADDRESS`` (a job on a
     cluster); else start a private local one sized for this run. True if started here."""
     import ray
@@ -78,16 +48,10 @@ def ensure_ray(spec: RunSpec, verbose: bool = True) -> bool:
     if os.environ.get("RAY_ADDRESS"):
         ray.init(logging_level="WARNING")
         return True
-    cpus = max(2, math.ceil(options.cpus_needed(spec.num_levels, spec.num_workers)))
+    cpus = max(2, math.ceil(options.cpus_needed(spec.num_levels, spec.workers)))
     ray.init(address="local", num_cpus=cpus, include_dashboard=False, logging_level="WARNING",
-             log_to_driver=verbose)
+             log_to_driver=spec.verbose)
     return True
-
-
-def _load_tokenizer_here(spec: RunSpec) -> TextTokenizer:
-    """Load the tokenizer once on the driver: an unknown name fails now with its ConfigError,
-    not later as a pool actor that died in its constructor; the pool receives this one."""
-    return load_tokenizer(spec.tokenizer)
 
 
 def _warn_if_too_small(spec: RunSpec) -> None:
@@ -96,41 +60,66 @@ def _warn_if_too_small(spec: RunSpec) -> None:
     import ray
 
     nodes = 0 if spec.is_local_store else spec.num_levels * options.NODE_NUM_CPUS
-    need = nodes + spec.num_workers * options.MAPPER_NUM_CPUS + options.READ_NUM_CPUS
+    need = nodes + spec.workers * options.MAPPER_NUM_CPUS + options.READ_NUM_CPUS
     have = ray.cluster_resources().get("CPU", 0.0)
     if need > have:
         log.warning("this run needs %.2f logical CPUs (%d workers x %.2f, node actors %.2f, reads %.2f) but the "
-                    "Ray cluster has %.2f now; lower num_workers or give Ray more num_cpus. Waiting up to %d s "
-                    "for actors to fit.", need, spec.num_workers, options.MAPPER_NUM_CPUS, nodes,
+                    "Ray cluster has %.2f now; lower the workers or give Ray more num_cpus. Waiting up to %d s "
+                    "for actors to fit.", need, spec.workers, options.MAPPER_NUM_CPUS, nodes,
                     options.READ_NUM_CPUS, have, ACTOR_WAIT_S)
 
 
+def connect_ray(address: str | None) -> None:
+    """Join the Ray cluster at ``address`` (``auto``, ``ray://...``) unless already connected."""
+    if address is None:
+        return          # the runtime joins RAY_ADDRESS if set, else starts a local Ray sized for the run
+    import ray
+
+    if ray.is_initialized():
+        return
+    try:
+        ray.init(address=address, logging_level="WARNING")
+    except ConnectionError as err:
+        raise ConfigError(f"cannot join the Ray cluster at {address!r} ({err}); start it (ray start --head), fix the "
+                          "address, or leave the address out to train on a private local Ray") from err
+
+
 # -- the run ---------------------------------------------------------------------------------------
-def run_training(spec: RunSpec, shards: Sequence[Shard], *, verbose: bool = True,
-                 checkpoint_interval: int | None = None, on_checkpoint: CheckpointHook | None = None,
+def run_training(spec: RunSpec, shards: Sequence[Shard], *, on_checkpoint: CheckpointHook | None = None,
                  skip_batches: Iterable[str] = (), detached: bool = False, keep_nodes: bool = False,
-                 local_kbs: Sequence | None = None, progress_stream: TextIO | None = None) -> dict[str, Any]:
+                 local_kbs: Sequence | None = None, progress_stream: TextIO | None = None,
+                 tokenizer: TextTokenizer | None = None) -> dict[str, Any]:
     """Train the hierarchy of ``spec`` on ``shards``; returns the run's statistics.
 
     Args:
-        verbose: one live progress line on stderr (or ``progress_stream``).
-        checkpoint_interval, on_checkpoint: every ``checkpoint_interval`` documents (and once at
-            the end) ``on_checkpoint(completed_batch_ids, statistics)`` is called; every id in
-            the set is durable at every level.
+        on_checkpoint: every ``spec.checkpoint_interval`` documents (and once at the end)
+            ``on_checkpoint(completed_batch_ids, statistics)`` is called; every id in the set is
+            durable at every level.
         skip_batches: batch ids already completed (resume): they are not read again.
         detached, keep_nodes: node actors outlive the driver (``detached``), or stay up after the
             run in this driver (``keep_nodes``; re-attach with ``attach_nodes(run_id)``).
-        local_kbs: the knowledge bases to apply to for a ``memory://`` store (e.g. a learner's).
+        local_kbs: the knowledge bases to apply to for a ``memory://`` store.
+        progress_stream: where the progress line goes when ``spec.verbose`` (default stderr).
+        tokenizer: the run's tokenizer, already loaded (default: loaded here, on the driver, so
+            an unknown name fails now, not as a pool actor that died in its constructor).
+
+    Returns:
+        ``samples_processed``, ``tokens_processed``, ``total_time_seconds``,
+        ``rate_samples_per_sec``, ``rate_tokens_per_sec``, ``num_workers``, ``run_id``, and per
+        level ``node{i}_patterns`` (unique patterns in the knowledge base),
+        ``node{i}_observations`` (learn events of this run), ``node{i}_unlearned`` (symbols
+        left at document ends), ``node{i}_reuse_rate`` (1 - new patterns / observations); the
+        CPU seconds and peak memory of each role.
 
     Raises:
         DocumentError / CorpusError: a document could not be read or learned (named in the message).
     """
-    tokenizer = _load_tokenizer_here(spec)
-    ensure_ray(spec, verbose)   # a Ray started here stays up: the caller may train again or analyse
+    tokenizer = tokenizer or load_tokenizer(spec.tokenizer)
+    ensure_ray(spec)   # a Ray started here stays up: the caller may train again or analyse
     _warn_if_too_small(spec)
     sink = DriverSink(spec, local_kbs) if spec.is_local_store else NodeSink(spec, detached)
-    progress = ProgressLine((progress_stream or sys.stderr) if verbose else None)
-    checkpoint = _Checkpointer(checkpoint_interval, on_checkpoint)
+    progress = ProgressLine((progress_stream or sys.stderr) if spec.verbose else None)
+    checkpoint = _Checkpointer(spec.checkpoint_interval, on_checkpoint)
     try:
         stats = TrainingStats(spec.num_levels)
         with _ray_data_quiet():
@@ -167,8 +156,6 @@ class _Checkpointer:
     """Calls the hook each time the document count crosses a multiple of the interval."""
 
     def __init__(self, interval: int | None, hook: CheckpointHook | None) -> None:
-        if interval is not None and (isinstance(interval, bool) or not isinstance(interval, int) or interval < 1):
-            raise ConfigError(f"checkpoint_interval must be an integer >= 1 (documents) or None, got {interval!r}")
         self.interval, self.hook = interval, hook
         self.calls = 0
         self._mark = interval or 0
@@ -194,7 +181,7 @@ def _drive(spec: RunSpec, tokenizer: TextTokenizer, shards: Sequence[Shard], sin
     if not shards:          # max_samples=0: nothing to read
         return completed
     # Idempotency keys: another run, or other data under the same run id, never looks applied.
-    key_prefix = f"{spec.run_id}/{spec.batching.fingerprint(shards)}/"
+    key_prefix = f"{spec.run_id}/{batching_fingerprint(spec.batching, shards)}/"
     dataset = build_dataset(spec, tokenizer, shards, skip, key_prefix)
     try:
         for row in dataset.iter_rows():
@@ -219,15 +206,15 @@ def build_dataset(spec: RunSpec, tokenizer: TextTokenizer, shards: Sequence[Shar
     The pool gets ``tokenizer`` itself (pickled), not its name: no actor loads it again."""
     import ray.data
 
-    from katoray.runtime.mapper import HierarchyMapper, hierarchy_to_dict
+    from katoray.runtime.mapper import HierarchyMapper
 
     source = make_datasource(shards, spec.batching, skip)
     reads = ray.data.read_datasource(source, override_num_blocks=max(1, len(shards)), **options.READ_OPTIONS)
-    mapper_args = {"hierarchy": hierarchy_to_dict(spec.hierarchy), "tokenizer": tokenizer,
+    mapper_args = {"hierarchy": spec.hierarchy, "tokenizer": tokenizer,
                    "segment_method": spec.segment_method, "batch_key_prefix": key_prefix,
                    "run_id": None if spec.is_local_store else spec.run_id, "node_ids": list(spec.node_ids)}
     out = reads.map_batches(HierarchyMapper, fn_constructor_kwargs=mapper_args,
-                            compute=_pool(spec.num_workers), **options.MAPPER_OPTIONS)
+                            compute=_pool(spec.workers), **options.MAPPER_OPTIONS)
     _quiet_bounded(out.context, spec)
     return out
 
@@ -255,7 +242,7 @@ def _quiet_bounded(ctx, spec: RunSpec) -> None:
     ctx.raise_original_map_exception = True        # a DocumentError reaches the driver as itself
     ctx.wait_for_min_actors_s = ACTOR_WAIT_S        # a pool that cannot be scheduled fails, not hangs
     ctx.execution_options.preserve_order = False   # the map is order-free
-    budget = spec.num_workers * options.MAPPER_NUM_CPUS + 2 * options.READ_NUM_CPUS
+    budget = spec.workers * options.MAPPER_NUM_CPUS + 2 * options.READ_NUM_CPUS
     ctx.execution_options.resource_limits = ExecutionResources.for_limits(cpu=budget)
 
 

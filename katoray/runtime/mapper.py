@@ -22,30 +22,19 @@ from typing import Any, Mapping
 import numpy as np
 
 from katoray.errors import DocumentError
-from katoray.hierarchy.config import HierarchyConfig
+from katoray.config import HierarchyConfig
 from katoray.hierarchy.mapping import HierarchyDeltas
-from katoray.runtime.node import encode_level
-from katoray.runtime.source import decode_documents
+from katoray.text.shards import decode_documents
 from katoray.runtime.usage import process_usage
 from katoray.text.tokenizers import TextTokenizer
 from katoray.util import paused_gc
-
-
-def hierarchy_to_dict(config: HierarchyConfig) -> dict[str, Any]:
-    """A small, picklable form of the hierarchy config for the pool's constructor."""
-    return config.to_dict()
-
-
-def hierarchy_from_dict(values: Mapping[str, Any]) -> HierarchyConfig:
-    return HierarchyConfig(values["mode"], tuple(values["chunk_sizes"]), frozenset(values["metadata_levels"]),
-                           values["metadata_cap"])
 
 
 class HierarchyMapper:
     """Pool actor: batch of documents -> deltas at every level's node actor -> one stats row.
 
     Args:
-        hierarchy: ``HierarchyConfig.to_dict()``.
+        hierarchy: the run's ``HierarchyConfig`` (pickled as it is).
         tokenizer: a loaded ``TextTokenizer`` (the driver's, pickled: the fast path), or a name
             or absolute folder path (None = the built-in default).
         segment_method: ``simple``, ``article`` or ``book``.
@@ -55,12 +44,12 @@ class HierarchyMapper:
         node_ids: the node ids those actors must serve (checked once, before the first send).
     """
 
-    def __init__(self, hierarchy: Mapping[str, Any], tokenizer: TextTokenizer | str | None, segment_method: str,
+    def __init__(self, hierarchy: HierarchyConfig, tokenizer: TextTokenizer | str | None, segment_method: str,
                  batch_key_prefix: str, run_id: str | None, node_ids: list[str] | None = None) -> None:
         os.environ.setdefault("TRANSFORMERS_NO_ADVISORY_WARNINGS", "1")   # workers stay quiet
         from katoray.hierarchy.prepare import DocumentPreparer
 
-        self.config = hierarchy_from_dict(hierarchy)
+        self.config = hierarchy
         self.preparer = DocumentPreparer(tokenizer, segment_method, self.config.mode)
         self.batch_key_prefix = batch_key_prefix
         self.run_id = run_id
@@ -87,7 +76,7 @@ class HierarchyMapper:
                 except Exception as err:
                     raise DocumentError(f"document {doc.doc_id!r} ({doc.source or 'no source'}) could not be "
                                         f"mapped: {type(err).__name__}: {err}") from err
-            payloads = [encode_level(level) for level in acc.levels]
+            payloads = [level.encode() for level in acc.levels]
         row = self._stats_row(batch_id, acc, tokenized)
         if self.run_id is None:
             row["deltas"] = pickle.dumps(payloads, protocol=5)   # the driver applies them (DriverSink)

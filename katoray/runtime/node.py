@@ -5,103 +5,21 @@ batch id); people and analysis scripts talk KATO to it (``observe``, ``learn``,
 ``get_predictions``...). Constructor arguments are small (a store URL, a node id, a config dict)
 and the store is reopened in ``__init__``, so a Ray restart of the actor is safe.
 
-Deltas travel in a columnar wire form (``encode_level``, ``encode_deltas``): per level the
-sorted names, each pattern's symbols joined by one separator character, the counts and the
-metadata of the patterns that have any; the node splits the symbols back and applies the columns
-directly (``KnowledgeBase.apply_columns``), never building ``PatternDelta`` objects. Measured on
-the KJV (1M GPT-2 tokens; 123k node0 and 16k node1 patterns, metadata on every pattern), encode
-plus decode of levels 0-1 went from 1.14 CPU s (deltas built, then per-symbol tuples) to 0.43 s.
+Deltas arrive in the columnar wire form of :mod:`katoray.store.wire`.
 """
 from __future__ import annotations
 
 import os
-import pickle
-from typing import Any, Iterable, Mapping, Sequence
+from typing import Any, Mapping, Sequence
 
 from katoray.engine.config import SessionConfig
 from katoray.errors import ConfigError
-from katoray.hierarchy.mapping import SYMBOL_SEP, LevelDeltas
 from katoray.runtime.usage import process_usage
 from katoray.api.session import KatoSession
-from katoray.store import KnowledgeBase, PatternDelta, kb_id_for, open_store, redact_url
-from katoray.store.base import DeltaColumns
+from katoray.store import kb_id_for, open_store
+from katoray.store.urls import redact_url
+from katoray.store.wire import apply_payload
 from katoray.util import paused_gc
-
-
-def encode_level(level: LevelDeltas) -> bytes:
-    """One level's merged map (``HierarchyDeltas.levels[i]``) -> bytes for ``NodeActor.apply``.
-
-    The same patterns, order (sorted by name) and metadata as ``encode_deltas(level.to_deltas())``,
-    without building the deltas.
-    """
-    names = sorted(level.counts)
-    meta = level.metadata
-    metadata = {i: {key: sorted(values) for key, values in meta[name].items()}
-                for i, name in enumerate(names) if name in meta}
-    counts = list(map(level.counts.__getitem__, names))
-    joined = list(map(level.symbols.__getitem__, names))
-    if all(isinstance(symbols, str) for symbols in joined):   # the map joined them with SYMBOL_SEP already
-        return pickle.dumps(("joined", names, joined, counts, metadata), protocol=5)
-    return _encode_columns(names, list(map(level.symbols_of, names)), counts, metadata)
-
-
-def encode_deltas(deltas: Iterable[PatternDelta]) -> bytes:
-    """Deltas -> bytes for ``NodeActor.apply`` (emotives are not part of hierarchy deltas)."""
-    deltas = list(deltas)
-    for delta in deltas:
-        if delta.emotives:
-            raise ValueError(f"pattern {delta.name}: the wire form carries no emotives; "
-                             "hierarchy training learns none")
-    if all(delta.events and all(len(event) == 1 for event in delta.events) for delta in deltas):
-        return _encode_columns([d.name for d in deltas], [[event[0] for event in d.events] for d in deltas],
-                               [d.count for d in deltas], {i: d.metadata for i, d in enumerate(deltas) if d.metadata})
-    # Some event holds several symbols (or none): the general form, events as lists.
-    return pickle.dumps(("deltas", [(d.name, d.events, d.count, d.metadata) for d in deltas]), protocol=5)
-
-
-def _encode_columns(names: list[str], symbols: list[list[str]], counts: list[int],
-                    metadata: dict[int, dict[str, list[str]]]) -> bytes:
-    try:
-        joined = list(map(SYMBOL_SEP.join, symbols))
-    except TypeError:   # a symbol that is not a str: only pickle can carry it
-        joined = None
-    # Exact only if no symbol contains the separator (each pattern then adds len - 1 of them) and
-    # no pattern is empty (its "" would split back into [""]).
-    separators = sum(map(len, symbols)) - len(symbols)
-    if joined is not None and all(symbols) and "".join(joined).count(SYMBOL_SEP) == separators:
-        return pickle.dumps(("joined", names, joined, counts, metadata), protocol=5)
-    return pickle.dumps(("lists", names, symbols, counts, metadata), protocol=5)
-
-
-def decode_payload(payload: bytes | Sequence[PatternDelta]) -> DeltaColumns | list[PatternDelta]:
-    """The columns (or, for the general form, the deltas) ``encode_*`` produced; a sequence of
-    ``PatternDelta`` passes through."""
-    if not isinstance(payload, (bytes, bytearray, memoryview)):
-        return list(payload)
-    form, *body = pickle.loads(payload)
-    if form == "deltas":
-        return [PatternDelta(name, events, count, [], metadata) for name, events, count, metadata in body[0]]
-    names, symbols, counts, metadata = body
-    if form == "joined":
-        symbols = [joined.split(SYMBOL_SEP) for joined in symbols]
-    elif form != "lists":
-        raise ValueError(f"unknown delta wire form {form!r}: the sender runs another katoray version")
-    return DeltaColumns(names, symbols, counts, metadata)
-
-
-def decode_deltas(payload: bytes | Sequence[PatternDelta]) -> list[PatternDelta]:
-    """The inverse of ``encode_deltas``; a list of ``PatternDelta`` passes through."""
-    decoded = decode_payload(payload)
-    return decoded.to_deltas() if isinstance(decoded, DeltaColumns) else decoded
-
-
-def apply_payload(kb: KnowledgeBase, payload: bytes | Sequence[PatternDelta], batch_id: str | None, *,
-                  persistence: int, metadata_cap: int | None) -> bool:
-    """``kb.apply`` of an encoded batch, through ``apply_columns`` when it is columnar."""
-    decoded = decode_payload(payload)
-    if isinstance(decoded, DeltaColumns):
-        return kb.apply_columns(decoded, batch_id, persistence=persistence, metadata_cap=metadata_cap)
-    return kb.apply(decoded, batch_id, persistence=persistence, metadata_cap=metadata_cap)
 
 
 class NodeActor:
@@ -115,14 +33,14 @@ class NodeActor:
         metadata_cap: values kept per metadata key per pattern.
     """
 
-    def __init__(self, store: str, node_id: str, session_config: Mapping[str, Any] | None = None,
+    def __init__(self, store: str, node_id: str, session_config: SessionConfig | Mapping[str, Any] | None = None,
                  metadata_cap: int | None = None) -> None:
         self.node_id = node_id
         self.store_url = store
         self.kb = open_store(store, kb_id_for(node_id))
-        self.config = SessionConfig.from_dict(session_config)
         self.metadata_cap = metadata_cap
-        self.session = KatoSession(node_id, self.kb, self.config, metadata_cap)
+        self.session = KatoSession(node_id, self.kb, session_config, metadata_cap)
+        self.config = self.session.config
         self.num_applied = 0     # batches this process applied (a restart starts again at 0)
 
     def __repr__(self) -> str:
@@ -191,7 +109,7 @@ class NodeActor:
 READY_TIMEOUT_S = 120.0   # a node actor that is not up by then will not come up (resources)
 
 
-def start_nodes(run_id: str, store: str, node_ids: Sequence[str], session_configs: Sequence[Mapping[str, Any]],
+def start_nodes(run_id: str, store: str, node_ids: Sequence[str], session_configs: Sequence[SessionConfig],
                 metadata_cap: int | None = None, detached: bool = False, wait: bool = True,
                 timeout_s: float = READY_TIMEOUT_S) -> list:
     """Start (or re-attach to) one named node actor per level in the run's namespace.
@@ -206,7 +124,7 @@ def start_nodes(run_id: str, store: str, node_ids: Sequence[str], session_config
 
     remote = ray.remote(NodeActor)
     handles = [remote.options(**node_actor_options(run_id, level, detached))
-               .remote(store, node_id, dict(cfg), metadata_cap)
+               .remote(store, node_id, cfg, metadata_cap)
                for level, (node_id, cfg) in enumerate(zip(node_ids, session_configs))]
     if wait:
         try:

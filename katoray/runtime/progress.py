@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any, Mapping, Sequence, TextIO
 from katoray.runtime.usage import process_usage
 
 if TYPE_CHECKING:
-    from katoray.runtime.driver import RunSpec
+    from katoray.runspec import RunSpec
 
 PROGRESS_INTERVAL_S = 0.5      # at most two progress-line updates per second (terminal)
 PROGRESS_LOG_INTERVAL_S = 10.0  # one progress line per 10 s when stderr is a file or pipe
@@ -127,7 +127,7 @@ class TrainingStats:
     def summary(self, spec: "RunSpec", nodes: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
         """The run's statistics: counters, the unique patterns now in each level's KB (``nodes``:
         each level's ``NodeActor.stats()``), and what each role used (``usage``)."""
-        out = {"run_id": spec.run_id, "num_workers": spec.num_workers, "batch_size": spec.batching.batch_size,
+        out = {"run_id": spec.run_id, "num_workers": spec.workers, "batch_size": spec.batching.batch_size,
                **self.counters()}
         for i, node in enumerate(nodes):
             out[f"node{i}_patterns"] = node["patterns"]

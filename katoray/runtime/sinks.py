@@ -11,10 +11,18 @@ from typing import TYPE_CHECKING, Any, Mapping, Sequence
 from katoray.errors import KatorayError
 
 if TYPE_CHECKING:
-    from katoray.runtime.driver import RunSpec
+    from katoray.runspec import RunSpec
 
 NODE_STATS_INTERVAL_S = 2.0    # live pattern counts are asked of the node actors this often
 RELEASE_CHECK_TIMEOUT_S = 10.0  # at the end, node actors not up by then are ended anyway
+
+
+def check_stores(spec: "RunSpec") -> None:
+    """Open and close each level's knowledge base: an unusable store fails here, naming itself."""
+    from katoray.store import kb_id_for, open_store
+
+    for node_id in spec.node_ids:
+        open_store(spec.store, kb_id_for(node_id)).close()
 
 
 class NodeSink:
@@ -22,10 +30,8 @@ class NodeSink:
 
     def __init__(self, spec: "RunSpec", detached: bool) -> None:
         from katoray.runtime.node import start_nodes
-        from katoray.store import kb_id_for, open_store
 
-        for node_id in spec.node_ids:   # an unusable store fails here, clearly, before any actor starts
-            open_store(spec.store, kb_id_for(node_id)).close()
+        check_stores(spec)   # an unusable store fails here, clearly, before any actor starts
         self.run_id, self.node_ids = spec.run_id, spec.node_ids
         # Not waited for: they start while the pool loads its tokenizers; each mapper checks
         # them (up, serving spec.node_ids) before its first send.
@@ -80,7 +86,7 @@ class DriverSink:
         from katoray.store import kb_id_for, open_store
 
         self.kbs = list(kbs) if kbs is not None else [open_store(spec.store, kb_id_for(n)) for n in spec.node_ids]
-        self.persistence = [int(c.get("persistence", 5)) for c in spec.session_configs]
+        self.persistence = [c.persistence for c in spec.session_configs]
         self.metadata_cap = spec.hierarchy.metadata_cap
         self.handles: list = []
 
@@ -94,7 +100,7 @@ class DriverSink:
     def accept(self, row: dict[str, Any], key: str) -> None:
         import pickle
 
-        from katoray.runtime.node import apply_payload
+        from katoray.store.wire import apply_payload
         from katoray.util import paused_gc
 
         with paused_gc():

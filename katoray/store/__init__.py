@@ -11,10 +11,10 @@
 from __future__ import annotations
 
 import re
-from urllib.parse import urlsplit
 
 from katoray.errors import ConfigError
 from katoray.store.base import KBTotals, KnowledgeBase, PatternDelta, PatternRecord
+from katoray.store.urls import redact_url, scheme
 
 __all__ = ["open_store", "kb_id_for", "redact_url", "KnowledgeBase", "PatternDelta", "PatternRecord", "KBTotals"]
 
@@ -34,37 +34,27 @@ def kb_id_for(node_id: str, service: str = "kato") -> str:
     return kb_id
 
 
-def redact_url(url: str) -> str:
-    """The URL with any password replaced by ``***`` (safe for logs, manifests and errors)."""
-    parts = urlsplit(url)
-    if parts.password is None:
-        return url
-    netloc = parts.netloc.replace(f":{parts.password}@", ":***@", 1)
-    return parts._replace(netloc=netloc).geturl()
-
-
 def open_store(url: str, kb_id: str) -> KnowledgeBase:
     """Open (creating if needed) the knowledge base ``kb_id`` at ``url``."""
-    if not isinstance(url, str) or "://" not in url:
-        raise ConfigError(
-            f"store URL {url!r} is not a URL; use memory://, sqlite:///path/to/dir_or_file.sqlite "
-            "or mongodb://host:port/")
-    scheme = url.split("://", 1)[0].lower()
-    if scheme == "memory":
+    kind = scheme(url)
+    if kind == "memory":
         from katoray.store.memory import open_memory_store
 
         return open_memory_store(url.split("://", 1)[1].strip("/"), kb_id)
-    if scheme == "sqlite":
+    if kind == "sqlite":
         from katoray.store.sqlite import SqliteStore
 
         return SqliteStore.from_url(url, kb_id)
-    if scheme in ("mongodb", "mongodb+srv"):
+    if kind in ("mongodb", "mongodb+srv"):
         from katoray.store.mongo import MongoStore
 
         return MongoStore.from_url(url, kb_id)
-    if scheme in ("kato+http", "kato+https"):
+    if kind in ("kato+http", "kato+https"):
         from katoray.store.kato_http import KatoHttpStore
 
+        if kb_id_for(kb_id.removesuffix("_kato")) != kb_id:
+            raise ConfigError(f"knowledge base {kb_id!r} is not a KATO node's (<node>_kato): a KATO server names "
+                              "knowledge bases after their node")
         return KatoHttpStore(url, kb_id)
-    raise ConfigError(f"unknown store scheme {scheme!r} in {redact_url(url)!r}; use memory://, sqlite:///, "
+    raise ConfigError(f"unknown store scheme {kind!r} in {redact_url(url)!r}; use memory://, sqlite:///, "
                       "mongodb:// or kato+http://")

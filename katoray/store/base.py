@@ -32,8 +32,8 @@ from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Iterable, Iterator, Mapping, Protocol, Sequence, runtime_checkable
 
+from katoray.checks import check_int
 from katoray.engine.emotives import average_emotives
-from katoray.errors import ConfigError
 
 if TYPE_CHECKING:   # numpy only in annotations: a store that never predicts never imports it
     import numpy as np
@@ -264,12 +264,8 @@ def affinity_increments(learns: Iterable[tuple[Sequence[Sequence[str]], Sequence
 
 def check_apply_args(persistence: int, metadata_cap: int | None) -> None:
     """``apply``'s knobs, checked by every backend before it writes anything."""
-    if isinstance(persistence, bool) or not isinstance(persistence, int) or persistence < 1:
-        raise ConfigError(f"persistence must be an int >= 1 (emotive dicts kept per pattern), got {persistence!r}")
-    if metadata_cap is not None and (isinstance(metadata_cap, bool) or not isinstance(metadata_cap, int)
-                                     or metadata_cap < 0):
-        raise ConfigError(f"metadata_cap must be None or an int >= 0 (values kept per metadata key), "
-                          f"got {metadata_cap!r}")
+    check_int("persistence", persistence, 1, unit="emotive dicts kept per pattern")
+    check_int("metadata_cap", metadata_cap, 0, allow_none=True, unit="values kept per metadata key")
 
 
 def merge_emotives(stored: list[dict[str, float]], new: list[dict[str, float]], persistence: int) -> list[dict[str, float]]:

@@ -43,13 +43,8 @@ class KatoHttpStore:
 
     def __init__(self, url: str, kb_id: str, *, timeout_s: float = TIMEOUT_S, bulk: bool | None = None) -> None:
         """``bulk``: None asks the server what it is; False replays learns as on a KATO server."""
-        from katoray.store import kb_id_for
-
         self.kb_id = kb_id
-        self.node_id = kb_id.removesuffix("_kato")
-        if kb_id_for(self.node_id) != kb_id:
-            raise ConfigError(f"knowledge base {kb_id!r} is not a KATO node's (<node>_kato); a KATO server names "
-                              "knowledge bases after their node")
+        self.node_id = kb_id.removesuffix("_kato")   # (open_store checks that kb_id_for(node_id) is kb_id)
         scheme, rest = url.split("://", 1)
         self.base_url = f"{scheme.lower().removeprefix('kato+')}://{rest}".rstrip("/")
         self.timeout_s = timeout_s

@@ -69,28 +69,23 @@ import zlib
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import Any, Iterable, Iterator, Sequence
-from urllib.parse import unquote
 
 import pymongo
-from bson import Binary
 from pymongo import UpdateOne
-from pymongo.errors import BulkWriteError, ConfigurationError, ConnectionFailure, OperationFailure, PyMongoError
+from pymongo.errors import BulkWriteError
 
-from katoray.errors import ConfigError, StoreError, StoreUnreachableError
-from katoray.store import redact_url
-from katoray.store.base import (DeltaColumns, KBTotals, PatternDelta, PatternRecord, check_apply_args, merge_metadata,
-                                symbol_counts)
+from katoray.errors import StoreError
+from katoray.store.base import (DeltaColumns, KBTotals, PatternDelta, PatternRecord, check_apply_args, merge_metadata)
 from katoray.store import mongo_batch
 from katoray.store.locking import ReadWriteLock
 from katoray.store.mongo_batch import (Merged, affinity_of, decode_recovery, encode_recovery,
                                        merge_batch, pattern_op, record_of, symbol_increments)
+from katoray.store.mongo_connect import DEFAULT_TIMEOUT_S, check_db_name, connect
 
 DUPLICATE_KEY = 11000  # MongoDB's E11000: here, "this batch already updated the document"
-DEFAULT_TIMEOUT_S = 5.0  # server selection and connect timeout: an unreachable server fails fast
 _PATTERN_FIELDS = {"_id": 0, "name": 1, "pattern_data": 1, "length": 1, "frequency": 1,
                    "emotives": 1, "metadata": 1}
 _TOTALS = {"class": "totals"}
-_BAD_DB_NAME_CHARS = set('/\\. "$*<>:|?\x00')
 _RECOVERY_FIELDS = ("payload", "persistence", "metadata_cap")
 
 
@@ -107,7 +102,7 @@ class MongoStore:
     """A knowledge base in one MongoDB database (see the module docstring for layout and design)."""
 
     def __init__(self, client: pymongo.MongoClient, kb_id: str, hosts: str) -> None:
-        _check_db_name(kb_id)
+        check_db_name(kb_id)
         self.kb_id = kb_id
         self._hosts = hosts
         self._client = client
@@ -129,18 +124,7 @@ class MongoStore:
         ``timeout_s``; ``ConfigError`` for a malformed URL; ``StoreError`` when the server
         refuses the credentials. No message contains the password.
         """
-        _check_db_name(kb_id)
-        hosts = _hosts_of(url)
-        timeout_ms = int(timeout_s * 1000)
-        client = None
-        try:
-            client = pymongo.MongoClient(url, serverSelectionTimeoutMS=timeout_ms,
-                                         connectTimeoutMS=timeout_ms, **client_options)
-            client.admin.command("ping")
-        except PyMongoError as exc:
-            if client is not None:
-                client.close()
-            raise _open_error(url, hosts, timeout_s, exc) from None
+        client, hosts = connect(url, kb_id, timeout_s, **client_options)
         return cls(client, kb_id, hosts)
 
     def __repr__(self) -> str:
@@ -233,22 +217,9 @@ class MongoStore:
         freq, pmf = symbol_increments(merged, new_names)
         affinity = affinity_of(merged)
         symbols = list(freq)
-        ops = [UpdateOne({"name": s, "last_batch": {"$ne": token}},
-                         {"$inc": {"frequency": freq[s], "pmf": pmf[s],
-                                   **{f"affinity.{key}": value for key, value in affinity.get(s, {}).items()}},
-                          "$set": {"last_batch": token}, "$setOnInsert": {"created_batch": token}}, upsert=True)
-               for s in symbols]
+        ops = mongo_batch.symbol_ops(freq, pmf, token, affinity)
         new_symbols = self._created(self._symbols, symbols, token, self._write(self._symbols, ops))
-        increments = {
-            "total_unique_patterns": len(new_names),
-            "total_pattern_frequencies": len(new_names),   # KATO quirk: +1 only for a new pattern
-            "total_symbols_in_patterns_frequencies": sum(sum(m.counts.values()) * m.count
-                                                         for m in merged.values()),
-            "num_symbols": len(new_symbols),
-            "next_seq": len(names),
-        }
-        op = UpdateOne({**_TOTALS, "last_batch": {"$ne": token}},
-                       {"$inc": increments, "$set": {"last_batch": token}}, upsert=True)
+        op = mongo_batch.totals_op(merged, len(new_names), len(new_symbols), token)
         self._write(self._meta, [op])
 
     def _capped_metadata(self, merged: dict[str, Merged], cap: int) -> dict[str, dict[str, list[str]]]:
@@ -317,7 +288,8 @@ class MongoStore:
                 plan = self._deletion_plan(wanted[start:start + self.DELETE_CHUNK])
                 if plan is not None:
                     token = f"~delete-{uuid.uuid4().hex}"
-                    self._pending_deletions.insert_one({"_id": token, "plan": self._encode_plan(plan, token)})
+                    self._pending_deletions.insert_one(
+                        {"_id": token, "plan": mongo_batch.encode_plan(plan, token, self.kb_id, self.DELETE_CHUNK)})
                     self._carry_out_deletion(token, plan)
                     deleted += len(plan["names"])
             return deleted
@@ -337,31 +309,10 @@ class MongoStore:
                                         {"_id": 0, "name": 1, "pattern_data": 1, "length": 1, "frequency": 1}))
         if not docs:
             return None
-        freq: dict[str, int] = {}   # symbol -> occurrences times frequency
-        pmf: dict[str, int] = {}    # symbol -> deleted patterns holding it
-        for doc in docs:
-            for symbol, occurrences in symbol_counts(doc["pattern_data"]).items():
-                freq[symbol] = freq.get(symbol, 0) + occurrences * doc["frequency"]
-                pmf[symbol] = pmf.get(symbol, 0) + 1
+        held = mongo_batch.deleted_symbols(docs)
         stored = {doc["name"]: doc["pmf"] for doc in
-                  self._symbols.find({"name": {"$in": list(pmf)}}, {"_id": 0, "name": 1, "pmf": 1})}
-        short = [s for s in pmf if stored.get(s, 0) < pmf[s]]
-        if short:
-            raise StoreError(
-                f"knowledge base {self.kb_id!r}: symbol {short[0]!r} is held by fewer patterns than are "
-                "being deleted; the statistics are damaged, nothing was deleted. Rebuild this KB")
-        return {"names": [doc["name"] for doc in docs],
-                "symbols": [[s, freq[s], pmf[s]] for s in pmf],
-                "forget": [s for s in pmf if stored[s] == pmf[s]],
-                "symbols_total": sum(doc["length"] * doc["frequency"] for doc in docs)}
-
-    def _encode_plan(self, plan: dict[str, Any], token: str) -> Binary:
-        encoded = zlib.compress(json.dumps(plan, separators=(",", ":")).encode("ascii"), 1)
-        if len(encoded) > mongo_batch.MAX_RECOVERY_BYTES:
-            raise StoreError(
-                f"knowledge base {self.kb_id!r}: deletion plan {token!r} takes {len(encoded) / 2**20:.1f} MiB, "
-                f"more than one MongoDB document holds; lower MongoStore.DELETE_CHUNK (now {self.DELETE_CHUNK})")
-        return Binary(encoded)
+                  self._symbols.find({"name": {"$in": list(held)}}, {"_id": 0, "name": 1, "pmf": 1})}
+        return mongo_batch.deletion_plan(self.kb_id, docs, held, stored)
 
     def _carry_out_deletion(self, token: str, plan: dict[str, Any]) -> None:
         for step in self._deletion_steps(token, plan):
@@ -371,15 +322,7 @@ class MongoStore:
         """The plan's idempotent steps (callables), in order: symbols, totals, forgotten symbols,
         patterns, the plan itself. After a crash between any two, running them all again ends as
         one clean run would."""
-        guard = {"last_delete": {"$ne": token}}
-        mark = {"last_delete": token}
-        symbol_ops = [UpdateOne({"name": s, **guard}, {"$inc": {"frequency": -f, "pmf": -p}, "$set": mark})
-                      for s, f, p in plan["symbols"]]
-        removed = len(plan["names"])
-        decrements = {"total_unique_patterns": -removed, "total_pattern_frequencies": -removed,
-                      "total_symbols_in_patterns_frequencies": -plan["symbols_total"],
-                      "num_symbols": -len(plan["forget"])}
-        totals_op = UpdateOne({**_TOTALS, **guard}, {"$inc": decrements, "$set": mark})
+        symbol_ops, totals_op = mongo_batch.deletion_ops(token, plan)
         return [lambda: self._write(self._symbols, symbol_ops, guarded=False),
                 lambda: self._write(self._meta, [totals_op], guarded=False),
                 lambda: self._symbols.delete_many({"name": {"$in": plan["forget"]}, "pmf": 0}),
@@ -450,50 +393,3 @@ class MongoStore:
 
     def close(self) -> None:
         self._client.close()
-
-
-# -- connection and errors ----------------------------------------------------------------------
-def _check_db_name(kb_id: str) -> None:
-    if (not isinstance(kb_id, str) or not kb_id or len(kb_id.encode()) >= 64
-            or _BAD_DB_NAME_CHARS & set(kb_id)):
-        raise ConfigError(
-            f"kb_id {kb_id!r} is not a legal MongoDB database name (1-63 bytes, none of "
-            "/\\. \"$*<>:|? or NUL); build it with katoray.store.kb_id_for(node_id)")
-
-
-def _hosts_of(url: str) -> str:
-    """``host:port[,host:port]`` of a mongodb URL, never its user or password."""
-    rest = url.split("://", 1)[-1]
-    return rest.rpartition("@")[2].split("/", 1)[0].split("?", 1)[0] or "localhost"
-
-
-def _scrub(text: str, url: str) -> str:
-    """``text`` with the URL's password (raw or percent-decoded) replaced by ``***``."""
-    userinfo = url.split("://", 1)[-1].rpartition("@")[0]
-    password = userinfo.partition(":")[2]
-    for secret in {password, unquote(password)} - {""}:
-        text = text.replace(secret, "***")
-    return text
-
-
-def _safe_url(url: str) -> str:
-    try:
-        return _scrub(redact_url(url), url)
-    except ValueError:  # a URL urlsplit cannot parse: show the hosts only
-        return f"{url.split('://', 1)[0]}://{_hosts_of(url)}"
-
-
-def _open_error(url: str, hosts: str, timeout_s: float, exc: PyMongoError) -> Exception:
-    reason = _scrub(str(exc), url).split(", Timeout:", 1)[0]  # drop pymongo's topology dump
-    where = f"MongoDB store at {hosts} ({_safe_url(url)})"
-    if isinstance(exc, ConfigurationError):
-        return ConfigError(f"{where}: the URL is invalid ({type(exc).__name__}: {reason}); "
-                           "use mongodb://[user:password@]host:port/")
-    if isinstance(exc, OperationFailure):
-        return StoreError(f"{where} refused the connection ({type(exc).__name__}, code {exc.code}): "
-                          "check the user name and password in the store URL")
-    if isinstance(exc, ConnectionFailure):
-        return StoreUnreachableError(
-            f"{where} did not answer within {timeout_s:g} s ({type(exc).__name__}: {reason}); "
-            "start the server or fix the host and port in the store URL")
-    return StoreError(f"{where} could not be opened ({type(exc).__name__}: {reason})")

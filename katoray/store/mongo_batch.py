@@ -4,7 +4,8 @@ No I/O here. ``merge_batch`` folds a batch's learns per pattern name (as MemoryS
 them one after the other); ``pattern_op`` builds one pattern's guarded upsert (see
 :mod:`katoray.store.mongo` for the exactly-once protocol); ``encode_recovery`` /
 ``decode_recovery`` are the compressed deltas a ledger document holds so that an interrupted
-batch can be rolled forward.
+batch can be rolled forward; ``deletion_plan`` / ``deletion_ops`` are what a deletion subtracts and
+the guarded updates that subtract it.
 """
 from __future__ import annotations
 
@@ -138,3 +139,79 @@ def record_of(doc: dict) -> PatternRecord:
     metadata = {key: sorted(values) for key, values in sorted(doc.get("metadata", {}).items())}
     return PatternRecord(doc["name"], [list(event) for event in doc["pattern_data"]], doc["length"],
                          doc["frequency"], [dict(e) for e in doc.get("emotives", [])], metadata)
+
+
+def symbol_ops(freq: dict[str, int], pmf: dict[str, int], token: str,
+               affinity: dict[str, dict[str, float]]) -> list[UpdateOne]:
+    """Step 4's guarded upserts: each symbol's frequency, pmf and affinity sums (``affinity.<emotive>``)
+    grow once per batch ``token``."""
+    return [UpdateOne({"name": s, "last_batch": {"$ne": token}},
+                      {"$inc": {"frequency": freq[s], "pmf": pmf[s],
+                                **{f"affinity.{key}": value for key, value in affinity.get(s, {}).items()}},
+                       "$set": {"last_batch": token}, "$setOnInsert": {"created_batch": token}}, upsert=True)
+            for s in freq]
+
+
+def totals_op(merged: dict[str, Merged], new_patterns: int, new_symbols: int, token: str) -> UpdateOne:
+    """Step 5's guarded update of the totals document."""
+    increments = {
+        "total_unique_patterns": new_patterns,
+        "total_pattern_frequencies": new_patterns,   # KATO quirk: +1 only for a new pattern
+        "total_symbols_in_patterns_frequencies": sum(sum(m.counts.values()) * m.count for m in merged.values()),
+        "num_symbols": new_symbols,
+        "next_seq": len(merged),
+    }
+    return UpdateOne({"class": "totals", "last_batch": {"$ne": token}},
+                     {"$inc": increments, "$set": {"last_batch": token}}, upsert=True)
+
+
+# -- deletion ------------------------------------------------------------------------------------
+def deleted_symbols(docs: Sequence[dict]) -> dict[str, list[int]]:
+    """symbol -> [occurrences times frequency, patterns holding it] over the patterns ``docs``."""
+    held: dict[str, list[int]] = {}
+    for doc in docs:
+        for symbol, occurrences in symbol_counts(doc["pattern_data"]).items():
+            entry = held.setdefault(symbol, [0, 0])
+            entry[0] += occurrences * doc["frequency"]
+            entry[1] += 1
+    return held
+
+
+def deletion_plan(kb_id: str, docs: Sequence[dict], held: dict[str, list[int]],
+                  stored_pmf: dict[str, int]) -> dict[str, Any]:
+    """What deleting ``docs`` subtracts (per symbol: frequency, pmf), which symbols no remaining
+    pattern holds (``forget``), and the totals' share. StoreError, before any write, if a symbol
+    is held by fewer stored patterns than are being deleted."""
+    short = [s for s, (_, pmf) in held.items() if stored_pmf.get(s, 0) < pmf]
+    if short:
+        raise StoreError(
+            f"knowledge base {kb_id!r}: symbol {short[0]!r} is held by fewer patterns than are "
+            "being deleted; the statistics are damaged, nothing was deleted. Rebuild this KB")
+    return {"names": [doc["name"] for doc in docs],
+            "symbols": [[s, freq, pmf] for s, (freq, pmf) in held.items()],
+            "forget": [s for s, (_, pmf) in held.items() if stored_pmf[s] == pmf],
+            "symbols_total": sum(doc["length"] * doc["frequency"] for doc in docs)}
+
+
+def encode_plan(plan: dict[str, Any], token: str, kb_id: str, chunk: int) -> Binary:
+    """A plan as the compressed document ``pending_deletions`` stores until it is carried out."""
+    encoded = zlib.compress(json.dumps(plan, separators=(",", ":")).encode("ascii"), 1)
+    if len(encoded) > MAX_RECOVERY_BYTES:
+        raise StoreError(
+            f"knowledge base {kb_id!r}: deletion plan {token!r} takes {len(encoded) / 2**20:.1f} MiB, "
+            f"more than one MongoDB document holds; lower MongoStore.DELETE_CHUNK (now {chunk})")
+    return Binary(encoded)
+
+
+def deletion_ops(token: str, plan: dict[str, Any]) -> tuple[list[UpdateOne], UpdateOne]:
+    """The plan's symbol updates and totals update, each guarded by ``last_delete: token`` (as
+    ``last_batch`` guards applies), so a replay after a crash subtracts nothing twice."""
+    guard = {"last_delete": {"$ne": token}}
+    mark = {"last_delete": token}
+    symbol_ops = [UpdateOne({"name": s, **guard}, {"$inc": {"frequency": -f, "pmf": -p}, "$set": mark})
+                  for s, f, p in plan["symbols"]]
+    removed = len(plan["names"])
+    decrements = {"total_unique_patterns": -removed, "total_pattern_frequencies": -removed,
+                  "total_symbols_in_patterns_frequencies": -plan["symbols_total"],
+                  "num_symbols": -len(plan["forget"])}
+    return symbol_ops, UpdateOne({"class": "totals", **guard}, {"$inc": decrements, "$set": mark})

@@ -47,19 +47,20 @@ import os
 import sqlite3
 import threading
 from collections import Counter
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from itertools import chain, compress, filterfalse
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable, Iterable, Iterator, Sequence, TypeVar
 
 from katoray.errors import StoreError
-from katoray.store.base import (DeltaColumns, KBTotals, PatternDelta, PatternRecord, SymbolIndex, affinity_increments,
-                                check_apply_args, merge_emotives, merge_metadata)
+from katoray.store.base import DeltaColumns, KBTotals, PatternDelta, PatternRecord, SymbolIndex, check_apply_args
 from katoray.store.locking import ReadWriteLock
-from katoray.store.sqlite_file import BUSY_TIMEOUT_S, connect, sqlite_path
-from katoray.store.sqlite_rows import (RECORD_COLUMNS, Batch, check_symbols_are_text, fresh_metadata_json, is_plain,
-                                       pattern_upsert, record_of, symbol_increments, to_json)
-from katoray.store.sqlite_view import PatternView, count_removal
+from katoray.store.sqlite_affinity import add_affinity, drop_affinity, forget_affinity, read_affinity
+from katoray.store.sqlite_file import BUSY_TIMEOUT_S, IN_JSON, connect, keyed_rows, sqlite_path
+from katoray.store.sqlite_rows import (PATTERNS_NAMED_SQL, RECORD_COLUMNS, STORED_SYMBOLS_SQL, SYMBOL_STATISTICS_SQL,
+                                       Batch, check_symbols_are_text, is_plain, merged_annotations, pattern_upsert,
+                                       record_of, symbol_increments, to_json)
+from katoray.store.sqlite_view import PatternView, SnapshotReads, count_removal
 from katoray.util import paused_gc
 
 if TYPE_CHECKING:
@@ -68,35 +69,10 @@ if TYPE_CHECKING:
 ITER_PAGE = 1000               # patterns per read in iter_patterns (keeps WAL snapshots short)
 SYMBOL_CACHE_MAX = 1_000_000   # stored symbols a store keeps in its set (~100 bytes each); past it, reads
 
-# Statements over a list of keys say ``{keys}`` where ``IN (...)`` goes (``keyed_rows``): one bound
-# JSON array instead of N parameters, except for keys holding NUL, which json_each cuts short.
-IN_JSON = "IN (SELECT value FROM json_each(?))"
-KEYS_PER_STATEMENT = 500
 _INSERT_SYMBOL = "INSERT INTO symbols VALUES (?, ?, ?)"
-# Symbol affinity (base: KATO's per-symbol emotive sums); made by the first learn with emotives.
-AFFINITY_TABLE = ("CREATE TABLE IF NOT EXISTS affinity (symbol TEXT NOT NULL, emotive TEXT NOT NULL, "
-                  "value REAL NOT NULL, PRIMARY KEY (symbol, emotive)) WITHOUT ROWID")
-_ADD_AFFINITY = ("INSERT INTO affinity VALUES (?, ?, ?) ON CONFLICT (symbol, emotive) "
-                 "DO UPDATE SET value = value + excluded.value")
 _UPDATE_SYMBOL = "UPDATE symbols SET frequency = frequency + ?, pmf = pmf + ? WHERE symbol = ?"
-# Reads by key (primary-key and unique-index searches, never scans; a test checks the plans).
-STORED_SYMBOLS_SQL = "SELECT symbol FROM symbols WHERE symbol {keys}"
-PATTERNS_NAMED_SQL = f"SELECT {RECORD_COLUMNS} FROM patterns WHERE name {{keys}}"
-SYMBOL_STATISTICS_SQL = "SELECT symbol, frequency, pmf FROM symbols WHERE symbol {keys}"
 
 T = TypeVar("T")
-
-
-def keyed_rows(conn: sqlite3.Connection, sql: str, keys: list) -> list[tuple]:
-    """Rows of ``sql`` with ``{keys}`` standing for ``IN`` the ``keys``."""
-    text = to_json(keys)
-    if "\\u0000" not in text:   # (a key holding the six characters \u0000 also takes the long way)
-        return conn.execute(sql.format(keys=IN_JSON), (text,)).fetchall()
-    rows: list[tuple] = []
-    for start in range(0, len(keys), KEYS_PER_STATEMENT):
-        part = keys[start:start + KEYS_PER_STATEMENT]
-        rows += conn.execute(sql.format(keys=f"IN ({', '.join('?' * len(part))})"), part).fetchall()
-    return rows
 
 
 class SqliteStore:
@@ -108,13 +84,13 @@ class SqliteStore:
         self.path = Path(path)
         self._lock = threading.Lock()           # the one connection: one statement or transaction at a time
         self._guard = ReadWriteLock()           # this process's writes alone; predictions' reads share it
-        self._snapshot_readers = 0              # threads inside reading(): they share one read transaction
         # Stored symbols, as of totals.generation ``_generation``: every one when ``_complete``
         # (read whole when the store first writes), else those this process created since.
         self._stored: set[str] = set()
         self._complete = False
         self._generation = -1                   # the totals.generation that set belongs to
         self._conn = connect(self.path, kb_id, busy_timeout_s)
+        self._snapshot = SnapshotReads(self._guard, self._lock, self._conn)
         self._view = PatternView()              # patterns by integer id, for predictions
         self._view_lock = threading.Lock()
 
@@ -182,7 +158,7 @@ class SqliteStore:
         if joined and not is_plain([freq]):
             self._encode_escaped(batch, new, last_id + 1)
         created = self._write_symbols(freq, pmf)
-        self._write_affinity(batch)
+        add_affinity(self._conn, batch)
         symbols_total = sum(map(int.__mul__, lengths, batch.counts))
         conn.execute(   # every write bumps the generation: other writers' caches are then void
             "UPDATE totals SET generation = generation + 1, total_unique_patterns = total_unique_patterns + ?1, "
@@ -190,17 +166,6 @@ class SqliteStore:
             "total_symbols_in_patterns_frequencies = total_symbols_in_patterns_frequencies + ?2, "
             "num_symbols = num_symbols + ?3", (len(new), symbols_total, len(created)))
         return created
-
-    def _write_affinity(self, batch: Batch) -> None:
-        """Add the batch's symbol affinity (see ``base``); the table exists once a learn had emotives."""
-        if not any(emotives for learns in batch.annotated.values() for emotives, _ in learns):
-            return
-        annotated = batch.annotated
-        increments = affinity_increments((batch.pattern_events(i), emotives) for i, name in enumerate(batch.names)
-                                         for emotives, _ in annotated.get(name, ()) if emotives)
-        self._conn.execute(AFFINITY_TABLE)
-        self._conn.executemany(_ADD_AFFINITY, [(symbol, key, value) for symbol, sums in increments.items()
-                                               for key, value in sums.items()])
 
     def _encode_escaped(self, batch: Batch, new: Sequence[int], first_id: int) -> None:
         """Rewrite, by the encoder, the joined JSON of the new patterns holding a symbol that JSON
@@ -252,27 +217,12 @@ class SqliteStore:
 
     def _merged_annotations(self, batch: Batch, persistence: int,
                             metadata_cap: int | None) -> dict[str, tuple[str | None, str | None]]:
-        """Final emotives/metadata JSON of each annotated pattern: stored, then one merge per learn."""
+        """Final emotives/metadata JSON of each annotated pattern (``sqlite_rows.merged_annotations``)."""
         if not batch.annotated:
             return {}
-        stored = {name: (json.loads(e) if e else [], json.loads(m) if m else {}) for name, e, m in
-                  keyed_rows(self._conn, "SELECT name, emotives, metadata FROM patterns WHERE name {keys}",
-                             list(batch.annotated))}
-        out = {}
-        fresh: dict[str, str] = {}   # memo of fresh_metadata_json
-        for name, learns in batch.annotated.items():
-            if name not in stored and len(learns) == 1 and not learns[0][0]:   # training's case
-                out[name] = (None, fresh_metadata_json(learns[0][1], metadata_cap, fresh))
-                continue
-            emotives, metadata = stored.get(name, ([], {}))
-            for new_emotives, new_metadata in learns:   # the same sequence of merges MemoryStore makes
-                if new_emotives:
-                    emotives = merge_emotives(emotives, new_emotives, persistence)
-                if new_metadata:
-                    metadata = merge_metadata(metadata, new_metadata, metadata_cap)
-            out[name] = (to_json(emotives) if any(e for e, _ in learns) else None,
-                         to_json(metadata) if any(m for _, m in learns) else None)
-        return out
+        stored = keyed_rows(self._conn, "SELECT name, emotives, metadata FROM patterns WHERE name {keys}",
+                            list(batch.annotated))
+        return merged_annotations(batch, stored, persistence, metadata_cap)
 
     def is_applied(self, batch_id: str) -> bool:
         return bool(self._fetch("SELECT 1 FROM applied_batches WHERE batch_id = ?", (batch_id,)))
@@ -335,8 +285,7 @@ class SqliteStore:
                              "nothing was deleted. Rebuild this KB")
         forgotten = [row[0] for row in keyed_rows(conn, "DELETE FROM symbols WHERE pmf = 0 AND symbol {keys} "
                                                         "RETURNING symbol", affected)]
-        if forgotten and conn.execute("SELECT 1 FROM sqlite_master WHERE name = 'affinity'").fetchone():
-            keyed_rows(conn, "DELETE FROM affinity WHERE symbol {keys}", forgotten)   # forgotten with the symbol
+        forget_affinity(conn, forgotten)
         return forgotten
 
     def clear(self) -> None:
@@ -344,7 +293,7 @@ class SqliteStore:
             with self._transaction():
                 for table in ("patterns", "symbols", "applied_batches"):
                     self._conn.execute(f"DELETE FROM {table}")
-                self._conn.execute("DROP TABLE IF EXISTS affinity")
+                drop_affinity(self._conn)
                 count_removal(self._conn)
                 generation, = self._conn.execute(
                     "UPDATE totals SET generation = generation + 1, total_unique_patterns = 0, "
@@ -371,22 +320,9 @@ class SqliteStore:
                              "rolled back and the store is unchanged") from exc
 
     # -- reads ------------------------------------------------------------------------------
-    @contextmanager
-    def reading(self) -> Iterator[None]:
-        """Every read inside the block sees one state: this process's writes wait, and the reads
-        share one read transaction (one WAL snapshot), so other processes' writes stay out too."""
-        with self._guard.reading():
-            with self._lock:
-                self._snapshot_readers += 1
-                if self._snapshot_readers == 1 and not self._conn.in_transaction:
-                    self._conn.execute("BEGIN")   # deferred: the snapshot is taken by the first read
-            try:
-                yield
-            finally:
-                with self._lock:
-                    self._snapshot_readers -= 1
-                    if not self._snapshot_readers and self._conn.in_transaction:
-                        self._conn.execute("COMMIT")
+    def reading(self) -> AbstractContextManager:
+        """Every read inside the block sees one state (``sqlite_view.SnapshotReads``)."""
+        return self._snapshot.reading()
 
     def _fetch(self, sql: str, params: Sequence = ()) -> list[tuple]:
         with self._lock:   # one connection: never read inside another thread's open transaction
@@ -438,16 +374,8 @@ class SqliteStore:
             return ask(view)
 
     def symbol_affinity(self, symbols: Iterable[str] | None = None) -> dict[str, dict[str, float]]:
-        if not self._fetch("SELECT 1 FROM sqlite_master WHERE name = 'affinity'"):
-            return {}
-        if symbols is None:
-            rows = self._fetch("SELECT symbol, emotive, value FROM affinity ORDER BY symbol, emotive")
-        else:
-            rows = self._fetch_keyed("SELECT symbol, emotive, value FROM affinity WHERE symbol {keys}", list(symbols))
-        out: dict[str, dict[str, float]] = {}
-        for symbol, key, value in rows:
-            out.setdefault(symbol, {})[key] = value
-        return out
+        with self._lock:
+            return read_affinity(self._conn, symbols)
 
     def totals(self) -> KBTotals:
         row, = self._fetch("SELECT total_unique_patterns, total_pattern_frequencies, "

@@ -18,6 +18,7 @@ import sqlite3
 from pathlib import Path
 
 from katoray.errors import ConfigError, StoreError
+from katoray.store.sqlite_rows import to_json
 
 SCHEME = "sqlite:///"
 FILE_SUFFIXES = (".sqlite", ".db")
@@ -150,3 +151,21 @@ def _upgrade_from_3(conn: sqlite3.Connection, path: Path) -> None:
         if conn.in_transaction:
             conn.execute("ROLLBACK")
         raise
+
+
+# Statements over a list of keys say ``{keys}`` where ``IN (...)`` goes (``keyed_rows``): one bound
+# JSON array instead of N parameters, except for keys holding NUL, which json_each cuts short.
+IN_JSON = "IN (SELECT value FROM json_each(?))"
+KEYS_PER_STATEMENT = 500
+
+
+def keyed_rows(conn: sqlite3.Connection, sql: str, keys: list) -> list[tuple]:
+    """Rows of ``sql`` with ``{keys}`` standing for ``IN`` the ``keys``."""
+    text = to_json(keys)
+    if "\\u0000" not in text:   # (a key holding the six characters \u0000 also takes the long way)
+        return conn.execute(sql.format(keys=IN_JSON), (text,)).fetchall()
+    rows: list[tuple] = []
+    for start in range(0, len(keys), KEYS_PER_STATEMENT):
+        part = keys[start:start + KEYS_PER_STATEMENT]
+        rows += conn.execute(sql.format(keys=f"IN ({', '.join('?' * len(part))})"), part).fetchall()
+    return rows

@@ -10,13 +10,7 @@ from katoray.text.corpora import (
     iter_local_documents,
     pydoc_corpus,
 )
-from katoray.text.hardware import (
-    HardwareAnalyzer,
-    format_recommendations,
-    recommend_dataset_configuration,
-)
 from katoray.text.segment import (
-    SEGMENT_METHODS,
     CorpusSegmenter,
     Document,
     Section,
@@ -39,8 +33,7 @@ from katoray.text.tokenizers import (
 __all__ = [
     "DATASETS", "CorpusError", "DatasetSpec", "DatasetUnavailableError", "DocumentStream",
     "StreamingDatasetLoader", "file_identity", "iter_local_documents", "pydoc_corpus",
-    "HardwareAnalyzer", "format_recommendations", "recommend_dataset_configuration",
-    "SEGMENT_METHODS", "CorpusSegmenter", "Document", "Section", "Segmented", "chunk_pieces",
+    "CorpusSegmenter", "Document", "Section", "Segmented", "chunk_pieces",
     "segment", "split_paragraphs", "split_sections", "split_sentences", "tokenize_segmented",
     "DEFAULT_TOKENIZER", "ByteWordTokenizer", "HuggingFaceTokenizer", "TextTokenizer",
     "load_tokenizer",

@@ -15,10 +15,12 @@ import hashlib
 import itertools
 import json
 import logging
+import sys
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Iterable, Iterator
 
+from katoray.checks import check_int
 from katoray.errors import ConfigError, DocumentError, KatorayError
 from katoray.text.segment import Document
 from katoray.text.tokenizers import offline_env_var, probe_hub
@@ -95,8 +97,8 @@ class StreamingDatasetLoader:
             DatasetUnavailableError: the dataset cannot be loaded (offline, unreachable, gone).
         """
         spec = self._spec(key)
-        _check_count("max_samples", max_samples, allow_none=True)
-        _check_count("skip", skip, allow_none=False)
+        check_int("max_samples", max_samples, 0, allow_none=True)
+        check_int("skip", skip, 0)
         return DocumentStream(key, spec, _open_hf_dataset(key, spec), max_samples, skip)
 
     def _spec(self, key: str) -> DatasetSpec:
@@ -184,7 +186,7 @@ def iter_local_documents(path: str | Path, text_field: str = "text",
         CorpusError: no such path, unsupported file, invalid UTF-8 (file and byte offset),
             invalid JSON (file and line), missing or non-text field (file, row, fields found).
     """
-    _check_count("max_samples", max_samples, allow_none=True)
+    check_int("max_samples", max_samples, 0, allow_none=True)
     documents = itertools.chain.from_iterable(
         _iter_file(file, rel, text_field) for file, rel in local_files(path))
     return itertools.islice(documents, max_samples)
@@ -267,6 +269,10 @@ def _json_object(line: str, path: Path, line_no: int, text_field: str) -> dict:
     except json.JSONDecodeError as error:
         raise CorpusError(f"{path}, line {line_no}: not valid JSON ({error.msg} at column "
                           f"{error.colno})") from error
+    except RecursionError:      # Python's parser recurses per nesting level
+        raise CorpusError(f"{path}, line {line_no}: JSON nested too deeply to read (more than about "
+                          f"{sys.getrecursionlimit()} levels); a corpus row is an object with a {text_field!r} "
+                          "field") from None
     if not isinstance(record, dict):
         raise CorpusError(f"{path}, line {line_no}: expected a JSON object with a "
                           f"{text_field!r} field, got {type(record).__name__}")
@@ -328,14 +334,6 @@ def _text_of(row: Any, text_field: str, where: str) -> str:
 def _title_of(row: dict) -> str:
     title = row.get("title", "")
     return title if isinstance(title, str) else ""
-
-
-def _check_count(name: str, value: Any, allow_none: bool) -> None:
-    if value is None and allow_none:
-        return
-    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-        raise ConfigError(f"{name} must be an integer >= 0{' or None' if allow_none else ''}, "
-                          f"got {value!r}")
 
 
 # -- the corpus every Python has ------------------------------------------------------------------

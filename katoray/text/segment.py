@@ -22,11 +22,10 @@ import re
 from dataclasses import dataclass, field
 from typing import Any, Iterator, NamedTuple, Sequence
 
+from katoray.config import MODES, SEGMENT_METHODS
 from katoray.errors import ConfigError
 from katoray.text.tokenizers import TextTokenizer, ends_sentence, is_closer, load_tokenizer
 
-SEGMENT_METHODS = ("simple", "article", "book")
-MODES = ("chunking", "structure")
 _MODE_ALIASES = {"sentences": "structure"}   # kato-lm's name for structure mode
 
 _CLOSER_CHARS = frozenset("\"')]}”’»\ufffd")

@@ -12,7 +12,7 @@ from __future__ import annotations
 import time
 from typing import Sequence
 
-from katoray.hierarchy.config import HierarchyConfig
+from katoray.config import HierarchyConfig
 from katoray.hierarchy.mapping import HierarchyDeltas, TokenizedDocument
 from katoray.text import load_tokenizer
 from scripts.benchmarks.tokenizing import BATCH

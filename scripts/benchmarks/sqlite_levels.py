@@ -34,12 +34,12 @@ LEVELS = (0, 1)
 @functools.lru_cache(maxsize=1)
 def training_columns(corpus_path: str, tokenizer_path: str) -> tuple[list[DeltaColumns], ...]:
     """Per level (0, 1, ...), the ``DeltaColumns`` of every training batch, in batch order."""
-    from katoray.hierarchy.config import HierarchyConfig
-    from katoray.runtime.mapper import HierarchyMapper, hierarchy_to_dict
-    from katoray.runtime.node import decode_payload
-    from katoray.runtime.source import encode_documents, iter_batches, plan_shards
+    from katoray.config import HierarchyConfig
+    from katoray.runtime.mapper import HierarchyMapper
+    from katoray.store.wire import decode_payload
+    from katoray.text.shards import encode_documents, iter_batches, plan_shards
 
-    mapper = HierarchyMapper(hierarchy_to_dict(HierarchyConfig()), tokenizer_path, "simple", "", run_id=None)
+    mapper = HierarchyMapper(HierarchyConfig(), tokenizer_path, "simple", "", run_id=None)
     levels: tuple[list[DeltaColumns], ...] = tuple([] for _ in range(mapper.config.num_levels))
     for shard in plan_shards(corpus_path):
         for batch_id, docs in iter_batches(shard):

@@ -75,21 +75,23 @@ def tokenize_only(corpus: str | Path, tokenizer: str | Path) -> dict:
 def train_once(corpus: str | Path, tokenizer: str | Path, workers: int, levels: int, chunk: int,
                store_dir: Path, batch_size: int | None, batch_chars: int | None,
                max_samples: int | None = None) -> dict:
-    from katoray.hierarchy.config import HierarchicalNode
-    from katoray.runtime import train_from_streaming_dataset_parallel
+    from katoray.config import TrainConfig, new_run_id
+    from katoray.runspec import RunSpec
+    from katoray.runtime import run_training
+    from katoray.text.shards import plan_shards
 
-    nodes = [HierarchicalNode(f"node{i}", chunk_size=chunk) for i in range(levels)]
     extra = {k: v for k, v in (("batch_size", batch_size), ("batch_chars", batch_chars)) if v is not None}
+    config = TrainConfig(levels=levels, chunk_sizes=(chunk,), data=str(corpus), max_samples=max_samples,
+                         tokenizer=str(tokenizer), store=f"sqlite:///{store_dir}", workers=workers, verbose=False,
+                         checkpoint_interval=1, **extra).for_run(new_run_id())
     marks: list[tuple[int, float]] = []   # (tokens, seconds) at each finished batch
 
     def record(_done, counters) -> None:
         marks.append((counters["tokens_processed"], counters["total_time_seconds"]))
 
-    started = time.perf_counter()
-    stats = train_from_streaming_dataset_parallel(
-        data=str(corpus), max_samples=max_samples, nodes=nodes, num_levels=levels, num_workers=workers,
-        tokenizer=str(tokenizer), store=f"sqlite:///{store_dir}", verbose=False, checkpoint_interval=1,
-        on_checkpoint=record, **extra)
+    started = time.perf_counter()   # the path of `katoray train`, without the manifest's file writes
+    stats = run_training(RunSpec.from_config(config),
+                         plan_shards(config.data, None, config.text_field, config.max_samples), on_checkpoint=record)
     stats["wall_seconds"] = time.perf_counter() - started
     # After the first batch: actors are up, tokenizers loaded (the start-up cost is excluded).
     (first_tokens, first_s), (last_tokens, last_s) = marks[0], marks[-1]

@@ -19,10 +19,13 @@ TIMEOUT_S = 60
 
 
 def _started(*args: str) -> tuple[subprocess.Popen, str]:
-    """``katoray serve ARGS`` in a subprocess, and its first line (which names the URL)."""
+    """``katoray serve ARGS`` in a subprocess, and what it printed up to the line naming its URL."""
     proc = subprocess.Popen([sys.executable, "-m", "katoray", "serve", "--port", "0", *args], env=cli_env(),
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    return proc, proc.stdout.readline()
+    printed = ""
+    while "KATO API on" not in printed and proc.poll() is None:
+        printed += proc.stdout.readline()
+    return proc, printed
 
 
 def _stop(proc: subprocess.Popen) -> str:
@@ -33,7 +36,7 @@ def _stop(proc: subprocess.Popen) -> str:
 
 def _trained_run(runs_dir, run_id: str) -> list[list[list[str]]]:
     """A run as training leaves it (manifest, SQLite knowledge bases): one pattern per level."""
-    config = TrainConfig(runs_dir=str(runs_dir), nodes=2).for_run(run_id)
+    config = TrainConfig(runs_dir=str(runs_dir), levels=2).for_run(run_id)
     nodes = {f"node{i}": {"node_id": f"node{i}_{run_id}", "kb_id": kb_id_for(f"node{i}_{run_id}")} for i in range(2)}
     manifest = TrainingManifest(run_id, config.to_dict(), nodes, {"name": "katoray-bytes"}, data_identity(None, "pydoc"))
     manifest.save(config.run_dir)
@@ -74,8 +77,8 @@ def test_a_missing_run_or_an_unreachable_store_stops_start_up_with_one_message(t
 
 
 def test_every_interface_without_a_key_is_warned_about():
-    proc, first = _started("--host", "0.0.0.0")
+    proc, printed = _started("--host", "0.0.0.0")
     try:
-        assert "WARNING" in first and "without an API key" in first
+        assert "WARNING" in printed and "without an API key" in printed
     finally:
         _stop(proc)

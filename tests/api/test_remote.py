@@ -41,9 +41,9 @@ def test_remote_errors_are_clear(kato_url):
 def test_learner_trains_through_a_remote_node(kato_url, gpt2_dir):
     text = "In the beginning God created the heaven and the earth. And the earth was without form, and void."
     nodes = [HierarchicalNode("node0", chunk_size=4), HierarchicalNode("node1", chunk_size=3, base_url=kato_url)]
-    remote = HierarchicalConceptLearner(nodes=nodes, tokenizer_name=str(gpt2_dir))
+    remote = HierarchicalConceptLearner(nodes=nodes, tokenizer_name=str(gpt2_dir), store="memory://")
     local = HierarchicalConceptLearner(nodes=[HierarchicalNode("node0", chunk_size=4), HierarchicalNode("node1", chunk_size=3)],
-                                       tokenizer_name=str(gpt2_dir))
+                                       tokenizer_name=str(gpt2_dir), store="memory://")
     r_stats = train_hierarchical_single_pass([text], remote)
     l_stats = train_hierarchical_single_pass([text], local)
     assert r_stats["node1_observations"] == l_stats["node1_observations"] > 0 and r_stats["node1_patterns"] is None

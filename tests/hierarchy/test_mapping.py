@@ -8,7 +8,7 @@ import random
 import pytest
 
 from katoray import KatoSession, pattern_name
-from katoray.hierarchy.config import HierarchyConfig
+from katoray.config import HierarchyConfig
 from katoray.hierarchy.mapping import HierarchyDeltas, TokenizedDocument, map_documents
 from katoray.hierarchy.sessions import SessionHierarchy
 from katoray.store.memory import MemoryStore

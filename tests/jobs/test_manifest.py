@@ -16,8 +16,9 @@ import pytest
 
 import katoray
 from katoray.errors import ConfigError
-from katoray.jobs import (Checkpoint, RunNotFoundError, TrainConfig, TrainingManifest, create_training_run_nodes,
-                          delete_training_run, fingerprint, list_all_training_runs, load_latest_manifest, start_run)
+from katoray.compat.nodes import create_training_run_nodes
+from katoray.compat.runs import delete_training_run, list_all_training_runs, load_latest_manifest
+from katoray.jobs import Checkpoint, RunNotFoundError, TrainConfig, TrainingManifest, fingerprint, start_run
 from katoray.jobs.checkpoint import combine_statistics, compress_batch_ids, expand_batch_ids, write_json_atomic
 from katoray.jobs.manifest import data_identity, usable_store_url, versions
 from katoray.jobs.runs import RunBusyError, RunLock, fingerprint_kb
@@ -51,7 +52,7 @@ def test_manifest_records_config_identities_counts_and_timings(trained, books):
     assert manifest.run_id == stats["run_id"] == "manifest-run" and manifest.status == "finished"
     assert manifest.run_dir == runs_dir / "manifest-run"
     config = manifest.config
-    assert (config["nodes"], config["chunk_sizes"], config["mode"], config["segment_method"]) == (4, [8] * 4, "chunking",
+    assert (config["levels"], config["chunk_sizes"], config["mode"], config["segment_method"]) == (4, [8] * 4, "chunking",
                                                                                                  "simple")
     assert config["tokenizer"] == str(GPT2) and config["data"] == str(books) and config["dataset"] is None
     assert (config["batch_size"], config["checkpoint_interval"], config["metadata_cap"]) == (4, 10, 16)
@@ -102,21 +103,21 @@ def test_analyzers_and_fingerprint_read_the_stores_without_a_session(trained):
 # -- configs -----------------------------------------------------------------------------------------
 def test_config_normalises_paths_and_hierarchy(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
-    config = TrainConfig(chunk_sizes=(5,), nodes=3, data="books.jsonl", store="sqlite:///kb", runs_dir="r")
-    assert config.chunk_sizes == (5, 5, 5) and config.nodes == 3
+    config = TrainConfig(chunk_sizes=(5,), levels=3, data="books.jsonl", store="sqlite:///kb", runs_dir="r")
+    assert config.chunk_sizes == (5, 5, 5) and config.levels == 3
     assert config.data == str(tmp_path / "books.jsonl") and config.runs_dir == str(tmp_path / "r")
     assert config.store == f"sqlite:///{tmp_path}/kb"
-    assert TrainConfig(chunk_sizes=[4, 3]).nodes == 2
+    assert TrainConfig(chunk_sizes=[4, 3]).levels == 2
     default = TrainConfig().for_run("r1")
-    assert (default.dataset, default.nodes, default.chunk_sizes, default.tokenizer) == ("pydoc", 4, (8,) * 4, None)
+    assert (default.dataset, default.levels, default.chunk_sizes, default.tokenizer) == ("pydoc", 4, (8,) * 4, None)
     assert default.store == f"sqlite:///{tmp_path}/runs/r1/kb" and default.run_dir == tmp_path / "runs" / "r1"
     assert TrainConfig.from_dict(default.to_dict()) == default
 
 
 @pytest.mark.parametrize("values, message", [
     ({"chunk_sizes": (8, 1)}, "node1: chunk_size must be an integer >= 2"),
-    ({"nodes": 3, "chunk_sizes": (8, 8)}, "chunk_sizes has 2 values .* but nodes is 3"),
-    ({"nodes": 0}, "nodes must be an integer >= 1"),
+    ({"levels": 3, "chunk_sizes": (8, 8)}, "chunk_sizes has 2 values .* but levels is 3"),
+    ({"levels": 0}, "levels must be an integer >= 1"),
     ({"mode": "sentences"}, "mode must be one of"),
     ({"segment_method": "chapter"}, "segment_method must be one of"),
     ({"data": "a", "dataset": "wikitext"}, "one corpus"),
@@ -137,7 +138,7 @@ def test_structural_differences_are_listed_field_by_field():
     run = TrainConfig(chunk_sizes=(8, 8, 8, 8), tokenizer="gpt2").for_run("r")
     now = TrainConfig(chunk_sizes=(4, 4, 4), mode="structure", workers=1).for_run("r")
     assert run.structural_differences(now) == [
-        "nodes: run had 4, now 3", "chunk_sizes: run had [8, 8, 8, 8], now [4, 4, 4]",
+        "levels: run had 4, now 3", "chunk_sizes: run had [8, 8, 8, 8], now [4, 4, 4]",
         "mode: run had 'chunking', now 'structure'", "tokenizer: run had 'gpt2', now None"]
 
 
@@ -215,7 +216,7 @@ def test_latest_manifest_is_the_latest_started(tmp_path):
 
 
 def test_training_run_nodes_isolate_the_learner(tmp_path):
-    from katoray.hierarchy.learner import HierarchicalConceptLearner
+    from katoray.compat.learner import HierarchicalConceptLearner
 
     nodes = create_training_run_nodes(run_id="baseline_8chunks", num_nodes=3, chunk_size=5)
     assert [(n.name, n.chunk_size, n.mode) for n in nodes] == [(f"node{i}", 5, "chunking") for i in range(3)]

@@ -170,7 +170,7 @@ def test_resume_refuses_another_structure_listing_every_difference(unfinished, t
                        f"data: run had '{data}', now '{other}'"):
         assert difference in message
     assert "workers" not in message                    # run-time: may change
-    with pytest.raises(ConfigError, match=r"nodes: run had 4, now 3; chunk_sizes: run had \[8, 8, 8, 8\], now "
+    with pytest.raises(ConfigError, match=r"levels: run had 4, now 3; chunk_sizes: run had \[8, 8, 8, 8\], now "
                                           r"\[8, 8, 8\]"):
         resume_run("r1", runs_dir, nodes=3)
     with pytest.raises(ConfigError, match=r"resume cannot set \['batch_sizes'\]: it takes the run-time fields"):
@@ -197,9 +197,11 @@ def test_resume_refuses_a_run_being_trained(unfinished):
             resume_run("r1", runs_dir)
 
 
-def test_notebook_functions_checkpoint_and_resume(tmp_path, ray_session, gpt2_dir, kjv_books_path):
+def test_notebook_functions_checkpoint_and_resume(tmp_path, ray_session, gpt2_dir, kjv_books_path, monkeypatch):
     """kato-lm's train_from_streaming_dataset(checkpoint_dir=..., resume_from_checkpoint=True) flow."""
     import katoray
+
+    monkeypatch.chdir(tmp_path)     # the learner's knowledge bases: ./runs/<run_id>/kb by default
     from katoray import HierarchicalConceptLearner, HierarchicalNode
     from katoray.jobs import fingerprint
 

@@ -460,6 +460,12 @@ def mongo_kb(mongo_uri: str, node_id: str):
     return MongoStore.from_url(mongo_uri, kb_id_for(node_id))
 
 
+def encode_plan(plan, token: str, kb_id: str, chunk: int):
+    from katoray.store.mongo_batch import encode_plan
+
+    return encode_plan(plan, token, kb_id, chunk)
+
+
 MONGO_SCRIPT = [Apply([delta(["a"], ["b"], ["a"], count=2), delta(["q"], ["b"]), delta(["c"], ["r"], ["q"])], "b1"),
                 Apply([delta(["a"], ["b"], ["a"]), delta(["b"], ["c"], metadata={"k": ["v"]}), delta(["r"])], "b2")]
 
@@ -473,7 +479,7 @@ def test_mongo_interrupted_delete_is_finished_by_the_next(mongo_uri, node_id, cr
         doomed = [d.name for d in MONGO_SCRIPT[0].deltas[1:]] + [MONGO_SCRIPT[1].deltas[2].name]
         plan = kb._deletion_plan(doomed)
         token = "~delete-crashed"
-        kb._pending_deletions.insert_one({"_id": token, "plan": kb._encode_plan(plan, token)})
+        kb._pending_deletions.insert_one({"_id": token, "plan": encode_plan(plan, token, kb.kb_id, kb.DELETE_CHUNK)})
         for step in kb._deletion_steps(token, plan)[:crash_after]:
             step()
         resumed = mongo_kb(mongo_uri, node_id)   # a new process: only the database remembers

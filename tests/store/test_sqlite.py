@@ -19,8 +19,9 @@ from katoray.errors import ConfigError, StoreError
 from katoray.store import open_store
 from katoray.store.base import DeltaColumns, PatternDelta
 from katoray.store.memory import MemoryStore
-from katoray.store.sqlite import (IN_JSON, PATTERNS_NAMED_SQL, STORED_SYMBOLS_SQL, SYMBOL_STATISTICS_SQL,
-                                  SqliteStore, sqlite_path)
+from katoray.store.sqlite import SqliteStore, sqlite_path
+from katoray.store.sqlite_file import IN_JSON
+from katoray.store.sqlite_rows import PATTERNS_NAMED_SQL, STORED_SYMBOLS_SQL, SYMBOL_STATISTICS_SQL
 
 REPO = Path(__file__).resolve().parents[2]
 

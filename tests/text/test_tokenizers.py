@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 
 from katoray.errors import ConfigError
 from katoray.text import load_tokenizer
-from katoray.text.hardware import (
+from katoray.compat.hardware import (
     DATASET_LADDER,
     TOKENS_PER_SAMPLE,
     HardwareAnalyzer,

@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import os
 
-from katoray.jobs.runs import DEFAULT_RUNS_DIR, load_manifest
+from katoray.config import DEFAULT_RUNS_DIR
+from katoray.jobs.runs import load_manifest
 
 
 def run_nodes(run_id: str, runs_dir: str | os.PathLike = DEFAULT_RUNS_DIR,

@@ -9,10 +9,10 @@ import matplotlib
 import pytest
 
 from katoray import HierarchicalConceptLearner, KatoSession, train_hierarchical_single_pass
-from katoray.analysis.analyzer import (MongoDBAnalyzer, StandaloneMongoDBAnalyzer, analyze_all_nodes,
-                                       sample_pattern_by_frequency)
-from katoray.analysis.transfer import (transfer_all_names, transfer_predictions, transfer_threshold,
-                                       transfer_top_n, transfer_weighted)
+from katoray.compat.analyzers import (MongoDBAnalyzer, StandaloneMongoDBAnalyzer, analyze_all_nodes,
+                                      sample_pattern_by_frequency)
+from katoray.compat.transfer import (transfer_all_names, transfer_predictions, transfer_threshold, transfer_top_n,
+                                     transfer_weighted)
 from katoray.generation import decode_pattern
 
 matplotlib.use("Agg")
@@ -22,7 +22,7 @@ matplotlib.use("Agg")
 def learner(gpt2_dir, kjv_books_path):
     with gzip.open(kjv_books_path, "rt", encoding="utf-8") as f:
         texts = [json.loads(line)["text"] for line in islice(f, 2)]
-    lrn = HierarchicalConceptLearner(num_nodes=3, chunk_size=4, tokenizer_name=str(gpt2_dir))
+    lrn = HierarchicalConceptLearner(num_nodes=3, chunk_size=4, tokenizer_name=str(gpt2_dir), store="memory://")
     train_hierarchical_single_pass(texts, lrn)
     return lrn
 
@@ -91,13 +91,13 @@ def test_transfer_predictions_between_nodes(learner):
 
 
 def test_cleanup_keeps_the_hierarchy_whole(gpt2_dir, kjv_books_path):
-    from katoray.analysis.analyzer import cleanup_all_nodes
+    from katoray.compat.analyzers import cleanup_all_nodes
     from katoray.store.base import PatternDelta
     from katoray.store.memory import MemoryStore
 
     with gzip.open(kjv_books_path, "rt", encoding="utf-8") as f:
         texts = [json.loads(line)["text"] for line in islice(f, 1)]
-    lrn = HierarchicalConceptLearner(num_nodes=2, chunk_size=4, tokenizer_name=str(gpt2_dir))
+    lrn = HierarchicalConceptLearner(num_nodes=2, chunk_size=4, tokenizer_name=str(gpt2_dir), store="memory://")
     train_hierarchical_single_pass(texts, lrn)
     before = [kb.count() for kb in lrn.kbs]
     deleted = cleanup_all_nodes(lrn, threshold=2)

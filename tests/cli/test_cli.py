@@ -171,7 +171,7 @@ def test_the_summary_says_what_a_level_could_not_learn():
 
 # -- errors ---------------------------------------------------------------------------------------------
 @pytest.mark.parametrize("argv, message", [
-    (["train", "--nodes", "3", "--chunk-sizes", "8,8"], "chunk_sizes has 2 values [8, 8] but nodes is 3"),
+    (["train", "--nodes", "3", "--chunk-sizes", "8,8"], "chunk_sizes has 2 values [8, 8] but levels is 3"),
     (["train", "--data", "/nonexistent/books.jsonl"], "corpus path '/nonexistent/books.jsonl' does not exist"),
     (["train", "--store", "memory://"], "store memory:// lives and dies with one process"),
     (["train", "--store", "mongodb"], "--store mongodb takes the URL from $MONGO_URI, which is not set"),

@@ -1,0 +1,61 @@
+"""``RunSpec``: what the Ray runtime needs to train one run, derived from a ``TrainConfig``.
+
+    TrainConfig (the user's, the manifest's) --RunSpec.from_config--> RunSpec --> runtime.run_training
+
+Small, frozen and picklable: the driver, the mapper pool and the node actors receive parts of it
+as they are (the hierarchy, the session configs), never converted to dicts on the way.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from katoray.config import DEFAULT_CHECKPOINT_INTERVAL, DEFAULT_WORKERS, Batching, HierarchyConfig, TrainConfig
+from katoray.engine.config import SessionConfig
+from katoray.errors import ConfigError
+
+
+def node_id(level: int, run_id: str) -> str:
+    """KATO node id of a run's level: ``node{level}_<run_id>`` (its KB: ``kb_id_for(node_id)``)."""
+    return f"node{level}_{run_id}"
+
+
+@dataclass(frozen=True)
+class RunSpec:
+    """Everything a training run needs besides its corpus."""
+
+    run_id: str
+    store: str                                   # knowledge-base URL (absolute paths for sqlite)
+    hierarchy: HierarchyConfig
+    session_configs: tuple[SessionConfig, ...]   # KATO session settings per level
+    tokenizer: str | None                        # name or absolute folder; None = built-in default
+    segment_method: str = "simple"
+    batching: Batching = Batching()              # documents per batch (per row, per node write)
+    workers: int = DEFAULT_WORKERS               # mapper pool actors
+    checkpoint_interval: int | None = DEFAULT_CHECKPOINT_INTERVAL   # documents between checkpoint calls
+    verbose: bool = True                         # one live progress line
+    node_ids: tuple[str, ...] = ()               # KATO node id per level; () = node{i}_<run_id>
+
+    def __post_init__(self) -> None:
+        if not self.node_ids:
+            object.__setattr__(self, "node_ids", tuple(node_id(i, self.run_id) for i in range(self.num_levels)))
+        if len(self.node_ids) != self.num_levels or len(self.session_configs) != self.num_levels:
+            raise ConfigError(f"need one node id and one session config per level ({self.num_levels})")
+
+    @classmethod
+    def from_config(cls, config: TrainConfig) -> "RunSpec":
+        """The spec of a config that has its run id and store (``TrainConfig.for_run``)."""
+        if config.run_id is None or config.store is None:
+            raise ConfigError("RunSpec.from_config needs config.for_run(run_id): a run id and a store")
+        return cls(config.run_id, config.store, config.hierarchy,
+                   tuple(config.session_config(i) for i in range(config.levels)), config.tokenizer,
+                   config.segment_method, config.batching, config.workers, config.checkpoint_interval,
+                   config.verbose)
+
+    @property
+    def num_levels(self) -> int:
+        return self.hierarchy.num_levels
+
+    @property
+    def is_local_store(self) -> bool:
+        """``memory://`` lives inside one process: the driver applies the deltas itself."""
+        return self.store.lower().startswith("memory://")

@@ -25,6 +25,7 @@ __getattr__, __dir__, _LAZY_NAMES = lazy_exports(__name__, {
     "katoray.hierarchy.prepare": ["DocumentPreparer"],
     "katoray.analysis.analyzer": ["KnowledgeBaseAnalyzer"],
     "katoray.generation": ["unravel", "decode_pattern"],
+    "katoray.model.run": ["open_run"],
     "katoray.api.remote": ["RemoteKatoSession"],
     # kato-lm's names
     "katoray.compat.nodes": ["HierarchicalNode", "create_training_run_nodes"],

@@ -41,10 +41,16 @@ SEGMENT_METHODS = ("simple", "article", "book")
 
 # -- run ids -------------------------------------------------------------------------------------
 def check_run_id(run_id: Any) -> None:
-    """A run id names a folder and the knowledge bases: no separators, spaces or leading dot."""
+    """The one run-id rule (the command line, Python and the notebook's functions): a run id names
+    a folder and the run's knowledge bases, so no separators, spaces, control characters or
+    leading dot, and short enough for MongoDB's database names (``store.naming``)."""
+    from katoray.store.naming import check_run_id_fits
+
     if (not isinstance(run_id, str) or not run_id or run_id.startswith(".")
-            or any(c in run_id for c in "/\\ \t\n\x00")):
-        raise ConfigError(f"run id must be a non-empty name without slashes, spaces or a leading dot, got {run_id!r}")
+            or any(c in run_id for c in "/\\ ") or not run_id.isprintable()):
+        raise ConfigError(f"run id must be a non-empty name without slashes, spaces, control characters or a "
+                          f"leading dot, got {run_id!r}")
+    check_run_id_fits(run_id)
 
 
 def new_run_id() -> str:

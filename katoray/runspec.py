@@ -12,10 +12,11 @@ from dataclasses import dataclass
 from katoray.config import DEFAULT_CHECKPOINT_INTERVAL, DEFAULT_WORKERS, Batching, HierarchyConfig, TrainConfig
 from katoray.engine.config import SessionConfig
 from katoray.errors import ConfigError
+from katoray.store.naming import run_kb_id
 
 
 def node_id(level: int, run_id: str) -> str:
-    """KATO node id of a run's level: ``node{level}_<run_id>`` (its KB: ``kb_id_for(node_id)``)."""
+    """KATO node id of a run's level: ``node{level}_<run_id>`` (its KB: ``run_kb_id(level, run_id)``)."""
     return f"node{level}_{run_id}"
 
 
@@ -33,23 +34,35 @@ class RunSpec:
     workers: int = DEFAULT_WORKERS               # mapper pool actors
     checkpoint_interval: int | None = DEFAULT_CHECKPOINT_INTERVAL   # documents between checkpoint calls
     verbose: bool = True                         # one live progress line
-    node_ids: tuple[str, ...] = ()               # KATO node id per level; () = node{i}_<run_id>
+    kb_ids: tuple[str, ...] = ()                 # knowledge base per level; () = run_kb_id(level, run_id)
+    owner: str = ""                              # who claims the KBs (store.base.KnowledgeBase.claim); "" = run_id
 
     def __post_init__(self) -> None:
-        if not self.node_ids:
-            object.__setattr__(self, "node_ids", tuple(node_id(i, self.run_id) for i in range(self.num_levels)))
-        if len(self.node_ids) != self.num_levels or len(self.session_configs) != self.num_levels:
-            raise ConfigError(f"need one node id and one session config per level ({self.num_levels})")
+        if not self.kb_ids:
+            object.__setattr__(self, "kb_ids", tuple(run_kb_id(i, self.run_id) for i in range(self.num_levels)))
+        if len(self.kb_ids) != self.num_levels or len(self.session_configs) != self.num_levels:
+            raise ConfigError(f"need one knowledge base and one session config per level ({self.num_levels})")
 
     @classmethod
-    def from_config(cls, config: TrainConfig) -> "RunSpec":
-        """The spec of a config that has its run id and store (``TrainConfig.for_run``)."""
+    def from_config(cls, config: TrainConfig, kb_ids: tuple[str, ...] = (), owner: str = "") -> "RunSpec":
+        """The spec of a config that has its run id and store (``TrainConfig.for_run``); ``kb_ids``
+        (a resumed run's, as its manifest recorded them) and ``owner`` as ``RunSpec`` takes them."""
         if config.run_id is None or config.store is None:
             raise ConfigError("RunSpec.from_config needs config.for_run(run_id): a run id and a store")
         return cls(config.run_id, config.store, config.hierarchy,
                    tuple(config.session_config(i) for i in range(config.levels)), config.tokenizer,
                    config.segment_method, config.batching, config.workers, config.checkpoint_interval,
-                   config.verbose)
+                   config.verbose, tuple(kb_ids), owner)
+
+    @property
+    def node_ids(self) -> tuple[str, ...]:
+        """KATO node id per level (the sessions' ``processor_id``)."""
+        return tuple(node_id(i, self.run_id) for i in range(self.num_levels))
+
+    @property
+    def claim(self) -> str:
+        """What this run records as the owner of its knowledge bases."""
+        return self.owner or self.run_id
 
     @property
     def num_levels(self) -> int:

@@ -9,6 +9,7 @@
     python scripts/benchmark.py train               # end-to-end training (1 and 2 workers) vs tokenizing alone
     python scripts/benchmark.py mongo               # flush rate and write amplification into MongoDB (SecantusDB)
     python scripts/benchmark.py serve               # katoray serve: observe p50 on one connection; 20 clients x 30 s
+    python scripts/benchmark.py use                 # next-token top-1/top-5 and ms/position on held-out KJV vs an infinity-gram
 
 Ratios are measured within one run: these 2-core machines are noisy, so compare numbers from the
 same invocation, not across invocations.
@@ -74,6 +75,12 @@ def bench_train(args) -> list[dict]:
     return [run(KJV_BOOKS, GPT2, workers=tuple(args.workers))]
 
 
+def bench_use(args) -> list[dict]:
+    from scripts.benchmarks.use import bench_use as run
+
+    return run(KJV_BOOKS, GPT2)
+
+
 def bench_mongo(args) -> list[dict]:
     from scripts.benchmarks.mongo import bench_mongo as run
 
@@ -122,7 +129,8 @@ class _secantus:
 
 
 BENCHMARKS = {"store": bench_store, "sqlite": bench_sqlite, "predict": bench_predict, "tokenize": bench_tokenize,
-              "map": bench_map, "train": bench_train, "mongo": bench_mongo, "serve": bench_serve}
+              "map": bench_map, "train": bench_train, "mongo": bench_mongo, "serve": bench_serve,
+              "use": bench_use}
 
 
 def main() -> None:

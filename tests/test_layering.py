@@ -27,11 +27,25 @@ def module_name(path: Path) -> str:
 MODULES = {module_name(p): p for p in sorted(PACKAGE.rglob("*.py"))}
 
 
+def executed(tree: ast.AST):
+    """Every node of ``tree`` but those under ``if TYPE_CHECKING:`` (annotations only, never run)."""
+    stack = [tree]
+    while stack:
+        node = stack.pop()
+        yield node
+        for child in ast.iter_child_nodes(node):
+            if isinstance(child, ast.If) and "TYPE_CHECKING" in ast.unparse(child.test):
+                stack.extend(child.orelse)
+            else:
+                stack.append(child)
+
+
 def imported(path: Path) -> set[str]:
-    """Every module name ``path`` imports: ``import x``, ``from x import y`` (``x.y`` when that is a
-    module), at any depth, plus the modules of a ``lazy_exports(__name__, {module: names})`` table."""
+    """Every module name ``path`` imports when it runs: ``import x``, ``from x import y`` (``x.y``
+    when that is a module), at any depth (inside functions too), plus the modules of a
+    ``lazy_exports(__name__, {module: names})`` table; not imports for type checkers only."""
     names: set[str] = set()
-    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+    for node in executed(ast.parse(path.read_text(encoding="utf-8"))):
         if isinstance(node, ast.Import):
             names.update(alias.name for alias in node.names)
         elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
@@ -81,6 +95,8 @@ def test_the_rules_see_what_they_check():
     assert "katoray.jobs.runs" in GRAPH["katoray.compat.runs"]
     assert any(m.startswith("ray") for m in imported(MODULES["katoray.runtime.driver"]))   # inside functions
     assert strongly_connected({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}) == [["a", "b", "c"]]
+    typed_only = ast.parse("from typing import TYPE_CHECKING\nif TYPE_CHECKING:\n    import ray\nelse:\n    import os\n")
+    assert {n.names[0].name for n in executed(typed_only) if isinstance(n, ast.Import)} == {"os"}
 
 
 def strongly_connected(graph: dict[str, set[str]]) -> list[list[str]]:

@@ -6,6 +6,7 @@
     katoray runs list | show RUN_ID | fingerprint RUN_ID | delete RUN_ID [--yes]
     katoray serve --port 8000 --store sqlite:///kb  # KATO's HTTP API over the built-in engine
     katoray serve --run RUN_ID                      # ... over a trained run's knowledge bases
+    katoray predict RUN_ID "And God said" | generate RUN_ID --prompt TEXT | eval RUN_ID --data held-out/
 
 Exit status: 0 done; 2 a usage or input error (one line on stderr saying what and what to do);
 130 interrupted (the run can be resumed). Training output goes to stdout (the run id first, the
@@ -20,11 +21,11 @@ import sys
 import threading
 from typing import Any, Sequence
 
-from katoray.cli import runs, serve, train
-from katoray.cli.common import EXIT_BROKEN_PIPE, EXIT_ERROR, EXIT_INTERRUPTED, Help, fail
+from katoray.cli import runs, serve, train, use
+from katoray.cli.common import EXIT_BROKEN_PIPE, EXIT_ERROR, EXIT_INTERRUPTED, EXIT_TERMINATED, Help, fail
 from katoray.errors import KatorayError
 
-COMMAND_GROUPS = (train, runs, serve)   # each adds its subcommands (``add_parsers``) with their handlers
+COMMAND_GROUPS = (train, runs, serve, use)   # each adds its subcommands (``add_parsers``) with their handlers
 
 
 def build_parser(prog: str = "katoray") -> argparse.ArgumentParser:
@@ -56,7 +57,10 @@ def _stop_ray(status: int) -> int:
     try:
         ray.shutdown()
     except KeyboardInterrupt:
-        fail("interrupted while Ray shut down; the command had already finished and saved what it did")
+        if status in (EXIT_INTERRUPTED, EXIT_TERMINATED):   # the command itself was stopped: its line says how
+            fail("interrupted again while Ray shut down; the run had already stopped and recorded it (see above)")
+        else:
+            fail("interrupted while Ray shut down; the command had already finished and saved what it did")
         return EXIT_INTERRUPTED
     return status
 
@@ -88,6 +92,9 @@ def _run(argv: Sequence[str] | None, job: bool) -> int:
     except BrokenPipeError:   # `katoray runs list | head`: the reader left; say nothing more
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())   # no second error at exit's flush
         return EXIT_BROKEN_PIPE
+    except OSError as err:    # a file the command writes or reads: one line, not a traceback
+        fail(f"{err.strerror or err}: {err.filename}" if err.filename else str(err))
+        return EXIT_ERROR
 
 
 def _terminated(signum: int, frame: Any) -> None:

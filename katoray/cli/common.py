@@ -9,6 +9,7 @@ from katoray.errors import KatorayError
 
 EXIT_ERROR = 2
 EXIT_INTERRUPTED = 130
+EXIT_TERMINATED = 143            # 128 + SIGTERM
 EXIT_BROKEN_PIPE = 141          # 128 + SIGPIPE, as a shell reports a command whose reader left
 MONGO_ENV = "MONGO_URI"     # a MongoDB URL with credentials, kept out of shell history and manifests
 

@@ -37,7 +37,8 @@ def runs_command(args: argparse.Namespace) -> int:
         found = runs.list_runs(args.runs_dir, args.mongo_uri)
         print(json.dumps({str(k): v for k, v in found.items()}, sort_keys=True) if args.json else _runs_table(found))
     elif args.action == "show":
-        print(json.dumps(runs.load_manifest(args.run_id, args.runs_dir).to_dict(), indent=1))
+        manifest = runs.load_manifest(args.run_id, args.runs_dir)
+        print(json.dumps({**manifest.to_dict(), "status": runs.current_status(manifest)}, indent=1))
     elif args.action == "fingerprint":
         print(json.dumps(runs.fingerprint(args.run_id, args.runs_dir, args.mongo_uri), sort_keys=True))
     else:

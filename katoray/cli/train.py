@@ -4,14 +4,14 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import signal
 from typing import Any
 
-from katoray.cli.common import (EXIT_ERROR, EXIT_INTERRUPTED, MONGO_ENV, Help, Usage, add_command, count, fail,
+from katoray.cli.common import (EXIT_ERROR, EXIT_INTERRUPTED, EXIT_TERMINATED, MONGO_ENV, Help, Usage, add_command, count, fail,
                                 positive, say, sizes, store_arg)
 from katoray.config import (DEFAULT_CHUNK_SIZE, DEFAULT_LEVELS, DEFAULT_RUNS_DIR, MODES, SEGMENT_METHODS, TrainConfig,
                             field_default, new_run_id)
 from katoray.errors import ConfigError, DocumentError, KatorayError
+from katoray.jobs.run import RunRecordError
 
 
 def add_parsers(commands) -> None:
@@ -141,8 +141,11 @@ def _report(train, args: argparse.Namespace, run_id: str, runs_dir: str) -> int:
         stats = train()
     except (KeyboardInterrupt, SystemExit) as err:     # Ctrl-C; SIGTERM (Ray's own handler raises SystemExit)
         fail(f"interrupted; continue with: katoray resume {run_id} --runs-dir {os.path.abspath(runs_dir)}")
-        return EXIT_INTERRUPTED if isinstance(err, KeyboardInterrupt) else 128 + signal.SIGTERM
+        return EXIT_INTERRUPTED if isinstance(err, KeyboardInterrupt) else EXIT_TERMINATED
     except (ConfigError, DocumentError) as err:   # bad settings or input: resuming would fail the same way
+        fail(str(err))
+        return EXIT_ERROR
+    except RunRecordError as err:                 # its message says how to continue
         fail(str(err))
         return EXIT_ERROR
     except KatorayError as err:
@@ -177,6 +180,9 @@ def _summary(stats: dict[str, Any]) -> str:
         lines.append(f"  pool:{_usage_text(stats, 'mapper')[1:]}; driver:{_usage_text(stats, 'driver')[1:]}")
     if stats.get("empty_documents"):
         notes.append(f"note: {stats['empty_documents']:,} document(s) had no text and taught nothing")
+    if not stats.get("samples_processed") and stats.get("resumed") is not False:
+        notes.append("note: no documents were read (the corpus holds no rows, or only blank lines, or --max-samples "
+                     "is 0): nothing was learned")
     lines.extend(notes)
     lines.append(f"manifest: {os.path.join(stats.get('run_dir', ''), 'manifest.json')}")
     return "\n".join(lines)

@@ -18,7 +18,7 @@ from katoray.checks import check_int
 from katoray.config import (DEFAULT_CHUNK_SIZE, DEFAULT_METADATA_CAP, DEFAULT_RUNS_DIR, KB_FILES_DIR, HierarchyConfig,
                             check_run_id, new_run_id)
 from katoray.runspec import node_id as run_node_id
-from katoray.store import KnowledgeBase, kb_id_for, open_store
+from katoray.store import KnowledgeBase, open_store, run_kb_id
 from katoray.store.urls import absolute_store_url, redact_url
 
 
@@ -87,7 +87,7 @@ class HierarchicalConceptLearner:
         after training a ``memory://`` learner into its run's durable store."""
         self.store = store
         # Level i's knowledge base; None for a node served by a remote KATO server (base_url).
-        self.kbs: list[KnowledgeBase | None] = [None if cfg.base_url else open_store(store, kb_id_for(self.node_id(i)))
+        self.kbs: list[KnowledgeBase | None] = [None if cfg.base_url else open_store(store, run_kb_id(i, self.run_id))
                                                 for i, cfg in enumerate(self.node_configs)]
         self.nodes: dict[str, Any] = {cfg.name: self._session(i, cfg) for i, cfg in enumerate(self.node_configs)}
 

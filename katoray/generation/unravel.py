@@ -2,7 +2,8 @@
 
 A level-k pattern's symbols are ``PTRN|`` names of level k-1 patterns; following them down to
 node0 gives back the token pieces the pattern was learned from (the tokenizer decodes them to
-text). Names are looked up without their prefix, the bug kato-lm's notebook had.
+text). Names are looked up without their prefix, the bug kato-lm's notebook had. Training's
+end-of-document symbol (``text.segment.END_OF_DOCUMENT``) is a symbol, not text: decoding drops it.
 """
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from typing import Sequence
 from katoray.engine.naming import strip_prefix
 from katoray.errors import KatorayError
 from katoray.store import KnowledgeBase
+from katoray.text.segment import END_OF_DOCUMENT
 
 
 def unravel(kbs: Sequence[KnowledgeBase], level: int, name: str) -> list[str]:
@@ -27,4 +29,9 @@ def unravel(kbs: Sequence[KnowledgeBase], level: int, name: str) -> list[str]:
 
 def decode_pattern(kbs: Sequence[KnowledgeBase], level: int, name: str, tokenizer) -> str:
     """The text a pattern stands for, decoded with the tokenizer it was trained with."""
-    return tokenizer.decode(unravel(kbs, level, name))
+    return decode_pieces(unravel(kbs, level, name), tokenizer)
+
+
+def decode_pieces(pieces: Sequence[str], tokenizer) -> str:
+    """Token pieces to text, without the end-of-document symbol."""
+    return tokenizer.decode([piece for piece in pieces if piece != END_OF_DOCUMENT])

@@ -152,26 +152,13 @@ class HierarchyDeltas:
 
     # -- chunking mode ---------------------------------------------------------------------------
     def _chunking(self, tokens: list[str], metas: list) -> None:
-        """Level by level, every chunk's name in one comprehension.
-
-        Hot path. KATO names a pattern sha1(repr([[a], [b], ...])), and that repr is
-        "[[" + "], [".join(repr(a), repr(b), ...) + "]]": each symbol's repr is looked up once
-        (token pieces come from a bounded vocabulary) and a level's names are built per chunk
-        with one C join, one encode and one sha1.
-        """
-        symbols, reprs = tokens, symbol_reprs(tokens)
         cap = self.config.metadata_cap
-        for level, size in enumerate(self.config.chunk_sizes):
-            acc = self.levels[level]
-            full, rest = divmod(len(symbols), size)
-            end = full * size + (rest if rest >= 2 else 0)  # a 1-symbol remainder cannot be learned
-            acc.unlearned += rest if rest < 2 else 0
-            starts = range(0, end, size)
-            names = [sha1(("[[" + _JOIN(reprs[i:i + size]) + "]]").encode()).hexdigest() for i in starts]
+        for level, (symbols, starts, names) in enumerate(chunk_levels(tokens, self.config.chunk_sizes)):
+            acc, size = self.levels[level], self.config.chunk_sizes[level]
+            rest = len(symbols) % size
+            acc.unlearned += rest if rest < 2 else 0   # a 1-symbol remainder cannot be learned
             acc.count(names, _joined_chunks(symbols, starts, size), metas[level], cap)
             acc.learned += len(names)
-            symbols = [PREFIX + name for name in names]
-            reprs = name_reprs(symbols)
 
     # -- structure mode --------------------------------------------------------------------------
     def _structure(self, sections: Sections, metas: list) -> None:
@@ -195,10 +182,64 @@ class HierarchyDeltas:
             acc.unlearned += len(symbols)
             return None
         acc.learned += 1
-        reprs = symbol_reprs(symbols) if level == 0 else name_reprs(symbols)   # above node0: PTRN| names
-        name = sha1(("[[" + _JOIN(reprs) + "]]").encode()).hexdigest()
+        name = unit_name(level, symbols)
         acc.count([name], _joined_chunks(symbols, range(1), len(symbols)), metas[level], self.config.metadata_cap)
         return PREFIX + name
+
+
+def chunk_levels(tokens: list[str], chunk_sizes: Sequence[int], complete: bool = True):
+    """Chunking mode, level by level: (the symbols the level observes, the start of each pattern
+    it learns from them, the patterns' bare names). ``complete``: the stream is a whole document,
+    so each level also learns its remainder if it holds >= 2 symbols; False: a stream that goes
+    on (a context), whose levels learn only full chunks.
+
+    Hot path. KATO names a pattern sha1(repr([[a], [b], ...])), and that repr is
+    "[[" + "], [".join(repr(a), repr(b), ...) + "]]": each symbol's repr is looked up once
+    (token pieces come from a bounded vocabulary) and a level's names are built per chunk
+    with one C join, one encode and one sha1.
+    """
+    symbols, reprs = tokens, symbol_reprs(tokens)
+    for size in chunk_sizes:
+        full, rest = divmod(len(symbols), size)
+        starts = range(0, full * size + (rest if complete and rest >= 2 else 0), size)
+        names = [sha1(("[[" + _JOIN(reprs[i:i + size]) + "]]").encode()).hexdigest() for i in starts]
+        yield symbols, starts, names
+        symbols = [PREFIX + name for name in names]
+        reprs = name_reprs(symbols)
+
+
+def unit_name(level: int, symbols: list[str]) -> str:
+    """The bare name of the pattern a level learns from ``symbols`` (PTRN| names above node0)."""
+    reprs = symbol_reprs(symbols) if level == 0 else name_reprs(symbols)
+    return sha1(("[[" + _JOIN(reprs) + "]]").encode()).hexdigest()
+
+
+def level_symbols(doc: TokenizedDocument, config: HierarchyConfig, complete: bool = False) -> list[list[str]]:
+    """What each level observes of a document, one symbol per event, as training computes it:
+    node0 its tokens, level k the PTRN| names of the level k-1 patterns learned from it. With
+    ``complete`` False (a context that goes on) only finished units count: full chunks; in
+    structure mode every sentence, paragraph and section but the last."""
+    if config.mode == "chunking":
+        return [symbols for symbols, _, _ in chunk_levels(doc.tokens(), config.chunk_sizes, complete)]
+    levels: list[list[str]] = [doc.tokens(), [], [], []]
+    sections = doc.sections
+    for si, section in enumerate(sections):
+        paragraph_names = []
+        for pi, paragraph in enumerate(section):
+            is_open = not complete and si == len(sections) - 1 and pi == len(section) - 1
+            sentence_names = _names(0, paragraph[:-1] if is_open else paragraph)
+            levels[1] += sentence_names
+            if not is_open:
+                paragraph_names += _names(1, [sentence_names])
+        levels[2] += paragraph_names
+        if complete or si < len(sections) - 1:
+            levels[3] += _names(2, [paragraph_names])
+    return levels[:config.num_levels]
+
+
+def _names(level: int, units: Sequence[Sequence[str]]) -> list[str]:
+    """PTRN| names of the units of >= 2 symbols (KATO learns nothing shorter)."""
+    return [PREFIX + unit_name(level, list(unit)) for unit in units if len(unit) >= 2]
 
 
 _JOIN = "], [".join

@@ -12,6 +12,11 @@ from katoray.config import HierarchyConfig
 from katoray.hierarchy.mapping import TokenizedDocument
 
 
+def one_symbol_events(symbols: list[str]) -> list[dict[str, Any]]:
+    """Observations of one symbol per event, as the hierarchy observes (KATO sorts an event's symbols)."""
+    return [{"strings": [symbol]} for symbol in symbols]
+
+
 class SessionLike(Protocol):
     def clear_stm(self) -> Any: ...
     def observe_sequence(self, observations, learn_after_each: bool = False, learn_at_end: bool = False,
@@ -75,7 +80,7 @@ class SessionHierarchy:
         if len(symbols) < 2:
             self.unlearned[level] += len(symbols)
             return None
-        observations: list[dict[str, Any]] = [{"strings": [s]} for s in symbols]
+        observations = one_symbol_events(symbols)
         if self._meta[level]:
             observations[0]["metadata"] = self._meta[level]
         session = self.sessions[level]

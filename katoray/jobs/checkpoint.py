@@ -75,23 +75,31 @@ def _ranges(numbers: list[int]) -> list[list[int]]:
 
 # -- statistics across attempts ------------------------------------------------------------------
 def combine_statistics(before: Mapping[str, Any], attempt: Mapping[str, Any]) -> dict[str, Any]:
-    """A run's statistics: the totals of earlier attempts (``before``) plus this attempt's.
+    """A run's statistics: the totals of earlier attempts (``before``) plus this attempt's, each
+    batch counted exactly once, so a resumed run ends with an uninterrupted run's figures.
 
-    Exact: an earlier attempt's totals are those of its last checkpoint, whose batches a resume
-    skips; batches it finished after that checkpoint are re-read and counted once, by the
-    resuming attempt: their documents and tokens as usual, their learns from
-    ``node{i}_replayed_observations`` (the stores recognise those applies as done). Only their
-    new patterns are unknown, so a reuse rate after a crash can be slightly high.
+    An earlier attempt's totals are those of its last checkpoint, whose batches a resume skips;
+    batches it finished after that checkpoint are re-read and counted once, by the resuming
+    attempt: their documents and tokens as usual, their learns and unlearned symbols from
+    ``node{i}_replayed_*`` (the stores recognise those applies as done). New patterns: once the
+    statistics hold ``node{i}_patterns`` (at the end), the patterns in the run's own knowledge
+    base, which the run created, every one (a run trains only into knowledge bases it owns).
+    ``workers_used`` is the most any attempt used. ``batches_already_applied`` counts the replays
+    themselves (0 for an uninterrupted run).
     """
     out = dict(attempt)
     for key in ADDITIVE:
         out[key] = before.get(key, 0) + attempt.get(key, 0)
+    out["workers_used"] = max(before.get("workers_used", 0), attempt.get("workers_used", 0))
     levels = sorted({int(k[4:].split("_", 1)[0]) for k in attempt if re.match(r"^node\d+_observations$", k)})
     for i in levels:
         for suffix in ADDITIVE_PER_LEVEL:
             key = f"node{i}_{suffix}"
             out[key] = before.get(key, 0) + attempt.get(key, 0)
         out[f"node{i}_observations"] += attempt.get(f"node{i}_replayed_observations", 0)
+        out[f"node{i}_unlearned"] += attempt.get(f"node{i}_replayed_unlearned", 0)
+        if f"node{i}_patterns" in attempt:
+            out[f"node{i}_new_patterns"] = attempt[f"node{i}_patterns"]
         learned = out[f"node{i}_observations"]
         out[f"node{i}_reuse_rate"] = 1.0 - out[f"node{i}_new_patterns"] / learned if learned else 0.0
     elapsed = out["total_time_seconds"]

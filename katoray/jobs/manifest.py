@@ -61,6 +61,7 @@ class TrainingManifest:
     error: str | None = None
     attempts: list[dict[str, Any]] = field(default_factory=list)
     statistics: dict[str, Any] = field(default_factory=dict)
+    run_uid: str | None = None      # random, per run: tells it from another run of the same id (KB owners)
     run_dir: Path | None = field(default=None, compare=False, repr=False)   # where it was loaded from
 
     # -- the notebook's names ------------------------------------------------------------------

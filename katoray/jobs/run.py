@@ -22,14 +22,18 @@ other batches, or the same ones differently.
 from __future__ import annotations
 
 import dataclasses
+import errno
+import json
 import logging
 import os
+import re
 import socket
+import uuid
 from pathlib import Path
 from typing import Any, Mapping
 
 from katoray.config import DEFAULT_RUNS_DIR, KB_FILES_DIR, RUN_TIME, STRUCTURAL, TrainConfig, new_run_id
-from katoray.errors import ConfigError
+from katoray.errors import ConfigError, KatorayError
 from katoray.jobs.checkpoint import Checkpoint, combine_statistics
 from katoray.jobs.manifest import (FAILED, FINISHED, MANIFEST_FILE, RUNNING, TrainingManifest, data_identity,
                                    identity_differences, usable_store_url, utc_now, versions)
@@ -38,6 +42,7 @@ from katoray.runspec import RunSpec
 from katoray.store.urls import absolute_store_url, redact_url, without_userinfo
 
 log = logging.getLogger(__name__)
+_ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
 
 
 def start_run(config: TrainConfig) -> dict[str, Any]:
@@ -57,7 +62,8 @@ def start_run(config: TrainConfig) -> dict[str, Any]:
     if (config.run_dir / MANIFEST_FILE).exists():
         raise ConfigError(f"run {config.run_id!r} already exists in {config.runs_dir}: resume it "
                           f"(katoray resume {config.run_id}) or choose another run id")
-    spec = RunSpec.from_config(config)
+    run_uid = uuid.uuid4().hex                           # tells this run from another of the same id
+    spec = _spec(config, run_uid)
     data = data_identity(config.data, config.dataset)   # a missing corpus fails before anything exists,
     _check_first_document(config)                        # so does a wrong text field,
     _connect_ray(config.address)                         # so does an unreachable Ray cluster,
@@ -67,9 +73,9 @@ def start_run(config: TrainConfig) -> dict[str, Any]:
         if (config.run_dir / MANIFEST_FILE).exists():     # another process started it meanwhile
             raise ConfigError(f"run {config.run_id!r} was started by another process; resume it instead")
         manifest = TrainingManifest(config.run_id, config.to_dict(), _node_table(spec), tokenizer.identity(), data,
-                                    versions())
-        manifest.save(config.run_dir)
-        return _train(config, manifest, Checkpoint(config.run_id), "start", tokenizer)
+                                    versions(), run_uid=run_uid)
+        _save(manifest, "no batch was trained; the run has no manifest yet", config.run_dir)
+        return _train(spec, config, manifest, Checkpoint(config.run_id), "start", tokenizer)
 
 
 def resume_run(run_id: str, runs_dir: str | os.PathLike = DEFAULT_RUNS_DIR, **overrides: Any) -> dict[str, Any]:
@@ -99,9 +105,17 @@ def resume_run(run_id: str, runs_dir: str | os.PathLike = DEFAULT_RUNS_DIR, **ov
             return _result(manifest, manifest.statistics, resumed=False)
         config, tokenizer = _resumed_config(manifest, folder, overrides)
         _connect_ray(config.address)
-        _check_stores(RunSpec.from_config(config))
+        manifest.run_uid = manifest.run_uid or uuid.uuid4().hex     # a run started by an earlier katoray
+        spec = _spec(config, manifest.run_uid, tuple(node["kb_id"] for node in manifest.nodes.values()))
+        _check_stores(spec)
         checkpoint = Checkpoint.load(folder) or Checkpoint(run_id)
-        return {**_train(config, manifest, checkpoint, "resume", tokenizer), "resumed": True}
+        return {**_train(spec, config, manifest, checkpoint, "resume", tokenizer), "resumed": True}
+
+
+def _spec(config: TrainConfig, run_uid: str, kb_ids: tuple[str, ...] = ()) -> RunSpec:
+    """The run's spec; its knowledge bases are claimed for this run (id, uid and folder)."""
+    owner = json.dumps({"run_id": config.run_id, "run_uid": run_uid, "run_dir": str(config.run_dir)}, sort_keys=True)
+    return RunSpec.from_config(config, kb_ids, owner)
 
 
 def _resumed_config(manifest: TrainingManifest, folder: Path, overrides: dict[str, Any]):
@@ -179,15 +193,12 @@ def _connect_ray(address: str | None) -> None:
 
 
 def _node_table(spec: RunSpec) -> dict[str, dict[str, Any]]:
-    from katoray.store import kb_id_for
-
-    return {f"node{i}": {"node_id": node_id, "kb_id": kb_id_for(node_id), "chunk_size": size,
-                         "mode": spec.hierarchy.mode}
-            for i, (node_id, size) in enumerate(zip(spec.node_ids, spec.hierarchy.chunk_sizes))}
+    return {f"node{i}": {"node_id": node_id, "kb_id": kb_id, "chunk_size": size, "mode": spec.hierarchy.mode}
+            for i, (node_id, kb_id, size) in enumerate(zip(spec.node_ids, spec.kb_ids, spec.hierarchy.chunk_sizes))}
 
 
 # -- one attempt --------------------------------------------------------------------------------------
-def _train(config: TrainConfig, manifest: TrainingManifest, checkpoint: Checkpoint, kind: str,
+def _train(spec: RunSpec, config: TrainConfig, manifest: TrainingManifest, checkpoint: Checkpoint, kind: str,
            tokenizer: Any) -> dict[str, Any]:
     """One attempt (the start, or a resume): train, checkpoint, and record how it ended."""
     from katoray.runtime.driver import run_training
@@ -196,31 +207,56 @@ def _train(config: TrainConfig, manifest: TrainingManifest, checkpoint: Checkpoi
     before = dict(checkpoint.statistics)     # totals of earlier attempts, up to their last checkpoint
     attempt = {"kind": kind, "started": utc_now(), "ended": None, "outcome": RUNNING, "workers": config.workers,
                "skipped_batches": len(checkpoint.completed), "host": socket.gethostname(), "pid": os.getpid()}
+    was = manifest.status
     manifest.attempts.append(attempt)
     manifest.config, manifest.status, manifest.error, manifest.finished = config.to_dict(), RUNNING, None, None
-    manifest.save()
+    _save(manifest, f"nothing was trained in this attempt; the manifest still says {was!r}")
 
     def on_checkpoint(completed: frozenset, stats: dict[str, Any]) -> None:
         totals = combine_statistics(before, stats)
-        Checkpoint(config.run_id, completed, totals, utc_now()).save(config.run_dir)
+        try:
+            Checkpoint(config.run_id, completed, totals, utc_now()).save(config.run_dir)
+        except OSError as err:
+            raise _record_error(manifest, config.run_dir, err, "its last checkpoint stands (a resume re-sends what "
+                                "came after it, and the stores recognise what they already hold)") from err
         _record_progress(manifest, totals)
-        manifest.save()
+        _save(manifest, "its checkpoint is written, its manifest still shows the one before")
 
     try:
         shards = plan_shards(config.data, config.dataset, config.text_field, config.max_samples)
-        stats = run_training(RunSpec.from_config(config), shards, on_checkpoint=on_checkpoint,
+        stats = run_training(spec, shards, on_checkpoint=on_checkpoint,
                              skip_batches=checkpoint.completed, tokenizer=tokenizer)
     except BaseException as err:               # Ctrl-C and SIGTERM too: the manifest says how it ended
         attempt.update(ended=utc_now(), outcome=FAILED)
         manifest.status, manifest.error = FAILED, _one_line(err)
-        manifest.save()
+        _save(manifest, f"the run stopped ({_one_line(err)}) and its manifest still says 'running'", cause=err)
         raise
     totals = combine_statistics(before, stats)
     attempt.update(ended=utc_now(), outcome=FINISHED)
     manifest.status, manifest.finished = FINISHED, utc_now()
     _record_progress(manifest, totals)
-    manifest.save()
+    _save(manifest, "every batch was trained, but the manifest still says 'running'")
     return _result(manifest, totals)
+
+
+class RunRecordError(KatorayError):
+    """A run's manifest or checkpoint could not be written (a full disk, say)."""
+
+
+def _save(manifest: TrainingManifest, state: str, path: Path | None = None, cause: BaseException | None = None) -> None:
+    """``manifest.save(path)``; if the disk refuses, one error saying why and what state the run is in."""
+    try:
+        manifest.save(path)
+    except OSError as err:
+        raise _record_error(manifest, path or manifest.run_dir, err, state) from (cause or err)
+
+
+def _record_error(manifest: TrainingManifest, folder: Path, err: OSError, state: str) -> RunRecordError:
+    why = (f"the disk holding {folder} is full" if err.errno == errno.ENOSPC else
+           f"{folder} cannot be written ({err.strerror or err})")
+    return RunRecordError(f"run {manifest.run_id!r}: {why}, so its records could not be updated: {state}. Free "
+                          f"space, then continue with: katoray resume {manifest.run_id} --runs-dir "
+                          f"{Path(folder).parent}")
 
 
 def _record_progress(manifest: TrainingManifest, totals: Mapping[str, Any]) -> None:
@@ -237,5 +273,5 @@ def _result(manifest: TrainingManifest, statistics: Mapping[str, Any], **extra: 
 def _one_line(err: BaseException) -> str:
     if isinstance(err, (KeyboardInterrupt, SystemExit)):   # Ctrl-C, or SIGTERM (Ray's handler exits)
         return f"stopped by {type(err).__name__}{f' {err}' if str(err) else ''}; resume the run to continue"
-    text = str(err).strip().splitlines()
+    text = _ANSI.sub("", str(err)).strip().splitlines()     # plain text: Ray colours its tracebacks
     return f"{type(err).__name__}: {text[0]}" if text else type(err).__name__

@@ -24,7 +24,8 @@ from typing import Any, Iterator
 
 from katoray.config import DEFAULT_RUNS_DIR, check_run_id
 from katoray.errors import ConfigError, KatorayError
-from katoray.jobs.manifest import MANIFEST_FILE, RunNotFoundError, TrainingManifest, usable_store_url
+from katoray.jobs.manifest import MANIFEST_FILE, RUNNING, RunNotFoundError, TrainingManifest, usable_store_url
+from katoray.store.naming import run_of_kb_id
 from katoray.store.urls import hosts, is_mongo
 
 LOCK_FILE = ".lock"
@@ -80,8 +81,11 @@ class RunLock:
             os.close(fd)
             raise RunBusyError(f"run {self.path.parent.name!r} is being trained right now ({holder}); wait for it to "
                                "finish, or stop it (it can be resumed)") from None
-        os.ftruncate(fd, 0)
-        os.pwrite(fd, f"pid {os.getpid()} on {socket.gethostname()}".encode(), 0)
+        try:
+            os.ftruncate(fd, 0)
+            os.pwrite(fd, f"pid {os.getpid()} on {socket.gethostname()}".encode(), 0)
+        except OSError:   # a full disk: the lock holds all the same, only its note of the holder is missing
+            pass
         self._fd = fd
         return self
 
@@ -90,6 +94,31 @@ class RunLock:
             fcntl.flock(self._fd, fcntl.LOCK_UN)
             os.close(self._fd)
             self._fd = None
+
+    def is_held(self) -> bool:
+        """Whether a process holds the lock now (the run is being trained)."""
+        try:
+            fd = os.open(self.path, os.O_RDONLY)
+        except FileNotFoundError:
+            return False
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return True
+        finally:
+            os.close(fd)              # closing the descriptor releases a lock taken here
+        return False
+
+
+INTERRUPTED = "interrupted"   # a manifest that says "running" while no process holds the run's lock
+
+
+def current_status(manifest: TrainingManifest) -> str:
+    """The manifest's status, except that a run whose driver is gone (killed before it could say
+    so: SIGKILL, power loss) is ``interrupted``, never ``running``."""
+    if manifest.status == RUNNING and manifest.run_dir is not None and not RunLock(manifest.run_dir).is_held():
+        return INTERRUPTED
+    return manifest.status
 
 
 def latest_manifest(runs_dir: str | os.PathLike = DEFAULT_RUNS_DIR) -> TrainingManifest:
@@ -101,8 +130,7 @@ def latest_manifest(runs_dir: str | os.PathLike = DEFAULT_RUNS_DIR) -> TrainingM
     return manifests[-1]
 
 
-def list_runs(runs_dir: str | os.PathLike = DEFAULT_RUNS_DIR,
-                           mongo_uri: str | None = None) -> dict[str | None, dict[str, Any]]:
+def list_runs(runs_dir: str | os.PathLike = DEFAULT_RUNS_DIR, mongo_uri: str | None = None) -> dict[str | None, dict[str, Any]]:
     """{run id: summary} of every run with a manifest in ``runs_dir``, oldest first.
 
     With ``mongo_uri``, also the ``*_kato`` databases on that server: each is listed under the run
@@ -116,11 +144,9 @@ def list_runs(runs_dir: str | os.PathLike = DEFAULT_RUNS_DIR,
         return runs
     owner = {node["kb_id"]: m.run_id for m in manifests for node in m.nodes.values()}
     for name in _mongo_databases(mongo_uri):
-        match = _NODE_DB.match(name)
-        if name in owner:
-            runs[owner[name]]["databases"].append(name)
-        elif match:
-            run_id = match.group(2)     # as the database name spells it (kb_id_for replaces '-' by '_')
+        found = run_of_kb_id(name)
+        run_id = owner.get(name, found and found[1])     # the name spells it injectively (store.naming)
+        if name in owner or found or _NODE_DB.match(name):   # _NODE_DB alone: node0_kato, no run (key None)
             entry = runs.setdefault(run_id, {"run_id": run_id, "status": "no manifest", "databases": []})
             entry["databases"].append(name)
     for entry in runs.values():
@@ -134,7 +160,7 @@ def _level_order(db_name: str) -> tuple[int, str]:
 
 
 def _summary(m: TrainingManifest) -> dict[str, Any]:
-    return {"run_id": m.run_id, "status": m.status, "started": m.started, "finished": m.finished,
+    return {"run_id": m.run_id, "status": current_status(m), "started": m.started, "finished": m.finished,
             "documents": m.documents, "tokens": m.tokens, "nodes": len(m.nodes),
             "chunk_sizes": m.config.get("chunk_sizes"), "mode": m.config.get("mode"), "store": m.store,
             "run_dir": str(m.run_dir), "databases": []}
@@ -184,9 +210,6 @@ def delete_run(run_id: str, runs_dir: str | os.PathLike = DEFAULT_RUNS_DIR, mong
 
 def _run_stores(run_id: str, manifest: TrainingManifest | None, mongo_uri: str | None):
     """(SQLite files outside the run folder, MongoDB database names, a client for them or None)."""
-    from katoray.runspec import node_id
-    from katoray.store import kb_id_for
-
     files: list[Path] = []
     url = usable_store_url(manifest.store, mongo_uri if is_mongo(manifest.store) else None) if manifest else mongo_uri
     if manifest is not None and url.lower().startswith("sqlite:///"):
@@ -203,7 +226,7 @@ def _run_stores(run_id: str, manifest: TrainingManifest | None, mongo_uri: str |
     if manifest is not None:
         wanted = [node["kb_id"] for node in manifest.nodes.values()]
     else:
-        wanted = [name for name in present if (m := _NODE_DB.match(name)) and name == kb_id_for(node_id(int(m.group(1)), run_id))]
+        wanted = [name for name in present if (found := run_of_kb_id(name)) and found[1] == run_id]
     return files, sorted(name for name in wanted if name in present), client
 
 

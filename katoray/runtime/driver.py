@@ -17,7 +17,9 @@ from __future__ import annotations
 import logging
 import math
 import os
+import signal
 import sys
+import threading
 import warnings
 from contextlib import contextmanager
 from typing import Any, Callable, Iterable, Sequence, TextIO
@@ -47,11 +49,21 @@ def ensure_ray(spec: RunSpec) -> bool:
         return False
     if os.environ.get("RAY_ADDRESS"):
         ray.init(logging_level="WARNING")
-        return True
-    cpus = max(2, math.ceil(options.cpus_needed(spec.num_levels, spec.workers)))
-    ray.init(address="local", num_cpus=cpus, include_dashboard=False, logging_level="WARNING",
-             log_to_driver=spec.verbose)
+    else:
+        cpus = max(2, math.ceil(options.cpus_needed(spec.num_levels, spec.workers)))
+        ray.init(address="local", num_cpus=cpus, include_dashboard=False, logging_level="WARNING",
+                 log_to_driver=spec.verbose)
+    _quiet_sigterm()
     return True
+
+
+def _quiet_sigterm() -> None:
+    """Ray's core worker installs a C-level SIGTERM handler that dumps a stack trace (``*** SIGTERM
+    received ... PC:``) before Python's handler runs; registering Python's handler again (Ray's own,
+    which ends the driver with SystemExit) takes the signal back, so ``kill`` or ``ray job stop``
+    ends in the command's one resume line."""
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, signal.getsignal(signal.SIGTERM))
 
 
 def _warn_if_too_small(spec: RunSpec) -> None:
@@ -82,6 +94,7 @@ def connect_ray(address: str | None) -> None:
     except ConnectionError as err:
         raise ConfigError(f"cannot join the Ray cluster at {address!r} ({err}); start it (ray start --head), fix the "
                           "address, or leave the address out to train on a private local Ray") from err
+    _quiet_sigterm()
 
 
 # -- the run ---------------------------------------------------------------------------------------
@@ -121,7 +134,7 @@ def run_training(spec: RunSpec, shards: Sequence[Shard], *, on_checkpoint: Check
     progress = ProgressLine((progress_stream or sys.stderr) if spec.verbose else None)
     checkpoint = _Checkpointer(spec.checkpoint_interval, on_checkpoint)
     try:
-        stats = TrainingStats(spec.num_levels)
+        stats = TrainingStats(spec.num_levels, spec.workers)
         with _ray_data_quiet():
             completed = _drive(spec, tokenizer, shards, sink, stats, progress, frozenset(skip_batches), checkpoint)
         checkpoint.final(completed, stats)
@@ -212,7 +225,7 @@ def build_dataset(spec: RunSpec, tokenizer: TextTokenizer, shards: Sequence[Shar
     reads = ray.data.read_datasource(source, override_num_blocks=max(1, len(shards)), **options.READ_OPTIONS)
     mapper_args = {"hierarchy": spec.hierarchy, "tokenizer": tokenizer,
                    "segment_method": spec.segment_method, "batch_key_prefix": key_prefix,
-                   "run_id": None if spec.is_local_store else spec.run_id, "node_ids": list(spec.node_ids)}
+                   "run_id": None if spec.is_local_store else spec.run_id, "kb_ids": list(spec.kb_ids)}
     out = reads.map_batches(HierarchyMapper, fn_constructor_kwargs=mapper_args,
                             compute=_pool(spec.workers), **options.MAPPER_OPTIONS)
     _quiet_bounded(out.context, spec)

@@ -41,11 +41,11 @@ class HierarchyMapper:
         batch_key_prefix: prepended to batch ids to form the knowledge bases' idempotency keys
             (run id + corpus fingerprint), so another run's batches never look applied.
         run_id: whose node actors receive the deltas; None = return deltas to the driver.
-        node_ids: the node ids those actors must serve (checked once, before the first send).
+        kb_ids: the knowledge bases those actors must serve (checked once, before the first send).
     """
 
     def __init__(self, hierarchy: HierarchyConfig, tokenizer: TextTokenizer | str | None, segment_method: str,
-                 batch_key_prefix: str, run_id: str | None, node_ids: list[str] | None = None) -> None:
+                 batch_key_prefix: str, run_id: str | None, kb_ids: list[str] | None = None) -> None:
         os.environ.setdefault("TRANSFORMERS_NO_ADVISORY_WARNINGS", "1")   # workers stay quiet
         from katoray.hierarchy.prepare import DocumentPreparer
 
@@ -53,7 +53,7 @@ class HierarchyMapper:
         self.preparer = DocumentPreparer(tokenizer, segment_method, self.config.mode)
         self.batch_key_prefix = batch_key_prefix
         self.run_id = run_id
-        self.node_ids = node_ids
+        self.kb_ids = kb_ids
         self._nodes: list | None = None
 
     def __repr__(self) -> str:
@@ -100,8 +100,8 @@ class HierarchyMapper:
             from katoray.runtime.node import attach_nodes, check_nodes
 
             nodes = attach_nodes(self.run_id, self.config.num_levels)
-            if self.node_ids is not None:
-                check_nodes(self.run_id, nodes, self.node_ids)
+            if self.kb_ids is not None:
+                check_nodes(self.run_id, nodes, self.kb_ids)
             self._nodes = nodes
         return self._nodes
 

@@ -28,16 +28,18 @@ class NodeActor:
     Args:
         store: knowledge-base URL (``sqlite:///dir``, ``mongodb://...``; ``memory://`` lives in
             this actor's process only).
-        node_id: KATO node id; the knowledge base is ``kb_id_for(node_id)`` (``node0_kato``).
+        node_id: KATO node id.
+        kb_id: the knowledge base; None = KATO's ``kb_id_for(node_id)`` (``node0_kato``). A run's
+            levels pass theirs (``store.naming.run_kb_id``).
         session_config: KATO session settings for the interactive session and ``persistence``.
         metadata_cap: values kept per metadata key per pattern.
     """
 
     def __init__(self, store: str, node_id: str, session_config: SessionConfig | Mapping[str, Any] | None = None,
-                 metadata_cap: int | None = None) -> None:
+                 metadata_cap: int | None = None, kb_id: str | None = None) -> None:
         self.node_id = node_id
         self.store_url = store
-        self.kb = open_store(store, kb_id_for(node_id))
+        self.kb = open_store(store, kb_id or kb_id_for(node_id))
         self.metadata_cap = metadata_cap
         self.session = KatoSession(node_id, self.kb, session_config, metadata_cap)
         self.config = self.session.config
@@ -111,24 +113,26 @@ READY_TIMEOUT_S = 120.0   # a node actor that is not up by then will not come up
 
 def start_nodes(run_id: str, store: str, node_ids: Sequence[str], session_configs: Sequence[SessionConfig],
                 metadata_cap: int | None = None, detached: bool = False, wait: bool = True,
-                timeout_s: float = READY_TIMEOUT_S) -> list:
+                timeout_s: float = READY_TIMEOUT_S, kb_ids: Sequence[str] | None = None) -> list:
     """Start (or re-attach to) one named node actor per level in the run's namespace.
 
     Returns actor handles, level order. An actor that already exists under the name is reused;
-    it must serve the same node ids, or this raises ``ConfigError``. With ``wait=False`` the
-    actors start in the background and nothing is checked here (``check_nodes`` does it).
+    it must serve the same knowledge bases (``kb_ids``; default KATO's ``kb_id_for`` of each node
+    id), or this raises ``ConfigError``. With ``wait=False`` the actors start in the background and
+    nothing is checked here (``check_nodes`` does it).
     """
     import ray
 
     from katoray.runtime.options import node_actor_options
 
+    kb_ids = list(kb_ids) if kb_ids is not None else [kb_id_for(node_id) for node_id in node_ids]
     remote = ray.remote(NodeActor)
     handles = [remote.options(**node_actor_options(run_id, level, detached))
-               .remote(store, node_id, cfg, metadata_cap)
-               for level, (node_id, cfg) in enumerate(zip(node_ids, session_configs))]
+               .remote(store, node_id, cfg, metadata_cap, kb_id)
+               for level, (node_id, cfg, kb_id) in enumerate(zip(node_ids, session_configs, kb_ids))]
     if wait:
         try:
-            check_nodes(run_id, handles, node_ids, timeout_s)
+            check_nodes(run_id, handles, kb_ids, timeout_s)
         except TimeoutError:
             for handle in handles:
                 ray.kill(handle, no_restart=True)
@@ -136,9 +140,9 @@ def start_nodes(run_id: str, store: str, node_ids: Sequence[str], session_config
     return handles
 
 
-def check_nodes(run_id: str, handles: Sequence, node_ids: Sequence[str], timeout_s: float = READY_TIMEOUT_S) -> None:
-    """Wait until the node actors are up and check they serve ``node_ids`` (level order)."""
-    expected = [kb_id_for(node_id) for node_id in node_ids]
+def check_nodes(run_id: str, handles: Sequence, kb_ids: Sequence[str], timeout_s: float = READY_TIMEOUT_S) -> None:
+    """Wait until the node actors are up and check they serve ``kb_ids`` (level order)."""
+    expected = list(kb_ids)
     found = [info["kb_id"] for info in wait_ready(handles, timeout_s)]
     if found != expected:
         raise ConfigError(f"run {run_id!r} already has node actors serving {found}, not {expected}: "
@@ -211,3 +215,32 @@ def stop_nodes(handles: Sequence, timeout_s: float = 60.0) -> None:
     ray.wait([handle.close.remote() for handle in handles], num_returns=len(handles), timeout=timeout_s)
     for handle in handles:
         ray.kill(handle, no_restart=True)
+
+
+# -- reading a live run ------------------------------------------------------------------------
+class ActorNode:
+    """A level of a live run read through its ``NodeActor`` (the actor's KATO session): the
+    questions ``katoray.model`` asks of a level (``model.nodes.LocalNode`` answers them in process)."""
+
+    def __init__(self, handle: Any) -> None:
+        self.handle = handle
+
+    def _call(self, method: str, *args: Any) -> Any:
+        import ray
+
+        return ray.get(getattr(self.handle, method).remote(*args))
+
+    def predictions(self, symbols: list[str]) -> list[dict[str, Any]]:
+        from katoray.hierarchy.sessions import one_symbol_events
+
+        self._call("clear_stm")
+        self._call("observe_sequence", one_symbol_events(symbols))
+        return self._call("get_predictions")
+
+    def pattern(self, name: str) -> list[list[str]] | None:
+        record = self._call("get_pattern", name)
+        return None if record is None else record["pattern_data"]
+
+    def stats(self) -> dict[str, Any]:
+        stats = self._call("stats")
+        return {key: stats[key] for key in ("kb_id", "patterns", "symbols", "total_symbols_in_patterns_frequencies")}

@@ -27,6 +27,7 @@ class TrainingStats:
     """Counters that add up row by row (one row per finished batch)."""
 
     num_levels: int
+    max_workers: int = 0                                # the pool's size: workers_used never exceeds it
     started: float = field(default_factory=time.monotonic)
     samples: int = 0
     tokens: int = 0
@@ -38,6 +39,7 @@ class TrainingStats:
     unlearned: list[int] = field(default_factory=list)
     new_patterns: list[int] = field(default_factory=list)
     replayed: list[int] = field(default_factory=list)   # learns of batches found already applied
+    replayed_unlearned: list[int] = field(default_factory=list)   # their symbols left unlearned
     workers: set[int] = field(default_factory=set)      # pool actor pids that finished a batch
     # pid -> (CPU seconds, peak RSS MiB) of each pool actor, its latest report (both only grow)
     worker_usage: dict[int, tuple[float, float]] = field(default_factory=dict)
@@ -48,6 +50,7 @@ class TrainingStats:
         self.unlearned = [0] * self.num_levels
         self.new_patterns = [0] * self.num_levels
         self.replayed = [0] * self.num_levels
+        self.replayed_unlearned = [0] * self.num_levels
 
     def add(self, row: Mapping[str, Any]) -> None:
         self.batches += 1
@@ -68,6 +71,7 @@ class TrainingStats:
                 # A replay of a batch some earlier attempt applied (after its last checkpoint, or
                 # before a Ray retry): counted apart, so a resume can add what no checkpoint holds.
                 self.replayed[i] += int(row[f"learned_{i}"])
+                self.replayed_unlearned[i] += int(row[f"unlearned_{i}"])
 
     def _add_usage(self, pid: int, row: Mapping[str, Any]) -> None:
         if "worker_cpu_seconds" not in row:
@@ -95,6 +99,11 @@ class TrainingStats:
         return out
 
     @property
+    def workers_used(self) -> int:
+        """Pool workers that mapped a batch (an actor Ray restarted is the same worker again)."""
+        return min(len(self.workers), self.max_workers) if self.max_workers else len(self.workers)
+
+    @property
     def elapsed(self) -> float:
         return time.monotonic() - self.started
 
@@ -114,12 +123,13 @@ class TrainingStats:
             "rate_samples_per_sec": self.samples / elapsed if elapsed else 0.0,
             "rate_tokens_per_sec": self.tokens / elapsed if elapsed else 0.0, "batches_processed": self.batches,
             "batches_already_applied": self.batches_already_applied, "empty_documents": self.empty_documents,
-            "dropped_segments": self.dropped_segments, "workers_used": len(self.workers)}
+            "dropped_segments": self.dropped_segments, "workers_used": self.workers_used}
         for i in range(self.num_levels):
             out[f"node{i}_observations"] = self.learned[i]
             out[f"node{i}_unlearned"] = self.unlearned[i]
             out[f"node{i}_new_patterns"] = self.new_patterns[i]
             out[f"node{i}_replayed_observations"] = self.replayed[i]
+            out[f"node{i}_replayed_unlearned"] = self.replayed_unlearned[i]
             # 1 - new patterns / learn events: the share of this run's learns that hit a known pattern
             out[f"node{i}_reuse_rate"] = 1.0 - self.new_patterns[i] / self.learned[i] if self.learned[i] else 0.0
         return out

@@ -8,7 +8,7 @@ from __future__ import annotations
 import time
 from typing import TYPE_CHECKING, Any, Mapping, Sequence
 
-from katoray.errors import KatorayError
+from katoray.errors import ConfigError, KatorayError
 
 if TYPE_CHECKING:
     from katoray.runspec import RunSpec
@@ -18,11 +18,41 @@ RELEASE_CHECK_TIMEOUT_S = 10.0  # at the end, node actors not up by then are end
 
 
 def check_stores(spec: "RunSpec") -> None:
-    """Open and close each level's knowledge base: an unusable store fails here, naming itself."""
-    from katoray.store import kb_id_for, open_store
+    """Open each level's knowledge base and claim it for this run, before anything is written: an
+    unusable store fails here, naming itself, and so does a knowledge base another run owns."""
+    from katoray.store import open_store
 
-    for node_id in spec.node_ids:
-        open_store(spec.store, kb_id_for(node_id)).close()
+    for kb_id in spec.kb_ids:
+        kb = open_store(spec.store, kb_id)
+        try:
+            check_owner(kb, spec)
+        finally:
+            kb.close()
+
+
+def check_owner(kb, spec: "RunSpec") -> None:
+    """Claim ``kb`` for ``spec``'s run; ConfigError naming the owner if another run has it."""
+    from katoray.store.urls import redact_url
+
+    owner = kb.claim_owner(spec.claim)
+    if owner != spec.claim:
+        raise ConfigError(f"knowledge base {kb.kb_id!r} at {redact_url(spec.store)} belongs to another run "
+                          f"({describe_owner(owner)}); run {spec.run_id!r} cannot train into it. Resume that run "
+                          "instead, or train with another store or run id")
+
+
+def describe_owner(owner: str) -> str:
+    """An owner record in words: ``run 'x' in /runs/x`` (records are JSON from ``jobs``, or a run id)."""
+    import json
+
+    try:
+        record = json.loads(owner)
+    except ValueError:
+        return f"run {owner!r}"
+    if not isinstance(record, dict):
+        return f"run {owner!r}"
+    where = f" in {record['run_dir']}" if record.get("run_dir") else ""
+    return f"run {record.get('run_id')!r}{where}"
 
 
 class NodeSink:
@@ -32,11 +62,11 @@ class NodeSink:
         from katoray.runtime.node import start_nodes
 
         check_stores(spec)   # an unusable store fails here, clearly, before any actor starts
-        self.run_id, self.node_ids = spec.run_id, spec.node_ids
+        self.run_id, self.kb_ids = spec.run_id, spec.kb_ids
         # Not waited for: they start while the pool loads its tokenizers; each mapper checks
-        # them (up, serving spec.node_ids) before its first send.
+        # them (up, serving spec.kb_ids) before its first send.
         self.handles = start_nodes(spec.run_id, spec.store, spec.node_ids, spec.session_configs,
-                                   spec.hierarchy.metadata_cap, detached, wait=False)
+                                   spec.hierarchy.metadata_cap, detached, wait=False, kb_ids=spec.kb_ids)
         self._pending: list | None = None
         self._latest: list[int] | None = None
         self._asked = 0.0
@@ -68,7 +98,7 @@ class NodeSink:
         if detached:
             return
         try:
-            check_nodes(self.run_id, self.handles, self.node_ids, RELEASE_CHECK_TIMEOUT_S)
+            check_nodes(self.run_id, self.handles, self.kb_ids, RELEASE_CHECK_TIMEOUT_S)
         except KatorayError:
             return           # get_if_exists handed us another configuration's actors: not ours to end
         except Exception:    # dead or never up (the run's own error says why): end what is left
@@ -83,9 +113,11 @@ class DriverSink:
     """``memory://`` knowledge bases live in this process: apply each row's deltas here."""
 
     def __init__(self, spec: "RunSpec", kbs: Sequence | None) -> None:
-        from katoray.store import kb_id_for, open_store
+        from katoray.store import open_store
 
-        self.kbs = list(kbs) if kbs is not None else [open_store(spec.store, kb_id_for(n)) for n in spec.node_ids]
+        self.kbs = list(kbs) if kbs is not None else [open_store(spec.store, kb_id) for kb_id in spec.kb_ids]
+        for kb in self.kbs:
+            check_owner(kb, spec)
         self.persistence = [c.persistence for c in spec.session_configs]
         self.metadata_cap = spec.hierarchy.metadata_cap
         self.handles: list = []

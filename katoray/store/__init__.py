@@ -10,29 +10,12 @@
 """
 from __future__ import annotations
 
-import re
-
 from katoray.errors import ConfigError
 from katoray.store.base import KBTotals, KnowledgeBase, PatternDelta, PatternRecord
+from katoray.store.naming import kb_id_for, run_kb_id
 from katoray.store.urls import redact_url, scheme
 
-__all__ = ["open_store", "kb_id_for", "redact_url", "KnowledgeBase", "PatternDelta", "PatternRecord", "KBTotals"]
-
-_UNSAFE = re.compile(r'[/\\. "$*<>:|?\-]')
-
-
-def kb_id_for(node_id: str, service: str = "kato") -> str:
-    """KATO's knowledge-base id for a node: sanitised node id + ``_`` + service (``node0_kato``)."""
-    import hashlib
-
-    safe_node = _UNSAFE.sub("_", node_id)
-    safe_service = service.replace("-", "_")
-    kb_id = f"{safe_node}_{safe_service}"
-    if len(kb_id) > 60:  # KATO's truncation rule keeps MongoDB database names legal
-        digest = hashlib.md5(safe_node.encode()).hexdigest()[:8]
-        kb_id = f"{safe_node[:60 - len(safe_service) - 10]}_{digest}_{safe_service}"
-    return kb_id
-
+__all__ = ["open_store", "kb_id_for", "run_kb_id", "redact_url", "KnowledgeBase", "PatternDelta", "PatternRecord", "KBTotals"]
 
 def open_store(url: str, kb_id: str) -> KnowledgeBase:
     """Open (creating if needed) the knowledge base ``kb_id`` at ``url``."""

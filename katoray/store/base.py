@@ -5,6 +5,8 @@ emotives, metadata), the symbol statistics predictions need (per-symbol total fr
 number of distinct patterns containing it), KATO's global totals, and two indexes: symbol ->
 patterns containing it, and first symbol -> patterns starting with it.
 
+A KB may record the run that owns it (``claim_owner``): a run never trains into another's.
+
 Writes go through one call, ``apply(deltas, batch_id)``: a batch of learned-pattern deltas applied
 atomically. With a ``batch_id`` the call is idempotent: a batch id already applied changes nothing
 and returns False. That is what makes retries and crash-and-resume exactly-once.
@@ -30,6 +32,7 @@ from __future__ import annotations
 from collections import Counter
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
+from itertools import islice
 from typing import TYPE_CHECKING, Iterable, Iterator, Mapping, Protocol, Sequence, runtime_checkable
 
 from katoray.checks import check_int
@@ -133,6 +136,11 @@ class KnowledgeBase(Protocol):
     def is_applied(self, batch_id: str) -> bool:
         """Whether a batch with this id has been applied."""
 
+    def claim_owner(self, owner: str) -> str:
+        """Record ``owner`` (a run) as this KB's owner if it has none, atomically; return the owner
+        recorded, ``owner`` or the one that claimed it first. ``clear`` forgets the owner. A run
+        refuses to train into a KB another run owns (``katoray.runtime.sinks.check_owner``)."""
+
     def get_pattern(self, name: str) -> PatternRecord | None:
         """The pattern with this bare sha1 name, or None."""
 
@@ -206,6 +214,35 @@ class IndexedKnowledgeBase(KnowledgeBase, Protocol):
 
     def symbol_index(self, symbols: Sequence[str]) -> SymbolIndex:
         """The id view of the KB for ``symbols`` (duplicates allowed; answers keep their order)."""
+
+
+@dataclass(frozen=True)
+class PatternRows:
+    """A page of patterns: names (bare), events and frequencies, row by row."""
+
+    names: list[str]
+    events: list[list[list[str]]]
+    frequencies: list[int]
+
+
+@runtime_checkable
+class ScannableKnowledgeBase(KnowledgeBase, Protocol):
+    """A KB that also reads every pattern's name, events and frequency in bulk (MemoryStore,
+    SqliteStore): what an index over a whole KB is built from, without reading each pattern's
+    emotives and metadata."""
+
+    def pattern_rows(self, page: int) -> Iterator[PatternRows]:
+        """Every pattern, in pages of at most ``page``, in an order of the store's choosing."""
+
+
+def pattern_rows(kb: KnowledgeBase, page: int = 20_000) -> Iterator[PatternRows]:
+    """``kb.pattern_rows(page)``, or the same pages read through ``iter_patterns`` (any backend)."""
+    if isinstance(kb, ScannableKnowledgeBase):
+        yield from kb.pattern_rows(page)
+        return
+    records = kb.iter_patterns()
+    while chunk := list(islice(records, page)):
+        yield PatternRows([r.name for r in chunk], [r.pattern_data for r in chunk], [r.frequency for r in chunk])
 
 
 def symbol_index(kb: KnowledgeBase, symbols: Sequence[str]) -> SymbolIndex | None:

@@ -20,8 +20,9 @@ from typing import Callable, Iterable, Iterator, Sequence
 
 import numpy as np
 
-from katoray.store.base import (DeltaColumns, KBTotals, PatternDelta, PatternRecord, SymbolIndex, affinity_increments,
-                                check_apply_args, emotive_learns, merge_emotives, merge_metadata)
+from katoray.store.base import (DeltaColumns, KBTotals, PatternDelta, PatternRecord, PatternRows, SymbolIndex,
+                                affinity_increments, check_apply_args, emotive_learns, merge_emotives,
+                                merge_metadata)
 from katoray.store.columns import NO_SYMBOL, Column, NewPatterns, PatternColumns, cuts, posting_groups, symbol_ids_of
 from katoray.store.locking import ReadWriteLock
 from katoray.util import paused_gc
@@ -61,7 +62,13 @@ class MemoryStore:
             self._num_symbols = 0                            # symbols some pattern holds (pmf > 0)
             self._applied: set[str] = set()
             self._affinity: dict[str, dict[str, float]] = {}   # symbol -> emotive sums
+            self._owner: str | None = None
             self._unique = self._pattern_freq_total = self._symbols_total = 0
+
+    def claim_owner(self, owner: str) -> str:
+        with self._lock.writing():
+            self._owner = self._owner or owner
+            return self._owner
 
     # -- writes -----------------------------------------------------------------------------
     def apply(self, deltas: Sequence[PatternDelta], batch_id: str | None = None, *,
@@ -287,6 +294,17 @@ class MemoryStore:
             names = sorted(self._ids)
         for start in range(0, len(names), ITER_PAGE):
             yield from self.get_patterns(names[start:start + ITER_PAGE]).values()
+
+    def pattern_rows(self, page: int) -> Iterator[PatternRows]:
+        """Every pattern in learn order (``base.ScannableKnowledgeBase``); events are copies."""
+        with self._lock.reading():
+            live = [(i, name) for i, name in enumerate(self._columns.names) if name is not None]
+            frequency = self._frequency.view().copy()
+            events = [self._events[i] for i, _ in live]
+        for start in range(0, len(live), page):
+            rows = live[start:start + page]
+            yield PatternRows([name for _, name in rows], [[list(e) for e in ev] for ev in events[start:start + page]],
+                              frequency[[i for i, _ in rows]].tolist())
 
     def close(self) -> None:
         """Nothing to release; the data stays for other holders of a shared memory:// name."""

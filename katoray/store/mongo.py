@@ -68,24 +68,23 @@ import uuid
 import zlib
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
-from typing import Any, Iterable, Iterator, Sequence
+from typing import Any, Iterable, Sequence
 
 import pymongo
 from pymongo import UpdateOne
-from pymongo.errors import BulkWriteError
+from pymongo.errors import BulkWriteError, DuplicateKeyError
 
 from katoray.errors import StoreError
-from katoray.store.base import (DeltaColumns, KBTotals, PatternDelta, PatternRecord, check_apply_args, merge_metadata)
+from katoray.store.base import DeltaColumns, PatternDelta, check_apply_args, merge_metadata
 from katoray.store import mongo_batch
 from katoray.store.locking import ReadWriteLock
-from katoray.store.mongo_batch import (Merged, affinity_of, decode_recovery, encode_recovery,
-                                       merge_batch, pattern_op, record_of, symbol_increments)
-from katoray.store.mongo_connect import DEFAULT_TIMEOUT_S, check_db_name, connect
+from katoray.store.mongo_batch import (Merged, affinity_of, decode_recovery, encode_recovery, merge_batch, pattern_op,
+                                       symbol_increments)
+from katoray.store.mongo_connect import DEFAULT_TIMEOUT_S, check_db_name, connect, named_errors
+from katoray.store.mongo_reads import TOTALS, MongoReads
 
 DUPLICATE_KEY = 11000  # MongoDB's E11000: here, "this batch already updated the document"
-_PATTERN_FIELDS = {"_id": 0, "name": 1, "pattern_data": 1, "length": 1, "frequency": 1,
-                   "emotives": 1, "metadata": 1}
-_TOTALS = {"class": "totals"}
+_OWNER = {"class": "owner"}
 _RECOVERY_FIELDS = ("payload", "persistence", "metadata_cap")
 
 
@@ -98,13 +97,13 @@ class _Outcome:
     replayed: bool
 
 
-class MongoStore:
+class MongoStore(MongoReads):
     """A knowledge base in one MongoDB database (see the module docstring for layout and design)."""
 
     def __init__(self, client: pymongo.MongoClient, kb_id: str, hosts: str) -> None:
         check_db_name(kb_id)
         self.kb_id = kb_id
-        self._hosts = hosts
+        self.hosts = hosts
         self._client = client
         db = client[kb_id]
         self._patterns = db["patterns_kb"]
@@ -128,7 +127,7 @@ class MongoStore:
         return cls(client, kb_id, hosts)
 
     def __repr__(self) -> str:
-        return f"MongoStore(kb_id={self.kb_id!r}, hosts={self._hosts!r})"
+        return f"MongoStore(kb_id={self.kb_id!r}, hosts={self.hosts!r})"
 
     @property
     def patterns_collection(self):
@@ -209,7 +208,7 @@ class MongoStore:
                       metadata_cap: int | None) -> None:
         """Steps 2-5."""
         names = list(merged)
-        seq_base = (self._meta.find_one(_TOTALS, {"next_seq": 1}) or {}).get("next_seq", 0)
+        seq_base = (self._meta.find_one(TOTALS, {"next_seq": 1}) or {}).get("next_seq", 0)
         capped = self._capped_metadata(merged, metadata_cap) if metadata_cap is not None else {}
         ops = [pattern_op(name, merged[name], token, seq_base + i, persistence, capped.get(name))
                for i, name in enumerate(names)]
@@ -260,6 +259,15 @@ class MongoStore:
 
     def is_applied(self, batch_id: str) -> bool:
         return self._ledger.count_documents({"_id": batch_id, "done": True}, limit=1) > 0
+
+    def claim_owner(self, owner: str) -> str:
+        """The ``owner`` document of ``metadata``, inserted if missing (the unique ``class`` index
+        makes a race of two claims end with one insert)."""
+        try:
+            self._meta.update_one(_OWNER, {"$setOnInsert": {"owner": owner}}, upsert=True)
+        except DuplicateKeyError:
+            pass                       # another process inserted it between our find and insert
+        return self._meta.find_one(_OWNER)["owner"]
 
     # -- deletion ---------------------------------------------------------------------------
     DELETE_CHUNK = 5000   # patterns per deletion plan: a plan must fit one MongoDB document
@@ -329,60 +337,11 @@ class MongoStore:
                 lambda: self._patterns.delete_many({"name": {"$in": plan["names"]}}),
                 lambda: self._pending_deletions.delete_one({"_id": token})]
 
-    # -- reads ------------------------------------------------------------------------------
-    def get_pattern(self, name: str) -> PatternRecord | None:
-        doc = self._patterns.find_one({"name": name}, _PATTERN_FIELDS)
-        return None if doc is None else record_of(doc)
-
-    def get_patterns(self, names: Iterable[str]) -> dict[str, PatternRecord]:
-        wanted = list(dict.fromkeys(names))
-        found = {doc["name"]: record_of(doc)
-                 for doc in self._patterns.find({"name": {"$in": wanted}}, _PATTERN_FIELDS)}
-        return {n: found[n] for n in wanted if n in found}
-
-    def patterns_with_any(self, symbols: Iterable[str]) -> set[str]:
-        cursor = self._patterns.find({"symbols": {"$in": list(set(symbols))}}, {"_id": 0, "name": 1})
-        return {doc["name"] for doc in cursor}
-
-    def patterns_starting_with(self, symbol: str) -> list[str]:
-        cursor = self._patterns.find({"first_symbol": symbol}, {"_id": 0, "name": 1}).sort("seq", 1)
-        return [doc["name"] for doc in cursor]
-
-    def symbol_pmf(self, symbols: Iterable[str]) -> dict[str, int]:
-        return self._symbol_field(symbols, "pmf")
-
-    def symbol_frequencies(self, symbols: Iterable[str]) -> dict[str, int]:
-        return self._symbol_field(symbols, "frequency")
-
-    def _symbol_field(self, symbols: Iterable[str], key: str) -> dict[str, int]:
-        wanted = list(dict.fromkeys(symbols))
-        found = {doc["name"]: doc[key]
-                 for doc in self._symbols.find({"name": {"$in": wanted}}, {"_id": 0, "name": 1, key: 1})}
-        return {s: found[s] for s in wanted if s in found}
-
-    def symbol_affinity(self, symbols: Iterable[str] | None = None) -> dict[str, dict[str, float]]:
-        query: dict[str, Any] = {"affinity": {"$exists": True}}
-        if symbols is not None:
-            query["name"] = {"$in": list(dict.fromkeys(symbols))}
-        return {doc["name"]: doc["affinity"] for doc in self._symbols.find(query, {"_id": 0, "name": 1, "affinity": 1})}
-
-    def totals(self) -> KBTotals:
-        doc = self._meta.find_one(_TOTALS) or {}
-        return KBTotals(doc.get("total_unique_patterns", 0), doc.get("total_pattern_frequencies", 0),
-                        doc.get("total_symbols_in_patterns_frequencies", 0), doc.get("num_symbols", 0))
-
-    def count(self) -> int:
-        """Distinct patterns, from the totals document (O(1); a full count is slow on big KBs)."""
-        return self.totals().total_unique_patterns
-
+    # -- reads (most are MongoReads') -----------------------------------------------------
     def reading(self) -> AbstractContextManager:
         """Reads inside the block see no write of this process (writes wait); other processes'
         writes may still land between two reads: MongoDB without a replica set has no snapshot."""
         return self._lock.reading()
-
-    def iter_patterns(self) -> Iterator[PatternRecord]:
-        for doc in self._patterns.find({}, _PATTERN_FIELDS).sort("name", 1):
-            yield record_of(doc)
 
     # -- lifecycle --------------------------------------------------------------------------
     def clear(self) -> None:
@@ -393,3 +352,10 @@ class MongoStore:
 
     def close(self) -> None:
         self._client.close()
+
+
+# Every call of the protocol: a lost server or a failed command is katoray's error, naming the host.
+for _method in ("apply", "claim_owner", "is_applied", "delete_patterns", "get_pattern", "get_patterns",
+                "patterns_with_any", "patterns_starting_with", "symbol_pmf", "symbol_frequencies", "symbol_affinity",
+                "totals", "clear"):
+    setattr(MongoStore, _method, named_errors(getattr(MongoStore, _method)))

@@ -4,7 +4,8 @@ No message here contains the URL's password (``katoray.store.urls.scrub``).
 """
 from __future__ import annotations
 
-from typing import Any
+import functools
+from typing import Any, Callable
 
 import pymongo
 from pymongo.errors import ConfigurationError, ConnectionFailure, OperationFailure, PyMongoError
@@ -58,3 +59,24 @@ def _open_error(url: str, hosts: str, timeout_s: float, exc: PyMongoError) -> Ex
             f"{where} did not answer within {timeout_s:g} s ({type(exc).__name__}: {reason}); "
             "start the server or fix the host and port in the store URL")
     return StoreError(f"{where} could not be opened ({type(exc).__name__}: {reason})")
+
+
+def named_errors(method: Callable) -> Callable:
+    """A store method whose driver errors become katoray's, naming the server (never its password):
+    a server that stops answering mid-run is ``StoreUnreachableError``, any other failure
+    ``StoreError``; the traceback of pymongo's internals stays out of the message."""
+    @functools.wraps(method)
+    def wrapper(self, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return method(self, *args, **kwargs)
+        except PyMongoError as exc:
+            raise lost_error(self.kb_id, self.hosts, exc) from None
+    return wrapper
+
+
+def lost_error(kb_id: str, hosts: str, exc: PyMongoError) -> Exception:
+    reason = str(exc).split(", Timeout:", 1)[0].splitlines()[0][:200] if str(exc) else ""
+    if isinstance(exc, ConnectionFailure):
+        return StoreUnreachableError(f"MongoDB store at {hosts} stopped answering ({type(exc).__name__}) while "
+                                     f"using knowledge base {kb_id!r}; start the server again (or fix the network)")
+    return StoreError(f"MongoDB store at {hosts} failed on knowledge base {kb_id!r} ({type(exc).__name__}: {reason})")

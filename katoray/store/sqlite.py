@@ -1,44 +1,39 @@
 """Embedded knowledge base: one SQLite file per KB, no server (the default backend).
 
-Layout (schema 4): ``patterns`` (integer id in learn order, unique bare-sha1 ``name``,
-``pattern_data``, ``emotives`` and ``metadata`` as JSON text), ``symbols`` (symbol text ->
-frequency and pmf), one ``totals`` row and ``applied_batches``. Merge rules are those of
-:mod:`katoray.store.base`; every answer equals :class:`MemoryStore`'s.
+Layout (schema 4): ``patterns`` (integer id in learn order, unique bare-sha1 ``name``, ``pattern_data``,
+``emotives`` and ``metadata`` as JSON text), ``symbols`` (symbol text -> frequency and pmf), one ``totals`` row
+and ``applied_batches``. Merge rules are those of :mod:`katoray.store.base`; every answer equals
+:class:`MemoryStore`'s.
 
 The file holds no symbol -> patterns index. What needs one (predictions, ``patterns_with_any``,
-``patterns_starting_with``) reads an in-memory view of the patterns table instead: built on the
-first such question from one pass over the patterns and kept in step
-(:mod:`katoray.store.sqlite_view`). Why (measured with ``python scripts/benchmark.py sqlite``:
-the KJV as training sends it, GPT-2 tokens, 4 levels of chunk 8): an index in the file costs
-every apply a posting-list write per symbol, while training never reads it. Without it node1
-went from ~30 to ~19-20 µs of CPU per pattern and node0 from ~5.6 to ~4.2-4.4. (Schema 3 kept
-posting lists in the symbol rows; a schema-3 file is upgraded when opened, see
-:mod:`katoray.store.sqlite_file`.)
+``patterns_starting_with``) reads an in-memory view of the patterns table instead: built on the first such
+question from one pass over the patterns and kept in step (:mod:`katoray.store.sqlite_view`). Why (measured with
+``python scripts/benchmark.py sqlite``: the KJV as training sends it, GPT-2 tokens, 4 levels of chunk 8): an
+index in the file costs every apply a posting-list write per symbol, while training never reads it. Without it
+node1 went from ~30 to ~19-20 µs of CPU per pattern and node0 from ~5.6 to ~4.2-4.4. (Schema 3 kept posting
+lists in the symbol rows; a schema-3 file is upgraded when opened, see :mod:`katoray.store.sqlite_file`.)
 
-Whether a symbol is new needs no read per apply: a store reads the set of every stored symbol
-when it first writes, and its own applies, deletions and clears keep the set in step. Another
-process's write (``totals.generation`` counts writes) voids it; so does passing
-``SYMBOL_CACHE_MAX`` symbols. From then on each apply asks the file which of its symbols are
-stored: one indexed read per apply, where re-reading the whole set after every foreign write
-would cost a table scan.
+Whether a symbol is new needs no read per apply: a store reads the set of every stored symbol when it first
+writes, and its own applies, deletions and clears keep the set in step. Another process's write
+(``totals.generation`` counts writes) voids it; so does passing ``SYMBOL_CACHE_MAX`` symbols. From then on each
+apply asks the file which of its symbols are stored: one indexed read per apply, where re-reading the whole set
+after every foreign write would cost a table scan.
 
-Lists of keys are bound as one JSON array (``json_each``), except keys holding NUL, which
-``json_each`` cuts short: those go as parameters (``keyed_rows``). Symbols must be ``str``, as
-KATO's are; the table keys them as text.
+Lists of keys are bound as one JSON array (``json_each``), except keys holding NUL, which ``json_each`` cuts
+short: those go as parameters (``keyed_rows``). Symbols must be ``str``, as KATO's are; the table keys them as
+text.
 
-Deletion (``delete_patterns``) reads the deleted patterns' events, subtracts their symbol
-statistics and forgets symbols no pattern holds any more. Ids of deleted patterns may be given
-again to later patterns (a new id is the largest stored id + 1, so ids always follow learn order).
+Deletion (``delete_patterns``) reads the deleted patterns' events, subtracts their symbol statistics and forgets
+symbols no pattern holds any more. Ids of deleted patterns may be given again to later patterns (a new id is the
+largest stored id + 1, so ids always follow learn order).
 
-Each ``apply`` and each ``delete_patterns`` is one ``BEGIN IMMEDIATE`` transaction holding the
-deltas, the statistics and the batch-id record, so a crash never leaves half a batch. The file is
-in WAL mode: other processes may read it (analysis) while a writer trains; writers are serialised
-by SQLite's write lock.
+Each ``apply`` and each ``delete_patterns`` is one ``BEGIN IMMEDIATE`` transaction holding the deltas, the
+statistics and the batch-id record, so a crash never leaves half a batch. The file is in WAL mode: other
+processes may read it (analysis) while a writer trains; writers are serialised by SQLite's write lock.
 
-This module is the SQL each operation runs; the file (URL rules, schema, pragmas, opening a
-connection that holds the right KB) is :mod:`katoray.store.sqlite_file`. What an apply writes (a
-batch's merged patterns, their JSON text, symbol statistics increments) is computed without a
-connection in :mod:`katoray.store.sqlite_rows`.
+This module is the SQL each operation runs; the file (URL rules, schema, pragmas, opening a connection that
+holds the right KB) is :mod:`katoray.store.sqlite_file`. What an apply writes (a batch's merged patterns, their
+JSON text, symbol statistics increments) is computed without a connection in :mod:`katoray.store.sqlite_rows`.
 """
 from __future__ import annotations
 
@@ -46,20 +41,21 @@ import json
 import os
 import sqlite3
 import threading
-from collections import Counter
 from contextlib import AbstractContextManager, contextmanager
 from itertools import chain, compress, filterfalse
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable, Iterable, Iterator, Sequence, TypeVar
 
 from katoray.errors import StoreError
-from katoray.store.base import DeltaColumns, KBTotals, PatternDelta, PatternRecord, SymbolIndex, check_apply_args
+from katoray.store.base import (DeltaColumns, KBTotals, PatternDelta, PatternRecord, PatternRows, SymbolIndex,
+                                check_apply_args)
 from katoray.store.locking import ReadWriteLock
-from katoray.store.sqlite_affinity import add_affinity, drop_affinity, forget_affinity, read_affinity
-from katoray.store.sqlite_file import BUSY_TIMEOUT_S, IN_JSON, connect, keyed_rows, sqlite_path
-from katoray.store.sqlite_rows import (PATTERNS_NAMED_SQL, RECORD_COLUMNS, STORED_SYMBOLS_SQL, SYMBOL_STATISTICS_SQL,
-                                       Batch, check_symbols_are_text, is_plain, merged_annotations, pattern_upsert,
-                                       record_of, symbol_increments, to_json)
+from katoray.store.sqlite_affinity import add_affinity, drop_affinity, read_affinity
+from katoray.store.sqlite_delete import delete_rows
+from katoray.store.sqlite_file import BUSY_TIMEOUT_S, claim_owner, connect, keyed_rows, sqlite_path
+from katoray.store.sqlite_rows import (PATTERNS_NAMED_SQL, RECORD_COLUMNS, ROWS_AFTER_SQL, STORED_SYMBOLS_SQL,
+                                       SYMBOL_STATISTICS_SQL, Batch, check_symbols_are_text, is_plain,
+                                       merged_annotations, pattern_upsert, record_of, symbol_increments)
 from katoray.store.sqlite_view import PatternView, SnapshotReads, count_removal
 from katoray.util import paused_gc
 
@@ -227,6 +223,10 @@ class SqliteStore:
     def is_applied(self, batch_id: str) -> bool:
         return bool(self._fetch("SELECT 1 FROM applied_batches WHERE batch_id = ?", (batch_id,)))
 
+    def claim_owner(self, owner: str) -> str:
+        with self._guard.writing(), self._lock, self._transaction():
+            return claim_owner(self._conn, owner)
+
     def delete_patterns(self, names: Iterable[str]) -> int:
         """Remove these patterns as if never learned (see :meth:`KnowledgeBase.delete_patterns`),
         in one transaction; unknown names are ignored. Returns how many were deleted.
@@ -241,52 +241,12 @@ class SqliteStore:
                 doomed = sorted(keyed_rows(self._conn, "SELECT id, pattern_data, length, frequency FROM patterns "
                                                        "WHERE name {keys}", wanted))
                 if doomed:
-                    forgotten = self._delete(doomed)
+                    forgotten = delete_rows(self._conn, self.path, doomed)
                     count_removal(self._conn)
             if doomed:   # committed: this deletion's own generation bump, its forgotten symbols
                 self._stored.difference_update(forgotten)
                 self._generation += 1
         return len(doomed)
-
-    def _delete(self, doomed: list[tuple[int, str, int, int]]) -> list[str]:
-        """All SQL of one deletion: patterns, symbol statistics, totals. Returns the symbols it
-        forgot (no pattern holds them any more)."""
-        freq: Counter = Counter()   # symbol -> occurrences times frequency, to subtract
-        pmf: Counter = Counter()    # symbol -> deleted patterns holding it
-        symbols_total = 0
-        for _, pattern_data, length, frequency in doomed:
-            symbols = list(chain.from_iterable(json.loads(pattern_data)))
-            for symbol in symbols:
-                freq[symbol] += frequency
-            pmf.update(set(symbols))
-            symbols_total += length * frequency
-        self._conn.execute(f"DELETE FROM patterns WHERE id {IN_JSON}", (to_json([row[0] for row in doomed]),))
-        forgotten = self._subtract_symbols(freq, pmf)
-        self._conn.execute(   # the generation bump voids other writers' caches (delete_patterns follows it)
-            "UPDATE totals SET generation = generation + 1, "
-            "total_unique_patterns = total_unique_patterns - ?1, "
-            "total_pattern_frequencies = total_pattern_frequencies - ?1, "
-            "total_symbols_in_patterns_frequencies = total_symbols_in_patterns_frequencies - ?2, "
-            "num_symbols = num_symbols - ?3", (len(doomed), symbols_total, len(forgotten)))
-        return forgotten
-
-    def _subtract_symbols(self, freq: Counter, pmf: Counter) -> list[str]:
-        """Undo the deleted patterns' symbol statistics; forget symbols no pattern holds any more.
-        Returns those forgotten."""
-        conn = self._conn
-        changed = conn.executemany("UPDATE symbols SET frequency = frequency - ?, pmf = pmf - ? WHERE symbol = ?",
-                                   [(freq[s], n, s) for s, n in pmf.items()]).rowcount
-        affected = list(pmf)
-        broken = keyed_rows(conn, "SELECT symbol FROM symbols WHERE symbol {keys} AND "
-                                  "(pmf < 0 OR frequency < 0 OR (pmf = 0 AND frequency != 0))", affected)
-        if changed != len(pmf) or broken:
-            raise StoreError(f"{str(self.path)!r}: the symbol statistics disagree with the patterns being "
-                             f"deleted (e.g. symbol {broken[0][0] if broken else '?'!r}); the file is damaged, "
-                             "nothing was deleted. Rebuild this KB")
-        forgotten = [row[0] for row in keyed_rows(conn, "DELETE FROM symbols WHERE pmf = 0 AND symbol {keys} "
-                                                        "RETURNING symbol", affected)]
-        forget_affinity(conn, forgotten)
-        return forgotten
 
     def clear(self) -> None:
         with self._guard.writing(), self._lock:
@@ -294,6 +254,7 @@ class SqliteStore:
                 for table in ("patterns", "symbols", "applied_batches"):
                     self._conn.execute(f"DELETE FROM {table}")
                 drop_affinity(self._conn)
+                self._conn.execute("DELETE FROM meta WHERE key = 'owner'")
                 count_removal(self._conn)
                 generation, = self._conn.execute(
                     "UPDATE totals SET generation = generation + 1, total_unique_patterns = 0, "
@@ -392,6 +353,15 @@ class SqliteStore:
         while rows:
             yield from map(record_of, rows)
             rows = self._fetch(query, (rows[-1][0],))
+
+    def pattern_rows(self, page: int) -> Iterator[PatternRows]:
+        """Every pattern in id order (``base.ScannableKnowledgeBase``): one read and one JSON parse
+        per page, in keyset pages like ``iter_patterns``."""
+        last = 0
+        while rows := self._fetch(ROWS_AFTER_SQL, (last, page)):
+            ids, names, data, frequencies = zip(*rows)
+            yield PatternRows(list(names), json.loads("[" + ",".join(data) + "]"), list(frequencies))
+            last = ids[-1]
 
     def close(self) -> None:
         with self._lock:

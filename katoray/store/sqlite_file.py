@@ -169,3 +169,10 @@ def keyed_rows(conn: sqlite3.Connection, sql: str, keys: list) -> list[tuple]:
         part = keys[start:start + KEYS_PER_STATEMENT]
         rows += conn.execute(sql.format(keys=f"IN ({', '.join('?' * len(part))})"), part).fetchall()
     return rows
+
+
+def claim_owner(conn: sqlite3.Connection, owner: str) -> str:
+    """Record ``owner`` in the file's ``meta`` table unless an owner is there; the owner recorded
+    (call inside a write transaction)."""
+    conn.execute("INSERT OR IGNORE INTO meta VALUES ('owner', ?)", (owner,))
+    return conn.execute("SELECT value FROM meta WHERE key = 'owner'").fetchone()[0]

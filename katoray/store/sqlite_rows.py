@@ -27,6 +27,7 @@ RECORD_COLUMNS = ", ".join(_PATTERN_COLUMNS + _ANNOTATION_COLUMNS)   # a record'
 STORED_SYMBOLS_SQL = "SELECT symbol FROM symbols WHERE symbol {keys}"
 PATTERNS_NAMED_SQL = f"SELECT {RECORD_COLUMNS} FROM patterns WHERE name {{keys}}"
 SYMBOL_STATISTICS_SQL = "SELECT symbol, frequency, pmf FROM symbols WHERE symbol {keys}"
+ROWS_AFTER_SQL = "SELECT id, name, pattern_data, frequency FROM patterns WHERE id > ? ORDER BY id LIMIT ?"
 
 to_json = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
 _JSON_CONTROL = re.compile(r"[\x00-\x1f]")   # to_json rewrites these, '"' and backslash inside a str

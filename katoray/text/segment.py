@@ -15,6 +15,11 @@ Pure functions over strings. Rules, for every method:
 - Nothing is truncated. Paragraphs shorter than ``min_chars`` characters (default 1: keep every
   non-empty paragraph) are dropped and counted in ``Segmented.dropped_short``; whitespace that
   belongs to no paragraph (e.g. a whitespace-only document) is counted in ``dropped_empty``.
+- Nothing else is lost either: each paragraph keeps the text before it since the previous one
+  (``Section.leads``: blank lines, headings, the whitespace its two ends were stripped of) and the
+  document keeps what follows its last paragraph (``Segmented.tail``), so
+  ``Segmented.text()`` is the document's text less the dropped short paragraphs. Training feeds
+  these separators to node0 as tokens (``hierarchy.prepare``), so unravelled text keeps them.
 """
 from __future__ import annotations
 
@@ -27,6 +32,11 @@ from katoray.errors import ConfigError
 from katoray.text.tokenizers import TextTokenizer, ends_sentence, is_closer, load_tokenizer
 
 _MODE_ALIASES = {"sentences": "structure"}   # kato-lm's name for structure mode
+# The symbol training appends to a document's token stream (``hierarchy.prepare``), so the
+# hierarchy learns where documents end (generation stops there). No tokenizer produces it as a
+# piece (none has it in its vocabulary, and byte-level splitting cuts it at '<|'), and decoding
+# drops it: it is not text.
+END_OF_DOCUMENT = "<|end of document|>"
 
 _CLOSER_CHARS = frozenset("\"')]}”’»\ufffd")
 _BLANK_LINES = re.compile(r"\n(?:[^\S\n]*\n)+")
@@ -65,10 +75,19 @@ class Document:
 
 @dataclass(frozen=True)
 class Section:
-    """A chapter or section: its heading line (or "") and its paragraphs."""
+    """A chapter or section: its heading line (or "") and its paragraphs.
+
+    ``leads[i]`` is the document's text between the previous paragraph (of any section) and
+    paragraph i: blank lines, heading lines, stripped whitespace. None: not recorded (a corpus
+    given already cut into paragraphs); every lead is then "".
+    """
 
     title: str
     paragraphs: list[str]
+    leads: list[str] | None = None
+
+    def lead(self, i: int) -> str:
+        return "" if self.leads is None else self.leads[i]
 
 
 @dataclass(frozen=True)
@@ -79,6 +98,7 @@ class Segmented:
     sections: list[Section]
     dropped_empty: int = 0          # whitespace-only blocks that held no paragraph
     dropped_short: int = 0          # paragraphs shorter than min_chars
+    tail: str = ""                  # the text after the last paragraph
 
     @property
     def num_paragraphs(self) -> int:
@@ -87,6 +107,20 @@ class Segmented:
     def paragraphs(self) -> Iterator[str]:
         for section in self.sections:
             yield from section.paragraphs
+
+    def parts(self) -> Iterator[str]:
+        """Each paragraph's lead, then the paragraph, ..., then the tail: they concatenate to the
+        document's text less the dropped short paragraphs (nothing, if it has no paragraph)."""
+        if not self.num_paragraphs:
+            return
+        for section in self.sections:
+            for i, paragraph in enumerate(section.paragraphs):
+                yield section.lead(i)
+                yield paragraph
+        yield self.tail
+
+    def text(self) -> str:
+        return "".join(self.parts())
 
 
 class Paragraphs(NamedTuple):
@@ -97,31 +131,42 @@ class Paragraphs(NamedTuple):
 
 def split_paragraphs(text: str, min_chars: int = 1) -> Paragraphs:
     """Split on blank lines; drop (and count) paragraphs shorter than ``min_chars``."""
-    body = text.strip()
-    if not body:
-        return Paragraphs([], 1 if text else 0, 0)
-    kept, short = [], 0
-    for block in _BLANK_LINES.split(body):
-        paragraph = block.strip()
-        if len(paragraph) >= min_chars:
-            kept.append(paragraph)
-        else:
-            short += 1
-    return Paragraphs(kept, 0, short)
+    kept, short = _paragraph_spans(text, 0, len(text), min_chars)
+    return Paragraphs([text[a:b] for a, b in kept], 0 if kept or short or not text else 1, len(short))
+
+
+def _paragraph_spans(text: str, start: int, end: int, min_chars: int) -> tuple[list[tuple[int, int]], list[tuple[int, int]]]:
+    """(kept, short): spans of the paragraphs of ``text[start:end]``, each without the whitespace
+    at its two ends, and those shorter than ``min_chars``."""
+    kept, short, at = [], [], start
+    bounds = [(m.start(), m.end()) for m in _BLANK_LINES.finditer(text, start, end)] + [(end, end)]
+    for block_end, next_start in bounds:
+        block = text[at:block_end]
+        first = at + len(block) - len(block.lstrip())
+        last = block_end - (len(block) - len(block.rstrip()))
+        if first < last:
+            (kept if last - first >= min_chars else short).append((first, last))
+        at = next_start
+    return kept, short
 
 
 def split_sections(text: str, method: str = "simple") -> list[tuple[str, str]]:
     """(title, body) per section; the heading line is the title and is not in the body."""
+    return [(title, text[start:end]) for title, start, end in _section_spans(text, method)]
+
+
+def _section_spans(text: str, method: str) -> list[tuple[str, int, int]]:
+    """(title, body start, body end) per section."""
     _check_method(method)
     if method == "simple":
-        return [("", text)]
+        return [("", 0, len(text))]
     parts, title, start = [], "", 0
     for match in _HEADINGS[method].finditer(text):
         if _is_heading(method, match.group(0)):
-            parts.append((title, text[start:match.start()]))
+            parts.append((title, start, match.start()))
             title, start = match.group(0).strip(), match.end()
-    parts.append((title, text[start:]))
-    if parts[0][0] == "" and not parts[0][1].strip() and len(parts) > 1:
+    parts.append((title, start, len(text)))
+    if parts[0][0] == "" and not text[parts[0][1]:parts[0][2]].strip() and len(parts) > 1:
         parts.pop(0)                # only whitespace before the first heading
     return parts
 
@@ -138,18 +183,39 @@ def segment(document: Document | str, method: str = "simple", min_chars: int = 1
     >>> seg = segment("CHAPTER 1\\n\\nIn the beginning.\\n\\nCHAPTER 2\\n\\nAnd.", "book")
     >>> [(s.title, s.paragraphs) for s in seg.sections]
     [('CHAPTER 1', ['In the beginning.']), ('CHAPTER 2', ['And.'])]
+    >>> seg.sections[1].leads, seg.text() == seg.document.text
+    (['\\n\\nCHAPTER 2\\n\\n'], True)
     """
     if isinstance(document, str):
         document = Document(document, doc_id="<text>")
     if not isinstance(min_chars, int) or min_chars < 1:
         raise ConfigError(f"min_chars must be an integer >= 1, got {min_chars!r}")
-    sections, empty, short = [], 0, 0
-    for title, body in split_sections(document.text, method):
-        split = split_paragraphs(body, min_chars)
-        sections.append(Section(title, split.paragraphs))
-        empty += split.dropped_empty
-        short += split.dropped_short
-    return Segmented(document, sections, empty, short)
+    text = document.text
+    spans, empty, short = [], 0, []
+    for title, start, end in _section_spans(text, method):
+        kept, dropped = _paragraph_spans(text, start, end, min_chars)
+        spans.append((title, kept))
+        short += dropped
+        empty += 1 if start < end and not kept and not dropped else 0
+    sections, at = [], 0
+    for title, kept in spans:
+        leads = []
+        for first, last in kept:
+            leads.append(_text_between(text, at, first, short))
+            at = last
+        sections.append(Section(title, [text[a:b] for a, b in kept], leads))
+    return Segmented(document, sections, empty, len(short), _text_between(text, at, len(text), short))
+
+
+def _text_between(text: str, start: int, end: int, dropped: list[tuple[int, int]]) -> str:
+    """``text[start:end]`` without the dropped paragraphs (sorted spans) inside it."""
+    out = []
+    for first, last in dropped:
+        if start <= first and last <= end:
+            out.append(text[start:first])
+            start = last
+    out.append(text[start:end])
+    return "".join(out)
 
 
 def tokenize_segmented(segmented: Segmented, tokenizer: TextTokenizer) -> list[list[list[str]]]:

@@ -213,22 +213,36 @@ def test_a_reader_that_leaves_gets_no_traceback(tmp_path):
 
 
 CTRL_C_DURING_SHUTDOWN = """
-import os, signal, sys, threading
+import os, signal, sys, time
 import ray
 from katoray.cli import _stop_ray
 ray.init(address="local", num_cpus=1, include_dashboard=False, logging_level="ERROR")
-threading.Timer(0.3, os.kill, (os.getpid(), signal.SIGINT)).start()   # Ray's shutdown takes over a second here
-sys.exit(_stop_ray(0))
+real_shutdown = ray.shutdown
+
+def shutdown(*args, **kwargs):   # a Ctrl-C lands while Ray shuts down, whatever the machine's load
+    try:
+        os.kill(os.getpid(), signal.SIGINT)
+        time.sleep(60)           # the KeyboardInterrupt arrives here, at once
+    finally:
+        real_shutdown(*args, **kwargs)
+
+ray.shutdown = shutdown
+sys.exit(_stop_ray(int(sys.argv[1])))
 """
 
 
-def test_ctrl_c_while_ray_shuts_down_gets_one_line():
-    """After a command has finished, the console entry point stops Ray itself; a Ctrl-C then
-    ends it with one line and status 130, not Ray's traceback from the interpreter's exit."""
-    result = subprocess.run([sys.executable, "-c", CTRL_C_DURING_SHUTDOWN], capture_output=True, text=True,
-                            env=cli_env(), timeout=120, cwd=REPO)
+@pytest.mark.parametrize("status, line", [
+    (0, "interrupted while Ray shut down; the command had already finished and saved what it did"),
+    (130, "interrupted again while Ray shut down; the run had already stopped and recorded it"),   # a 2nd Ctrl-C
+])
+def test_ctrl_c_while_ray_shuts_down_gets_one_line(status, line):
+    """After a command has ended, the console entry point stops Ray itself; a Ctrl-C then ends it
+    with one line and status 130, not Ray's traceback from the interpreter's exit, and the line
+    does not claim a stopped run finished."""
+    result = subprocess.run([sys.executable, "-c", CTRL_C_DURING_SHUTDOWN, str(status)], capture_output=True,
+                            text=True, env=cli_env(), timeout=120, cwd=REPO)
     assert result.returncode == 130, result.stderr[-3000:]
-    assert "katoray: error: interrupted while Ray shut down; the command had already finished" in result.stderr
+    assert f"katoray: error: {line}" in result.stderr
     assert "Traceback" not in result.stderr and "KeyboardInterrupt" not in result.stderr
 
 

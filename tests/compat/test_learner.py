@@ -12,7 +12,7 @@ from katoray.errors import ConfigError
 from katoray.generation import decode_pattern, unravel
 from katoray.hierarchy.prepare import DocumentPreparer
 from katoray.hierarchy.sessions import SessionHierarchy
-from katoray.text.segment import Document
+from katoray.text.segment import END_OF_DOCUMENT, Document, segment
 
 
 def kjv_docs(path, n):
@@ -52,7 +52,8 @@ def test_chunk_counts_are_exact(gpt2_dir, kjv_books_path):
     tok = learner.token_processor.tokenizer
     expected_learned, expected_unlearned = [0] * 4, [0] * 4
     for doc in docs:
-        n = sum(len(tok.tokenize(p)) for p in _paragraphs(doc.text))
+        # node0 reads the document's paragraphs, the text between them and an end-of-document symbol
+        n = sum(len(tok.tokenize(part)) for part in segment(doc.text).parts()) + 1
         for level in range(4):
             full, rest = divmod(n, 8)
             learned = full + (rest >= 2)
@@ -80,9 +81,10 @@ def test_structure_mode_learns_chapters_and_sentences(gpt2_dir, kjv_books_path):
     assert stats["node2_observations"] == 0 and stats["node2_unlearned"] == 50
     assert stats["node0_observations"] > 1000
     chapter1 = next(r for r in learner.kbs[1].iter_patterns() if decode_pattern(
-        learner.kbs, 1, r.name, learner.token_processor.tokenizer).startswith("In the beginning"))
+        learner.kbs, 1, r.name, learner.token_processor.tokenizer).startswith("CHAPTER 1\n\nIn the beginning"))
     text = decode_pattern(learner.kbs, 1, chapter1.name, learner.token_processor.tokenizer)
-    assert text == _paragraphs(genesis.text)[1]  # the whole of chapter 1, sentence by sentence
+    # the whole of chapter 1, sentence by sentence, after its heading (the text before the paragraph)
+    assert text == "CHAPTER 1\n\n" + _paragraphs(genesis.text)[1]
 
 
 def test_chunking_unravels_back_to_the_text(gpt2_dir, kjv_books_path, tmp_path):
@@ -90,14 +92,15 @@ def test_chunking_unravels_back_to_the_text(gpt2_dir, kjv_books_path, tmp_path):
     text = "In the beginning God created the heaven and the earth. And the earth was without form."
     stats = train_hierarchical_single_pass([text], learner)
     tok = learner.token_processor.tokenizer
-    pieces = tok.tokenize(text)
-    assert len(pieces) == 18  # node0: 4 chunks of 4 + a 2-token remainder = 5 names
+    pieces = tok.tokenize(text) + [END_OF_DOCUMENT]
+    assert len(pieces) == 19  # node0: 4 chunks of 4 + a 3-symbol remainder (the end included) = 5 names
     assert stats["node1_observations"] == 1 and stats["node1_unlearned"] == 1  # 4 names + 1 left over
     (top,) = learner.kbs[1].iter_patterns()
     assert unravel(learner.kbs, 1, top.name) == pieces[:16]
     assert tok.decode(unravel(learner.kbs, 1, "PTRN|" + top.name)) == tok.decode(pieces[:16])
-    tail = next(r for r in learner.kbs[0].iter_patterns() if r.length == 2)
-    assert tok.decode(unravel(learner.kbs, 0, tail.name)) + "" == tok.decode(pieces[16:])
+    tail = next(r for r in learner.kbs[0].iter_patterns() if r.length == 3)
+    assert unravel(learner.kbs, 0, tail.name) == ["Ġform", ".", END_OF_DOCUMENT]
+    assert decode_pattern(learner.kbs, 0, tail.name, tok) == " form."   # the end is a symbol, not text
 
 
 def test_learner_nodes_are_working_sessions(gpt2_dir, kjv_books_path):
@@ -160,3 +163,17 @@ def test_a_misspelled_argument_is_refused():
     # Silently ignored, it would train another hierarchy than the one asked for.
     with pytest.raises(TypeError, match="chunk_sizes"):
         HierarchicalConceptLearner(num_nodes=3, chunk_sizes=[4, 4, 4])
+
+
+@pytest.mark.parametrize("bad", [".hidden", "a\x00b", "r" * 300])
+def test_the_notebook_takes_the_one_run_id_rule(bad, tmp_path):
+    """The notebook's functions refuse what the command line refuses, before anything exists."""
+    from katoray import create_training_run_nodes, train_from_streaming_dataset_parallel
+
+    with pytest.raises(ConfigError, match="run id"):
+        create_training_run_nodes(run_id=bad)
+    with pytest.raises(ConfigError, match="run id"):
+        HierarchicalConceptLearner(num_nodes=2, run_id=bad, store="memory://")
+    with pytest.raises(ConfigError, match="run id"):
+        train_from_streaming_dataset_parallel(dataset_key="pydoc", run_id=bad, checkpoint_dir=str(tmp_path))
+    assert list(tmp_path.iterdir()) == []

@@ -290,6 +290,8 @@ def test_observe_sequence_validates_everything_first(session):
     ({"metadata": ["book"]}, "metadata"),
     ({"metadata": {1: "x"}}, "metadata"),
     ({"vectors": [[1.0, "x"]]}, "vectors"),
+    ({"strings": ["ok", "\ud800"]}, "item 1 .* is not valid Unicode"),    # a lone surrogate: learn could not store it
+    ({"metadata": {"book": "\udfff"}}, "metadata"),
 ])
 def test_bad_observation_rejected(session, fields, named):
     obs(session, "before")

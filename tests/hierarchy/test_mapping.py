@@ -153,3 +153,36 @@ def test_symbol_repr_cache_is_safe_for_concurrent_maps(monkeypatch):
     finally:
         sys.setswitchinterval(interval)
     assert not failures, failures[0]
+
+
+@pytest.mark.parametrize("mode,sizes", [("chunking", (8, 8, 8, 8)), ("chunking", (3, 2, 5)), ("structure", (2, 2, 2, 2))])
+def test_level_symbols_are_what_each_level_learns_from(kjv_books_path, mode, sizes):
+    """A whole document's level k+1 observes the names level k learns, in the document's order."""
+    from collections import Counter
+
+    from katoray.hierarchy.mapping import PREFIX, level_symbols
+
+    config = HierarchyConfig(mode, sizes, frozenset())
+    for doc in kjv_documents(kjv_books_path, n_books=2):
+        levels = level_symbols(doc, config, complete=True)
+        deltas = map_documents([doc], config)
+        assert levels[0] == doc.tokens()
+        for level in range(config.num_levels - 1):
+            learned = Counter({PREFIX + name: n for name, n in deltas.levels[level].counts.items()})
+            assert Counter(levels[level + 1]) == learned, f"node{level + 1}"
+
+
+def test_level_symbols_of_a_context_keep_only_finished_units():
+    from katoray.hierarchy.mapping import chunk_levels, level_symbols
+
+    config = HierarchyConfig("chunking", (2, 2))
+    doc = TokenizedDocument("c", [[[list("abcde")]]])
+    finished = level_symbols(doc, config)
+    assert finished[0] == list("abcde") and len(finished[1]) == 2      # [ab] [cd]; e goes on
+    assert len(level_symbols(doc, config, complete=True)[1]) == 2    # e alone cannot be learned either
+    assert [len(names) for _, _, names in chunk_levels(list("abcdefg"), (2, 2), complete=True)] == [3, 1]  # g, then 1 name left
+    structure = HierarchyConfig("structure", (2, 2, 2))
+    doc = TokenizedDocument("s", [[[list("ab"), list("cd")], [list("ef"), list("gh")]]])
+    names = level_symbols(doc, structure)
+    assert (len(names[1]), len(names[2])) == (3, 1)      # the last sentence and paragraph go on
+    assert names[1][0] == "PTRN|" + pattern_name([["a"], ["b"]])[5:]

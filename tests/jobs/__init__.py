@@ -44,14 +44,29 @@ def corpus(tmp_path_factory, kjv_books_path: Path, max_chars: int) -> Path:
 def reference_fingerprint(tmp_path_factory, **config) -> dict:
     """The fingerprint of an uninterrupted run of ``TrainConfig(**config)`` (trained once per
     session, in this process, on the session's Ray)."""
+    return reference_run(tmp_path_factory, **config)[0]
+
+
+def reference_run(tmp_path_factory, **config) -> tuple[dict, dict]:
+    """(fingerprint, statistics) of an uninterrupted run of ``TrainConfig(**config)``."""
     from katoray.jobs import TrainConfig, fingerprint, start_run
 
     key = ("reference", tuple(sorted(config.items())))
     if key not in _CACHE:
         runs_dir = tmp_path_factory.mktemp("reference")
         stats = start_run(TrainConfig(runs_dir=str(runs_dir), verbose=False, **config))
-        _CACHE[key] = fingerprint(stats["run_id"], runs_dir)
+        _CACHE[key] = fingerprint(stats["run_id"], runs_dir), stats
     return _CACHE[key]
+
+
+def counted(stats: dict, levels: int = 4) -> dict:
+    """The statistics a run counts (not times, rates or the resume's own diagnostics): a resumed
+    run must end with exactly an uninterrupted run's."""
+    keys = ["samples_processed", "tokens_processed", "batches_processed", "empty_documents", "dropped_segments",
+            "workers_used"]
+    for i in range(levels):
+        keys += [f"node{i}_{name}" for name in ("patterns", "observations", "unlearned", "new_patterns", "reuse_rate")]
+    return {key: stats.get(key) for key in keys}
 
 
 # -- subprocesses ---------------------------------------------------------------------------------

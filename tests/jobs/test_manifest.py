@@ -22,7 +22,7 @@ from katoray.jobs import Checkpoint, RunNotFoundError, TrainConfig, TrainingMani
 from katoray.jobs.checkpoint import combine_statistics, compress_batch_ids, expand_batch_ids, write_json_atomic
 from katoray.jobs.manifest import data_identity, usable_store_url, versions
 from katoray.jobs.runs import RunBusyError, RunLock, fingerprint_kb
-from katoray.store import kb_id_for, open_store
+from katoray.store import open_store, run_kb_id
 from katoray.store.base import PatternDelta
 from tests.jobs import GPT2, corpus
 
@@ -67,11 +67,11 @@ def test_manifest_records_config_identities_counts_and_timings(trained, books):
     assert manifest.tokens == stats["tokens_processed"] > 60_000
     assert manifest.started <= manifest.attempts[0]["started"] <= manifest.finished <= manifest.updated
     assert [a["outcome"] for a in manifest.attempts] == ["finished"]
-    assert manifest.nodes["node2"] == {"node_id": "node2_manifest-run", "kb_id": "node2_manifest_run_kato",
+    assert manifest.nodes["node2"] == {"node_id": "node2_manifest-run", "kb_id": "node2_manifest-run_kato",
                                        "chunk_size": 8, "mode": "chunking"}
     assert manifest.statistics["node0_patterns"] == stats["node0_patterns"] > 0
     assert sorted(p.name for p in (runs_dir / "manifest-run" / "kb").glob("*.sqlite")) == [
-        f"node{i}_manifest_run_kato.sqlite" for i in range(4)]
+        f"node{i}_manifest-run_kato.sqlite" for i in range(4)]
 
 
 @pytest.mark.ray
@@ -198,7 +198,7 @@ def _umask() -> int:
 def _manifest(runs_dir, run_id, store=None) -> TrainingManifest:
     """A run as start_run records it before training (a run killed before its first checkpoint)."""
     config = TrainConfig(runs_dir=str(runs_dir), store=store).for_run(run_id)
-    nodes = {f"node{i}": {"node_id": f"node{i}_{run_id}", "kb_id": kb_id_for(f"node{i}_{run_id}")} for i in range(4)}
+    nodes = {f"node{i}": {"node_id": f"node{i}_{run_id}", "kb_id": run_kb_id(i, run_id)} for i in range(4)}
     manifest = TrainingManifest(run_id, config.to_dict(), nodes, {"name": "katoray-bytes"}, data_identity(None, "pydoc"))
     manifest.save(config.run_dir)
     return manifest
@@ -266,14 +266,14 @@ def test_mongodb_runs_are_grouped_by_their_run_id(tmp_path, mongo_uri):
     with_manifest, orphan = f"m-{tag}", f"o_{tag}"
     _manifest(tmp_path, with_manifest, store=mongo_uri)
     delta = PatternDelta("a" * 40, [["x"], ["y"]])
-    names = [kb_id_for(f"node{i}_{run}") for run in (with_manifest, orphan) for i in range(2)] + ["node0_kato"]
+    names = [run_kb_id(i, run) for run in (with_manifest, orphan) for i in range(2)] + ["node0_kato"]
     for name in names:
         kb = open_store(mongo_uri, name)
         kb.apply([delta], "b1")
         kb.close()
     try:
         runs = list_all_training_runs(tmp_path, mongo_uri)
-        assert runs[with_manifest]["databases"] == [f"node0_m_{tag}_kato", f"node1_m_{tag}_kato"]
+        assert runs[with_manifest]["databases"] == [f"node0_m-{tag}_kato", f"node1_m-{tag}_kato"]
         assert runs[orphan] == {"run_id": orphan, "status": "no manifest",
                                 "databases": [f"node0_{orphan}_kato", f"node1_{orphan}_kato"]}
         assert "node0_kato" in runs[None]["databases"]

@@ -18,11 +18,11 @@ from katoray.errors import ConfigError
 from katoray.jobs import Checkpoint, TrainConfig, TrainingManifest, fingerprint, resume_run, start_run
 from katoray.jobs.manifest import data_identity, versions
 from katoray.jobs.runs import RunBusyError, RunLock
-from katoray.store import kb_id_for
+from katoray.store import run_kb_id
 from katoray.text.corpora import CorpusError
 from katoray.text.tokenizers import load_tokenizer
-from tests.jobs import (GPT2, alive, cli_env, corpus, crash, descendants, katoray, reference_fingerprint,
-                        start_katoray, wait_for_checkpoint)
+from tests.jobs import (GPT2, alive, cli_env, corpus, counted, crash, descendants, katoray, reference_fingerprint,
+                        reference_run, start_katoray, wait_for_checkpoint)
 
 BOOKS_UNDER = 20_000     # 29 books: long enough to be killed mid-run with batches of one book
 TINY_BOOKS_UNDER = 8_000  # 11 books for the slower in-process MongoDB server
@@ -49,10 +49,12 @@ def kill_then_resume(runs_dir, run_id, data, store_args=(), env=None, kill_after
 
 @pytest.mark.ray
 def test_sigkilled_run_resumes_to_the_uninterrupted_result(ray_session, books, tmp_path, tmp_path_factory):
-    expected = reference_fingerprint(tmp_path_factory, data=str(books), tokenizer=str(GPT2), batch_size=1)
+    expected, uninterrupted = reference_run(tmp_path_factory, data=str(books), tokenizer=str(GPT2), batch_size=1,
+                                            workers=2)
     at_kill, stats = kill_then_resume(tmp_path, "killed", books)
     assert at_kill["num_completed_batches"] < len(books.read_text().splitlines()) == 29
     assert fingerprint("killed", tmp_path) == expected
+    assert counted(stats) == counted(uninterrupted)   # unlearned symbols, new patterns, reuse: as if never killed
     assert stats["status"] == "finished" and stats["resumed"] and stats["attempts"] == 2
     assert stats["samples_processed"] == 29        # every document counted once over both attempts
     prints = fingerprint("killed", tmp_path)       # learn events too, batches replayed after the checkpoint included
@@ -75,6 +77,7 @@ def test_sigterm_stops_a_run_that_records_it_and_resumes(ray_session, books, tmp
     _, err = proc.communicate(timeout=120)
     assert proc.returncode == 128 + signal.SIGTERM, err[-3000:]
     assert f"katoray: error: interrupted; continue with: katoray resume stopped --runs-dir {tmp_path}\n" in err
+    assert "SIGTERM received" not in err and "PC: @" not in err     # no stack dump from Ray's C++ handler
     manifest = TrainingManifest.load(tmp_path / "stopped")
     assert manifest.status == "failed" and manifest.error == "stopped by SystemExit 15; resume the run to continue"
     deadline = time.monotonic() + 30                 # its Ray ends with it; no writer of its stores remains
@@ -102,11 +105,11 @@ def test_sigkilled_mongodb_run_resumes_to_the_uninterrupted_result(ray_session, 
         assert stats["samples_processed"] == books and stats["attempts"] == 2
         manifest = TrainingManifest.load(tmp_path / "killed-mongo")
         assert manifest.store == mongo_uri and [n["kb_id"] for n in manifest.nodes.values()] == [
-            f"node{i}_killed_mongo_kato" for i in range(4)]
+            f"node{i}_killed-mongo_kato" for i in range(4)]
     finally:
         client = pymongo.MongoClient(mongo_uri)
         for i in range(4):
-            client.drop_database(kb_id_for(f"node{i}_killed-mongo"))
+            client.drop_database(run_kb_id(i, "killed-mongo"))
         client.close()
 
 
@@ -150,7 +153,7 @@ def unfinished(tmp_path, books):
     data = tmp_path / "books.jsonl"
     shutil.copy(books, data)
     config = TrainConfig(data=str(data), tokenizer=str(GPT2), runs_dir=str(tmp_path / "runs")).for_run("r1")
-    nodes = {f"node{i}": {"node_id": f"node{i}_r1", "kb_id": kb_id_for(f"node{i}_r1")} for i in range(4)}
+    nodes = {f"node{i}": {"node_id": f"node{i}_r1", "kb_id": run_kb_id(i, "r1")} for i in range(4)}
     TrainingManifest("r1", config.to_dict(), nodes, load_tokenizer(str(GPT2)).identity(),
                      data_identity(config.data, None), versions()).save(config.run_dir)
     return tmp_path / "runs", data

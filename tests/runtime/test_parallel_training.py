@@ -20,10 +20,10 @@ from katoray.hierarchy.mapping import HierarchyDeltas
 from katoray.hierarchy.prepare import DocumentPreparer
 from katoray.compat.notebook import train_from_streaming_dataset, train_from_streaming_dataset_parallel
 from katoray.config import Batching, TrainConfig, new_run_id
-from katoray.runspec import RunSpec, node_id
+from katoray.runspec import RunSpec
 from katoray.runtime import run_training
 from katoray.text.shards import iter_batches, plan_shards
-from katoray.store import kb_id_for, open_store
+from katoray.store import open_store, run_kb_id
 from katoray.store.memory import MemoryStore
 from katoray.text.corpora import CorpusError, DatasetUnavailableError, iter_local_documents
 from katoray.text.segment import Document
@@ -69,7 +69,7 @@ def state(kb) -> tuple[list, object]:
 
 
 def trained_kbs(store: str, run_id: str, levels: int = len(CHUNKS)) -> list:
-    return [open_store(store, kb_id_for(node_id(i, run_id))) for i in range(levels)]
+    return [open_store(store, run_kb_id(i, run_id)) for i in range(levels)]
 
 
 def assert_same_kbs(store: str, run_id: str, ref_kbs) -> None:

@@ -202,6 +202,21 @@ def test_iter_patterns_sorted_by_name(kb):
     assert names == sorted(d.name for d in ds)
 
 
+@pytest.mark.parametrize("page", [1, 3, 1000])
+def test_pattern_rows_are_every_pattern(kb, page):
+    """The bulk read (``base.pattern_rows``: memory and sqlite natively, MongoDB through
+    iter_patterns) gives each pattern's name, events and frequency once, after deletions too."""
+    from katoray.store.base import pattern_rows
+
+    kb.apply([delta([s, "x"], ["y", s]) for s in ALPHABET], "b1")
+    kb.apply([delta(["a", "x"], ["y", "a"], count=2)], "b2")
+    kb.delete_patterns([delta(["b", "x"], ["y", "b"]).name])
+    rows = [(name, events, freq) for p in pattern_rows(kb, page)
+            for name, events, freq in zip(p.names, p.events, p.frequencies)]
+    assert all(len(p.names) <= page for p in pattern_rows(kb, page))
+    assert sorted(rows) == [(r.name, r.pattern_data, r.frequency) for r in kb.iter_patterns()]
+
+
 def test_unknown_symbols(kb):
     kb.apply([delta(["a"], ["b"])], "b1")
     assert kb.symbol_pmf(UNKNOWN) == {} and kb.symbol_frequencies(UNKNOWN) == {}

@@ -114,6 +114,9 @@ def test_non_text_field_and_bad_json(tmp_path):
     (tmp_path / "c.jsonl").write_text('["a list"]\n')
     with pytest.raises(CorpusError, match="expected a JSON object"):
         list(iter_local_documents(tmp_path / "c.jsonl"))
+    (tmp_path / "d.jsonl").write_text('{"text": "fine"}\n' + "[" * 100_000 + "]" * 100_000 + "\n")
+    with pytest.raises(CorpusError, match=r"d\.jsonl, line 2: JSON nested too deeply"):   # not a RecursionError
+        list(iter_local_documents(tmp_path / "d.jsonl"))
 
 
 def test_invalid_utf8_names_file_and_byte(tmp_path, books):

@@ -51,6 +51,29 @@ def test_kjv_book_keeps_every_verse(books):
     assert (seg.dropped_empty, seg.dropped_short) == (0, 0)
 
 
+@pytest.mark.parametrize("method", ["simple", "book", "article"])
+def test_segments_keep_the_text_between_paragraphs(books, method):
+    for book in books[:8]:
+        seg = segment(Document(book["text"], book["abbrev"]), method)
+        assert seg.text() == book["text"]          # leads, paragraphs and tail: nothing lost
+    seg = segment("  CHAPTER 1\n\n  In the beginning.  \n\nCHAPTER 2\n\nAnd.\n", "book")
+    assert [s.leads for s in seg.sections] == [["  CHAPTER 1\n\n  "], ["  \n\nCHAPTER 2\n\n"]]
+    assert seg.tail == "\n"
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.text(alphabet=" \n\t\r#1.aZ", max_size=60), st.sampled_from(["simple", "book", "article"]))
+def test_segments_concatenate_to_the_text(text, method):
+    seg = segment(text, method)
+    assert seg.text() == (text if seg.num_paragraphs else "")
+    assert list(seg.paragraphs()) == [p for p in seg.paragraphs() if p == p.strip() and p]
+
+
+def test_dropped_paragraphs_leave_the_text():
+    seg = segment("a\n\nbb\n\nlong enough paragraph\n\nc", min_chars=3)
+    assert seg.text() == "\n\n\n\nlong enough paragraph\n\n" and seg.dropped_short == 3
+
+
 @pytest.mark.parametrize("heading", [
     "CHAPTER 12", "Chapter XII", "Chapter Twelve", "chapter twenty-one", "CHAPTER Twenty One",
     "  Chapter 3: The Voyage", "CHAPTER I. Loomings.", "Chapter Nineteen", "Chapter vii",

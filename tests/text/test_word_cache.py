@@ -65,6 +65,22 @@ def test_the_kjv_with_a_cache_that_starts_over(gpt2, kjv_books_path):
     assert any(later < earlier for earlier, later in zip(sizes, sizes[1:]))   # it started over
 
 
+@pytest.mark.parametrize("method", ["simple", "book"])
+def test_the_texts_training_tokenizes_separators_included(tokenizer, kjv_books_path, method):
+    """What training sends the tokenizer (``Segmented.parts``: each paragraph and the text
+    between paragraphs, whitespace-only or a heading) gets the tokenizer's own pieces."""
+    from katoray.text.segment import segment
+
+    with gzip.open(kjv_books_path, "rt", encoding="utf-8") as rows:
+        books = [json.loads(line)["text"] for line in rows][:4]
+    parts = [part for book in books for part in segment(book, method).parts()]
+    assert "" in parts and any(part.startswith("\n\n") for part in parts)
+    fresh = _fresh(tokenizer)
+    assert fresh.tokenize_batch(parts) == tokenizer.tokenize_batch_direct(parts)
+    assert fresh.tokenize_batch(parts) == tokenizer.tokenize_batch_direct(parts)   # warm
+    assert tokenizer.decode([p for pieces in fresh.tokenize_batch(parts) for p in pieces]) == "".join(books)
+
+
 def test_concurrent_calls_while_the_cache_starts_over(gpt2, kjv_books_path):
     with gzip.open(kjv_books_path, "rt", encoding="utf-8") as rows:
         paragraphs = json.loads(next(rows))["text"].split("\n\n")

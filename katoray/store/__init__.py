@@ -35,9 +35,6 @@ def open_store(url: str, kb_id: str) -> KnowledgeBase:
     if kind in ("kato+http", "kato+https"):
         from katoray.store.kato_http import KatoHttpStore
 
-        if kb_id_for(kb_id.removesuffix("_kato")) != kb_id:
-            raise ConfigError(f"knowledge base {kb_id!r} is not a KATO node's (<node>_kato): a KATO server names "
-                              "knowledge bases after their node")
         return KatoHttpStore(url, kb_id)
     raise ConfigError(f"unknown store scheme {kind!r} in {redact_url(url)!r}; use memory://, sqlite:///, "
                       "mongodb:// or kato+http://")

@@ -2,7 +2,8 @@
 
 This is how hierarchy nodes with a ``base_url`` train with the parallel trainer: their node
 actors write each level's merged counts to the server through this store, unchanged otherwise.
-The server's node is the knowledge base's node id (``node0_kato`` is node ``node0``).
+Knowledge base ``<node>_kato`` is node ``<node>`` of the server, which names it by KATO's rule
+(``kb_id_for``: a run's ``node0_2026-x_kato`` is the server's ``node0_2026_x_kato``).
 
 - **katoray serve**: one ``POST /nodes/{node}/apply`` per batch, with its batch id. The server
   applies it in one idempotent step (its store's ledger), so a batch re-sent after a crash or a
@@ -44,7 +45,7 @@ class KatoHttpStore:
     def __init__(self, url: str, kb_id: str, *, timeout_s: float = TIMEOUT_S, bulk: bool | None = None) -> None:
         """``bulk``: None asks the server what it is; False replays learns as on a KATO server."""
         self.kb_id = kb_id
-        self.node_id = kb_id.removesuffix("_kato")   # (open_store checks that kb_id_for(node_id) is kb_id)
+        self.node_id = kb_id.removesuffix("_kato")   # the server names its KB by KATO's rule: kb_id_for(node_id)
         scheme, rest = url.split("://", 1)
         self.base_url = f"{scheme.lower().removeprefix('kato+')}://{rest}".rstrip("/")
         self.timeout_s = timeout_s
@@ -111,6 +112,13 @@ class KatoHttpStore:
         if not self.is_katoray:
             return False   # KATO keeps no record of batches
         return self._call("GET", f"/nodes/{self.node_id}/batches/{batch_id}")["applied"]
+
+    def claim_owner(self, owner: str) -> str:
+        """katoray serve records the run that owns the node; KATO keeps no owner (two runs
+        writing one KATO node are not refused): ``owner`` is returned as if recorded."""
+        if not self.is_katoray:
+            return owner
+        return self._call("POST", f"/nodes/{self.node_id}/owner", {"owner": owner})["owner"]
 
     def clear(self) -> None:
         """KATO's clear-all of the node (its whole knowledge base)."""

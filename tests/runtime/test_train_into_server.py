@@ -30,7 +30,7 @@ def test_nodes_with_a_base_url_train_in_parallel_into_the_server(ray_session, co
         remote = [HierarchicalNode(n.name, chunk_size=n.chunk_size, base_url=server.url) for n in nodes()]
         stats = _train(corpus, gpt2_dir, tmp_path, remote, num_workers=2, batch_size=2)
         for level, want in enumerate(ref_kbs):
-            got = open_store(served, kb_id_for(node_id(level, stats["run_id"])))
+            got = open_store(served, kb_id_for(node_id(level, stats["run_id"])))   # the server's name for it
             assert state(got) == state(want), f"node{level}"
     assert [stats[f"node{i}_patterns"] for i in range(len(ref_kbs))] == [kb.count() for kb in ref_kbs]
 

@@ -75,6 +75,12 @@ def test_metadata_values_travel_one_per_observation():
         {"strings": ["a"]}, {"strings": ["b"]}]
 
 
+def test_the_server_records_the_run_that_owns_a_node(server):
+    kb = open_store("kato+" + server.url, "owned_kato")
+    assert kb.claim_owner("run-a") == "run-a" and kb.claim_owner("run-b") == "run-a"
+    assert KatoHttpStore("kato+" + server.url, "owned_kato", bulk=False).claim_owner("run-b") == "run-b"  # KATO: none
+
+
 def test_what_a_server_cannot_answer_is_refused_by_name(server):
     kb = open_store("kato+" + server.url, "refusals_kato")
     with pytest.raises(StoreError, match="patterns_with_any is not available"):

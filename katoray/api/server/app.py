@@ -135,6 +135,11 @@ def _node_routes(service: KatoService) -> APIRouter:
     def is_applied(node_id: str, batch_id: str) -> Any:
         return service.is_applied(_checked_node(node_id), batch_id)
 
+    @router.post("/nodes/{node_id}/owner", tags=["katoray"])
+    def claim_owner(node_id: str, owner: str = Body(..., embed=True, min_length=1)) -> Any:
+        """Record the run that owns the node's knowledge base if none has (a run never trains into another's)."""
+        return service.claim_owner(_checked_node(node_id), owner)
+
     @router.get("/nodes/{node_id}/totals", tags=["katoray"])
     def totals(node_id: str) -> Any:
         return service.totals(_checked_node(node_id))

@@ -266,6 +266,10 @@ class KatoService:
         return {"applied": self.kb(node_id).is_applied(batch_id), "batch_id": batch_id,
                 "node_id": self.processor_id(node_id)}
 
+    def claim_owner(self, node_id: str, owner: str) -> dict[str, Any]:
+        """Record the run that owns the node's KB if none has; the owner recorded."""
+        return {"owner": self.kb(node_id).claim_owner(owner), "node_id": self.processor_id(node_id)}
+
     def totals(self, node_id: str) -> dict[str, Any]:
         return {**dataclasses.asdict(self.kb(node_id).totals()), "node_id": self.processor_id(node_id)}
 

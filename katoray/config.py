@@ -63,6 +63,16 @@ def field_default(cls: type, name: str) -> Any:
     return cls.__dataclass_fields__[name].default
 
 
+def _is_local_corpus(dataset: Any) -> bool:
+    """A ``dataset`` that names a local file or folder rather than a registered key (the notebook's
+    ``DATASET_KEY`` set to a path)."""
+    if not isinstance(dataset, str) or dataset == DEFAULT_DATASET or not Path(dataset).expanduser().exists():
+        return False
+    from katoray.text.corpora import DATASETS
+
+    return dataset not in DATASETS
+
+
 # -- values --------------------------------------------------------------------------------------------
 @dataclass(frozen=True)
 class Batching:
@@ -212,6 +222,9 @@ class TrainConfig:
 
         if self.data is None and self.dataset is None:
             self._set("dataset", DEFAULT_DATASET)
+        if self.data is None and _is_local_corpus(self.dataset):   # a file or folder where a key goes
+            self._set("data", self.dataset)
+            self._set("dataset", None)
         if self.data is not None:
             check_str("data", self.data)
             self._set("data", str(Path(self.data).expanduser().resolve()))

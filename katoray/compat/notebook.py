@@ -110,8 +110,6 @@ def notebook_config(learner: Any, nodes, num_levels: int, num_workers: int, segm
                       nodes or [HierarchicalNode(f"node{i}") for i in range(num_levels)], num_levels)
     if dataset_key is not None and data is not None:
         raise ConfigError("give one corpus: dataset_key=<key or local path> or data=<file or folder>, not both")
-    if dataset_key is not None and Path(dataset_key).expanduser().exists():
-        dataset_key, data = None, dataset_key              # a local file or folder in place of a dataset key
     store = _server_store(used) or store or getattr(learner, "store", None)   # base_url: the server's KBs
     return TrainConfig(
         levels=len(used), chunk_sizes=tuple(n.chunk_size for n in used), mode=used[0].mode,

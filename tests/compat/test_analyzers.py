@@ -87,6 +87,12 @@ def test_transfer_predictions_between_nodes(learner):
     result = transfer_predictions(source, target, field="name", modeling_function=transfer_top_n, num_predictions=5)
     assert result["items_transferred"] == 3 and result["modeling_applied"]
     assert [e[0] for e in target.get_stm()] == transfer_top_n(source.get_predictions()[:5], "name")
+    # A custom function (the notebook's my_custom_filter) returns the bare hashes predictions carry:
+    # the target gets PTRN| names, as from the built-in functions.
+    custom = KatoSession("custom", "memory://")
+    transfer_predictions(source, custom, "name", lambda preds, field: [p[field] for p in preds[:3]])
+    assert [e[0] for e in custom.get_stm()] == [e[0] for e in target.get_stm()]
+    assert all(e[0].startswith("PTRN|") for e in custom.get_stm())
     source.clear_stm()
 
 

@@ -8,6 +8,7 @@
     python scripts/benchmark.py map                 # tokenizing alone vs tokenizing + the 4-level map
     python scripts/benchmark.py train               # end-to-end training (1 and 2 workers) vs tokenizing alone
     python scripts/benchmark.py mongo               # flush rate and write amplification into MongoDB (SecantusDB)
+    python scripts/benchmark.py serve               # katoray serve: observe p50 on one connection; 20 clients x 30 s
     python scripts/benchmark.py use                 # next-token top-1/top-5 and ms/position on held-out KJV vs an infinity-gram
     python scripts/benchmark.py analysis            # analysis of a 1M-pattern level (sqlite; mongo at --analysis-mongo)
 
@@ -105,6 +106,14 @@ def bench_analysis(args) -> list[dict]:
     return rows
 
 
+def bench_serve(args) -> list[dict]:
+    from scripts.benchmarks.serve import bench_serve as run
+
+    with tempfile.TemporaryDirectory(prefix="katoray-bench-") as tmp:
+        return [row for store in ("memory://bench", f"sqlite:///{tmp}/kb")
+                for row in run(KJV_BOOKS, GPT2, store, clients=args.clients, seconds=args.seconds)]
+
+
 class _secantus:
     """A SecantusDB server in a subprocess (its own GIL), for the length of a benchmark."""
 
@@ -135,8 +144,8 @@ class _secantus:
 
 
 BENCHMARKS = {"store": bench_store, "sqlite": bench_sqlite, "predict": bench_predict, "tokenize": bench_tokenize,
-              "map": bench_map, "train": bench_train, "mongo": bench_mongo, "use": bench_use,
-              "analysis": bench_analysis}
+              "map": bench_map, "train": bench_train, "mongo": bench_mongo, "serve": bench_serve,
+              "use": bench_use, "analysis": bench_analysis}
 
 
 def main() -> None:
@@ -152,6 +161,8 @@ def main() -> None:
     parser.add_argument("--analysis-patterns", type=int, default=1_000_000, help="patterns of the analysed level")
     parser.add_argument("--analysis-mongo", type=int, default=0, metavar="N",
                         help="also analyse an N-pattern level in MongoDB (0: sqlite only)")
+    parser.add_argument("--clients", type=int, default=20, help="concurrent clients for `serve`")
+    parser.add_argument("--seconds", type=float, default=30, help="seconds of load for `serve`")
     args = parser.parse_args()
     if not KJV_BOOKS.exists():
         sys.exit(f"benchmarks read {KJV_BOOKS}; run from a checkout that has ../shared beside it")

@@ -9,6 +9,7 @@
     katoray import DIR --run-id NEW [--store URL]   # an export as a new run, in any store
     katoray cleanup RUN_ID --threshold 2 [--dry-run]
     katoray serve --port 8000 --store sqlite:///kb  # KATO's HTTP API over the built-in engine
+    katoray serve --run RUN_ID                      # ... over a trained run's knowledge bases
     katoray predict RUN_ID "And God said" | generate RUN_ID --prompt TEXT | eval RUN_ID --data held-out/
 
 Exit status: 0 done; 2 a usage or input error (one line on stderr saying what and what to do);
@@ -25,14 +26,7 @@ import threading
 from typing import Any, Sequence
 
 from katoray.cli import analyze, runs, serve, train, use
-from katoray.cli.common import (
-    EXIT_BROKEN_PIPE,
-    EXIT_ERROR,
-    EXIT_INTERRUPTED,
-    EXIT_TERMINATED,
-    Help,
-    fail,
-)
+from katoray.cli.common import EXIT_BROKEN_PIPE, EXIT_ERROR, EXIT_INTERRUPTED, EXIT_TERMINATED, Help, fail
 from katoray.errors import KatorayError
 
 COMMAND_GROUPS = (train, runs, analyze, use, serve)   # each adds its subcommands (``add_parsers``) with their handlers

@@ -41,49 +41,23 @@ import json
 import os
 import sqlite3
 import threading
-from collections import Counter
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from itertools import chain, compress, filterfalse
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable, Iterable, Iterator, Sequence, TypeVar
 
 from katoray.errors import StoreError
-from katoray.store.base import (
-    DeltaColumns,
-    KBTotals,
-    PatternDelta,
-    PatternRecord,
-    PatternRows,
-    SymbolIndex,
-    check_apply_args,
-    merge_emotives,
-    merge_metadata,
-)
-from katoray.store.sqlite_file import (
-    BUSY_TIMEOUT_S,
-    IN_JSON,
-    claim_owner,
-    connect,
-    keyed_rows,
-    sqlite_path,
-)
-from katoray.store.sqlite_rows import (
-    PATTERNS_NAMED_SQL,
-    RECORD_COLUMNS,
-    ROWS_AFTER_SQL,
-    STORED_SYMBOLS_SQL,
-    SYMBOL_STATISTICS_SQL,
-    Batch,
-    check_symbols_are_text,
-    fresh_metadata_json,
-    is_plain,
-    pattern_upsert,
-    record_of,
-    symbol_increments,
-    to_json,
-)
+from katoray.store.base import (DeltaColumns, KBTotals, PatternDelta, PatternRecord, PatternRows, SymbolIndex,
+                                check_apply_args)
+from katoray.store.locking import ReadWriteLock
+from katoray.store.sqlite_affinity import add_affinity, drop_affinity, read_affinity
+from katoray.store.sqlite_delete import delete_rows
+from katoray.store.sqlite_file import BUSY_TIMEOUT_S, claim_owner, connect, keyed_rows, sqlite_path
+from katoray.store.sqlite_rows import (PATTERNS_NAMED_SQL, RECORD_COLUMNS, ROWS_AFTER_SQL, STORED_SYMBOLS_SQL,
+                                       SYMBOL_STATISTICS_SQL, Batch, check_symbols_are_text, is_plain,
+                                       merged_annotations, pattern_upsert, record_of, symbol_increments)
 from katoray.store.sqlite_stats import SqliteAggregates
-from katoray.store.sqlite_view import PatternView, count_removal
+from katoray.store.sqlite_view import PatternView, SnapshotReads, count_removal
 from katoray.util import paused_gc
 
 if TYPE_CHECKING:
@@ -105,13 +79,15 @@ class SqliteStore(SqliteAggregates):
                  busy_timeout_s: float = BUSY_TIMEOUT_S) -> None:
         self.kb_id = kb_id
         self.path = Path(path)
-        self._lock = threading.Lock()
+        self._lock = threading.Lock()           # the one connection: one statement or transaction at a time
+        self._guard = ReadWriteLock()           # this process's writes alone; predictions' reads share it
         # Stored symbols, as of totals.generation ``_generation``: every one when ``_complete``
         # (read whole when the store first writes), else those this process created since.
         self._stored: set[str] = set()
         self._complete = False
         self._generation = -1                   # the totals.generation that set belongs to
         self._conn = connect(self.path, kb_id, busy_timeout_s)
+        self._snapshot = SnapshotReads(self._guard, self._lock, self._conn)
         self._view = PatternView()              # patterns by integer id, for predictions
         self._view_lock = threading.Lock()
 
@@ -147,7 +123,7 @@ class SqliteStore(SqliteAggregates):
 
     def _apply(self, batch: Batch, batch_id: str | None, persistence: int, metadata_cap: int | None) -> bool:
         check_apply_args(persistence, metadata_cap)
-        with self._lock, paused_gc():
+        with self._guard.writing(), self._lock, paused_gc():
             with self._transaction():
                 if batch_id is not None and not self._record_batch(batch_id):
                     return False
@@ -179,6 +155,7 @@ class SqliteStore(SqliteAggregates):
         if joined and not is_plain([freq]):
             self._encode_escaped(batch, new, last_id + 1)
         created = self._write_symbols(freq, pmf)
+        add_affinity(self._conn, batch)
         symbols_total = sum(map(int.__mul__, lengths, batch.counts))
         conn.execute(   # every write bumps the generation: other writers' caches are then void
             "UPDATE totals SET generation = generation + 1, total_unique_patterns = total_unique_patterns + ?1, "
@@ -237,33 +214,18 @@ class SqliteStore(SqliteAggregates):
 
     def _merged_annotations(self, batch: Batch, persistence: int,
                             metadata_cap: int | None) -> dict[str, tuple[str | None, str | None]]:
-        """Final emotives/metadata JSON of each annotated pattern: stored, then one merge per learn."""
+        """Final emotives/metadata JSON of each annotated pattern (``sqlite_rows.merged_annotations``)."""
         if not batch.annotated:
             return {}
-        stored = {name: (json.loads(e) if e else [], json.loads(m) if m else {}) for name, e, m in
-                  keyed_rows(self._conn, "SELECT name, emotives, metadata FROM patterns WHERE name {keys}",
-                             list(batch.annotated))}
-        out = {}
-        fresh: dict[str, str] = {}   # memo of fresh_metadata_json
-        for name, learns in batch.annotated.items():
-            if name not in stored and len(learns) == 1 and not learns[0][0]:   # training's case
-                out[name] = (None, fresh_metadata_json(learns[0][1], metadata_cap, fresh))
-                continue
-            emotives, metadata = stored.get(name, ([], {}))
-            for new_emotives, new_metadata in learns:   # the same sequence of merges MemoryStore makes
-                if new_emotives:
-                    emotives = merge_emotives(emotives, new_emotives, persistence)
-                if new_metadata:
-                    metadata = merge_metadata(metadata, new_metadata, metadata_cap)
-            out[name] = (to_json(emotives) if any(e for e, _ in learns) else None,
-                         to_json(metadata) if any(m for _, m in learns) else None)
-        return out
+        stored = keyed_rows(self._conn, "SELECT name, emotives, metadata FROM patterns WHERE name {keys}",
+                            list(batch.annotated))
+        return merged_annotations(batch, stored, persistence, metadata_cap)
 
     def is_applied(self, batch_id: str) -> bool:
         return bool(self._fetch("SELECT 1 FROM applied_batches WHERE batch_id = ?", (batch_id,)))
 
     def claim_owner(self, owner: str) -> str:
-        with self._lock, self._transaction():
+        with self._guard.writing(), self._lock, self._transaction():
             return claim_owner(self._conn, owner)
 
     def delete_patterns(self, names: Iterable[str]) -> int:
@@ -274,62 +236,25 @@ class SqliteStore(SqliteAggregates):
         patterns (a damaged file); either way the transaction is rolled back, the store unchanged.
         """
         wanted = [name for name in dict.fromkeys(names) if isinstance(name, str)]
-        with self._lock:
+        with self._guard.writing(), self._lock:
             with self._transaction():
                 self._check_generation()
                 doomed = sorted(keyed_rows(self._conn, "SELECT id, pattern_data, length, frequency FROM patterns "
                                                        "WHERE name {keys}", wanted))
                 if doomed:
-                    forgotten = self._delete(doomed)
+                    forgotten = delete_rows(self._conn, self.path, doomed)
                     count_removal(self._conn)
             if doomed:   # committed: this deletion's own generation bump, its forgotten symbols
                 self._stored.difference_update(forgotten)
                 self._generation += 1
         return len(doomed)
 
-    def _delete(self, doomed: list[tuple[int, str, int, int]]) -> list[str]:
-        """All SQL of one deletion: patterns, symbol statistics, totals. Returns the symbols it
-        forgot (no pattern holds them any more)."""
-        freq: Counter = Counter()   # symbol -> occurrences times frequency, to subtract
-        pmf: Counter = Counter()    # symbol -> deleted patterns holding it
-        symbols_total = 0
-        for _, pattern_data, length, frequency in doomed:
-            symbols = list(chain.from_iterable(json.loads(pattern_data)))
-            for symbol in symbols:
-                freq[symbol] += frequency
-            pmf.update(set(symbols))
-            symbols_total += length * frequency
-        self._conn.execute(f"DELETE FROM patterns WHERE id {IN_JSON}", (to_json([row[0] for row in doomed]),))
-        forgotten = self._subtract_symbols(freq, pmf)
-        self._conn.execute(   # the generation bump voids other writers' caches (delete_patterns follows it)
-            "UPDATE totals SET generation = generation + 1, "
-            "total_unique_patterns = total_unique_patterns - ?1, "
-            "total_pattern_frequencies = total_pattern_frequencies - ?1, "
-            "total_symbols_in_patterns_frequencies = total_symbols_in_patterns_frequencies - ?2, "
-            "num_symbols = num_symbols - ?3", (len(doomed), symbols_total, len(forgotten)))
-        return forgotten
-
-    def _subtract_symbols(self, freq: Counter, pmf: Counter) -> list[str]:
-        """Undo the deleted patterns' symbol statistics; forget symbols no pattern holds any more.
-        Returns those forgotten."""
-        conn = self._conn
-        changed = conn.executemany("UPDATE symbols SET frequency = frequency - ?, pmf = pmf - ? WHERE symbol = ?",
-                                   [(freq[s], n, s) for s, n in pmf.items()]).rowcount
-        affected = list(pmf)
-        broken = keyed_rows(conn, "SELECT symbol FROM symbols WHERE symbol {keys} AND "
-                                  "(pmf < 0 OR frequency < 0 OR (pmf = 0 AND frequency != 0))", affected)
-        if changed != len(pmf) or broken:
-            raise StoreError(f"{str(self.path)!r}: the symbol statistics disagree with the patterns being "
-                             f"deleted (e.g. symbol {broken[0][0] if broken else '?'!r}); the file is damaged, "
-                             "nothing was deleted. Rebuild this KB")
-        return [row[0] for row in keyed_rows(conn, "DELETE FROM symbols WHERE pmf = 0 AND symbol {keys} "
-                                                   "RETURNING symbol", affected)]
-
     def clear(self) -> None:
-        with self._lock:
+        with self._guard.writing(), self._lock:
             with self._transaction():
                 for table in ("patterns", "symbols", "applied_batches"):
                     self._conn.execute(f"DELETE FROM {table}")
+                drop_affinity(self._conn)
                 self._conn.execute("DELETE FROM meta WHERE key = 'owner'")
                 count_removal(self._conn)
                 generation, = self._conn.execute(
@@ -357,6 +282,10 @@ class SqliteStore(SqliteAggregates):
                              "rolled back and the store is unchanged") from exc
 
     # -- reads ------------------------------------------------------------------------------
+    def reading(self) -> AbstractContextManager:
+        """Every read inside the block sees one state (``sqlite_view.SnapshotReads``)."""
+        return self._snapshot.reading()
+
     def _fetch(self, sql: str, params: Sequence = ()) -> list[tuple]:
         with self._lock:   # one connection: never read inside another thread's open transaction
             return self._conn.execute(sql, params).fetchall()
@@ -405,6 +334,10 @@ class SqliteStore(SqliteAggregates):
             with self._lock:   # one connection: the view's read transaction must be alone on it
                 view = self._view.refresh(self._conn)
             return ask(view)
+
+    def symbol_affinity(self, symbols: Iterable[str] | None = None) -> dict[str, dict[str, float]]:
+        with self._lock:
+            return read_affinity(self._conn, symbols)
 
     def totals(self) -> KBTotals:
         row, = self._fetch("SELECT total_unique_patterns, total_pattern_frequencies, "

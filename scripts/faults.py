@@ -230,14 +230,15 @@ def fill(path: Path) -> None:
 
 
 def case_disk_full(suite: Suite, where: str) -> Row:
-    disk = suite.work / f"disk-{where}"
+    name = "disk-runs" if where == "runs folder" else "disk-store"        # the run id, and its folder
+    disk = suite.work / name
     if not mounted(disk, "64m"):
         return Row(f"disk full ({where})", None, "skipped: mounting a tmpfs needs root", False, "", "")
     try:
         runs = disk if where == "runs folder" else suite.work / "disk-store-runs"
         store = () if where == "runs folder" else ("--store", f"sqlite:///{disk}/kb")
 
-        row = suite.broken(f"disk-{where}", lambda proc, _runs: fill(disk), store, runs_dir=runs,
+        row = suite.broken(name, lambda proc, _runs: fill(disk), store, runs_dir=runs,
                            before_resume=lambda: (disk / "ballast").unlink())
         row.case = f"disk full ({where})"
         return row

@@ -47,13 +47,16 @@ class KnowledgeBaseAnalyzer:
             fig, ax = plt.subplots(figsize=(8, 4))
         else:
             fig = ax.figure
-        histogram = {f: n for f, n in self.get_frequency_histogram().items() if max_freq is None or f <= max_freq}
+        full = self.get_frequency_histogram()
+        histogram = {f: n for f, n in full.items() if max_freq is None or f <= max_freq}
         ax.bar(list(histogram), list(histogram.values()))
         if use_log_scale and histogram and max(histogram.values()) > 100 * min(histogram.values()):
             ax.set_yscale("log")
         ax.set_xlabel("pattern frequency")
         ax.set_ylabel("number of patterns")
-        ax.set_title(f"{self.kb.kb_id}: {sum(histogram.values()):,} patterns")
+        total, shown = sum(full.values()), sum(histogram.values())   # the title counts the whole KB
+        ax.set_title(f"{self.kb.kb_id}: {total:,} patterns" + (f" ({shown:,} with frequency <= {max_freq} shown)"
+                                                               if shown != total else ""))
         return fig
 
     def sample_patterns(self, num_samples: int = 1, seed: int | None = None) -> list[dict[str, Any]]:

@@ -41,6 +41,9 @@ def test_histogram_and_stats_agree_with_the_store(learner):
     assert top and all(p["frequency"] >= 5 for p in top) and top[0]["frequency"] == stats["max_frequency"]
     fig = analyzer.visualize_frequency_distribution(max_freq=10)
     assert fig.axes[0].get_yscale() in ("log", "linear") and len(fig.axes[0].patches) <= 10
+    shown = sum(n for f, n in analyzer.get_frequency_histogram().items() if f <= 10)
+    assert fig.axes[0].get_title().startswith(f"{analyzer.kb.kb_id}: {len(records):,} patterns")   # all, not those shown
+    assert shown == len(records) or f"({shown:,} with frequency <= 10 shown)" in fig.axes[0].get_title()
 
 
 def test_analyze_all_nodes_and_sampling(learner):

@@ -64,6 +64,14 @@ def field_default(cls: type, name: str) -> Any:
     return cls.__dataclass_fields__[name].default
 
 
+def _is_local_corpus(dataset: Any) -> bool:
+    """A ``dataset`` that names a local file or folder rather than a registered key (the notebook's
+    ``DATASET_KEY`` set to a path): it exists, and it is spelt as a path (registered keys such as
+    ``wikitext`` or ``c4`` hold no '/', '.' or '~')."""
+    return (isinstance(dataset, str) and any(c in dataset for c in "/.~")
+            and Path(dataset).expanduser().exists())
+
+
 # -- values --------------------------------------------------------------------------------------------
 @dataclass(frozen=True)
 class Batching:
@@ -237,6 +245,9 @@ class TrainConfig:
 
         if self.data is None and self.dataset is None:
             self._set("dataset", DEFAULT_DATASET)
+        if self.data is None and _is_local_corpus(self.dataset):   # a file or folder where a key goes
+            self._set("data", self.dataset)
+            self._set("dataset", None)
         if self.data is not None:
             check_str("data", self.data)
             self._set("data", str(Path(self.data).expanduser().resolve()))

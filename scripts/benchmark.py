@@ -8,7 +8,9 @@
     python scripts/benchmark.py map                 # tokenizing alone vs tokenizing + the 4-level map
     python scripts/benchmark.py train               # end-to-end training (1 and 2 workers) vs tokenizing alone
     python scripts/benchmark.py mongo               # flush rate and write amplification into MongoDB (SecantusDB)
+    python scripts/benchmark.py serve               # katoray serve: observe p50 on one connection; 20 clients x 30 s
     python scripts/benchmark.py use                 # next-token top-1/top-5 and ms/position on held-out KJV vs an infinity-gram
+    python scripts/benchmark.py analysis            # analysis of a 1M-pattern level (sqlite; mongo at --analysis-mongo)
 
 Ratios are measured within one run: these 2-core machines are noisy, so compare numbers from the
 same invocation, not across invocations.
@@ -90,6 +92,28 @@ def bench_mongo(args) -> list[dict]:
         return [run(uri, args.patterns // 5, size) for size in (1000, 5000)]
 
 
+def bench_analysis(args) -> list[dict]:
+    from scripts.benchmarks.analysis import bench_analysis as run
+
+    rows = [run(args.analysis_patterns)]
+    if args.analysis_mongo:   # SecantusDB writes ~2.4k patterns/s: building its level takes a while
+        uri = os.environ.get("MONGO_URI")
+        if uri:
+            rows.append(run(args.analysis_mongo, uri))
+        else:
+            with _secantus() as uri:
+                rows.append(run(args.analysis_mongo, uri))
+    return rows
+
+
+def bench_serve(args) -> list[dict]:
+    from scripts.benchmarks.serve import bench_serve as run
+
+    with tempfile.TemporaryDirectory(prefix="katoray-bench-") as tmp:
+        return [row for store in ("memory://bench", f"sqlite:///{tmp}/kb")
+                for row in run(KJV_BOOKS, GPT2, store, clients=args.clients, seconds=args.seconds)]
+
+
 class _secantus:
     """A SecantusDB server in a subprocess (its own GIL), for the length of a benchmark."""
 
@@ -120,7 +144,8 @@ class _secantus:
 
 
 BENCHMARKS = {"store": bench_store, "sqlite": bench_sqlite, "predict": bench_predict, "tokenize": bench_tokenize,
-              "map": bench_map, "train": bench_train, "mongo": bench_mongo, "use": bench_use}
+              "map": bench_map, "train": bench_train, "mongo": bench_mongo, "serve": bench_serve,
+              "use": bench_use, "analysis": bench_analysis}
 
 
 def main() -> None:
@@ -133,6 +158,11 @@ def main() -> None:
                         help="knowledge-base sizes for the prediction benchmark")
     parser.add_argument("--queries", type=int, default=50, help="STMs per size for the prediction benchmark")
     parser.add_argument("--workers", type=int, nargs="+", default=[1, 2], help="worker counts for `train`")
+    parser.add_argument("--analysis-patterns", type=int, default=1_000_000, help="patterns of the analysed level")
+    parser.add_argument("--analysis-mongo", type=int, default=0, metavar="N",
+                        help="also analyse an N-pattern level in MongoDB (0: sqlite only)")
+    parser.add_argument("--clients", type=int, default=20, help="concurrent clients for `serve`")
+    parser.add_argument("--seconds", type=float, default=30, help="seconds of load for `serve`")
     args = parser.parse_args()
     if not KJV_BOOKS.exists():
         sys.exit(f"benchmarks read {KJV_BOOKS}; run from a checkout that has ../shared beside it")

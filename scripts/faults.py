@@ -124,7 +124,8 @@ def crash(proc: subprocess.Popen) -> None:
 
 
 def kill_actor(proc: subprocess.Popen, name: str) -> str:
-    """SIGKILL one Ray actor of the run (by its process title) and let the run go on."""
+    """SIGKILL one Ray actor of the run (by its process title: ``ray::NodeActor``, ``MapWorker``)
+    and let the run go on."""
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         found = [pid for pid in descendants(proc.pid) if name in cmdline(pid)]
@@ -229,14 +230,15 @@ def fill(path: Path) -> None:
 
 
 def case_disk_full(suite: Suite, where: str) -> Row:
-    disk = suite.work / f"disk-{where}"
+    name = "disk-runs" if where == "runs folder" else "disk-store"        # the run id, and its folder
+    disk = suite.work / name
     if not mounted(disk, "64m"):
         return Row(f"disk full ({where})", None, "skipped: mounting a tmpfs needs root", False, "", "")
     try:
         runs = disk if where == "runs folder" else suite.work / "disk-store-runs"
         store = () if where == "runs folder" else ("--store", f"sqlite:///{disk}/kb")
 
-        row = suite.broken(f"disk-{where}", lambda proc, _runs: fill(disk), store, runs_dir=runs,
+        row = suite.broken(name, lambda proc, _runs: fill(disk), store, runs_dir=runs,
                            before_resume=lambda: (disk / "ballast").unlink())
         row.case = f"disk full ({where})"
         return row
@@ -313,7 +315,7 @@ def case_colliding_ids(suite: Suite) -> Row:
 
 CASES: dict[str, Callable[[Suite], Row]] = {
     "kill-driver": lambda s: s.broken("kill-driver", lambda proc, runs: crash(proc)),
-    "kill-node": lambda s: s.broken("kill-node", lambda proc, runs: kill_actor(proc, "ray::node0")),
+    "kill-node": lambda s: s.broken("kill-node", lambda proc, runs: kill_actor(proc, "ray::NodeActor")),
     "kill-mapper": lambda s: s.broken("kill-mapper", lambda proc, runs: kill_actor(proc, "MapWorker")),
     "ctrl-c": lambda s: s.broken("ctrl-c", signal_group(signal.SIGINT)),
     "sigterm": lambda s: s.broken("sigterm", lambda proc, runs: os.kill(proc.pid, signal.SIGTERM)),
@@ -345,7 +347,11 @@ def main() -> int:
         suite = Suite(Path(tmp))
         rows = []
         for name in args.cases.split(","):
-            rows.append(CASES[name](suite))
+            try:
+                rows.append(CASES[name](suite))
+            except (RuntimeError, OSError, subprocess.SubprocessError, ValueError) as err:   # the harness, not katoray
+                rows.append(Row(name, None, f"the fault harness failed: {type(err).__name__}: {err}"[:110], False, "",
+                                ""))
             print(f"{name}: {rows[-1]}", file=sys.stderr, flush=True)
     print(table(rows))
     if args.json:

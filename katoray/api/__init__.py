@@ -2,7 +2,7 @@
 
 - ``KatoSession`` (``api.session``): one KATO session on a node's knowledge base, in process.
 - ``RemoteKatoSession`` (``api.remote``): the same calls, answered by a KATO HTTP server.
-- ``api.server``: KATO's HTTP API over the built-in engine (``katoray serve``).
+- ``api.server``: KATO's HTTP API over the built-in engine (``katoray serve``), on FastAPI.
 
 Names import on first use: a node actor needs the session, not the HTTP client.
 """

@@ -45,6 +45,13 @@ class KatoSession:
     def get_config(self) -> dict[str, Any]:
         return self.config.to_dict()
 
+    def set_config(self, config: SessionConfig) -> None:
+        """Replace the session settings with an already validated config."""
+        if not isinstance(config, SessionConfig):
+            raise ConfigError(f"set_config takes a SessionConfig, got {type(config).__name__}; "
+                              "update_config takes a dict")
+        self._processor.config = config
+
     def update_config(self, config: Mapping[str, Any]) -> dict[str, Any]:
         """Change session settings (validated as a whole; nothing changes on error)."""
         if isinstance(config, Mapping) and set(config) == {"config"}:  # KATO's {"config": {...}} body
@@ -99,6 +106,10 @@ class KatoSession:
 
     def get_stm(self) -> list[list[str]]:
         return [list(event) for event in self._processor.stm]
+
+    def percept_emotives(self) -> list[dict[str, float]]:
+        """The emotive dicts observed since the last learn or clear (learned with the next pattern)."""
+        return self._processor.percept_emotives()
 
     def clear_stm(self) -> dict[str, str]:
         self._processor.clear_stm()

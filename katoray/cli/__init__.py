@@ -4,7 +4,12 @@
     katoray train --data books/ --tokenizer gpt2 --chunk-sizes 8,8,8,8 --workers 4 --json
     katoray resume RUN_ID                           # after a crash, Ctrl-C or a lost machine
     katoray runs list | show RUN_ID | fingerprint RUN_ID | delete RUN_ID [--yes]
+    katoray analyze RUN_ID --out report/ [--compare RUN_ID2]   # report.html and PNGs
+    katoray export RUN_ID --out DIR                 # one Parquet file per level
+    katoray import DIR --run-id NEW [--store URL]   # an export as a new run, in any store
+    katoray cleanup RUN_ID --threshold 2 [--dry-run]
     katoray serve --port 8000 --store sqlite:///kb  # KATO's HTTP API over the built-in engine
+    katoray serve --run RUN_ID                      # ... over a trained run's knowledge bases
     katoray predict RUN_ID "And God said" | generate RUN_ID --prompt TEXT | eval RUN_ID --data held-out/
 
 Exit status: 0 done; 2 a usage or input error (one line on stderr saying what and what to do);
@@ -20,11 +25,11 @@ import sys
 import threading
 from typing import Any, Sequence
 
-from katoray.cli import runs, serve, train, use
+from katoray.cli import analyze, runs, serve, train, use
 from katoray.cli.common import EXIT_BROKEN_PIPE, EXIT_ERROR, EXIT_INTERRUPTED, EXIT_TERMINATED, Help, fail
 from katoray.errors import KatorayError
 
-COMMAND_GROUPS = (train, runs, serve, use)   # each adds its subcommands (``add_parsers``) with their handlers
+COMMAND_GROUPS = (train, runs, analyze, use, serve)   # each adds its subcommands (``add_parsers``) with their handlers
 
 
 def build_parser(prog: str = "katoray") -> argparse.ArgumentParser:

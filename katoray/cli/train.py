@@ -8,8 +8,8 @@ from typing import Any
 
 from katoray.cli.common import (EXIT_ERROR, EXIT_INTERRUPTED, EXIT_TERMINATED, MONGO_ENV, Help, Usage, add_command, count, fail,
                                 positive, say, shard_counts, sizes, store_arg)
-from katoray.config import (DEFAULT_CHUNK_SIZE, DEFAULT_LEVELS, DEFAULT_RUNS_DIR, MODES, SEGMENT_METHODS, TrainConfig,
-                            field_default, new_run_id)
+from katoray.config import (DEFAULT_CHUNK_SIZE, DEFAULT_LEVELS, DEFAULT_RUNS_DIR, MODES, SEGMENT_METHODS,
+                            TrainConfig, field_default, new_run_id)
 from katoray.errors import ConfigError, DocumentError, KatorayError
 from katoray.jobs.run import RunRecordError
 
@@ -43,7 +43,8 @@ def add_train_arguments(parser: argparse.ArgumentParser, job: bool = False) -> N
                         ".gz); default: the built-in corpus (Python's documentation topics, no download)")
     corpus.add_argument("--dataset", metavar="KEY", help="a registered Hugging Face dataset key (wikitext, c4, ...) "
                         "or 'pydoc'")
-    group.add_argument("--text-field", default=default("text_field"), metavar="NAME", help="text column of jsonl/parquet rows")
+    group.add_argument("--text-field", default=default("text_field"), metavar="NAME",
+                       help="text column of jsonl/parquet rows")
     group.add_argument("--max-samples", type=count, metavar="N", help="train on the first N documents only "
                        "(default: all)")
     hierarchy = parser.add_argument_group("hierarchy")

@@ -26,7 +26,7 @@ def add_parsers(commands) -> None:
                            "from the hierarchy's predictions (the next-token decoder); sample mode: patterns of one "
                            "level drawn by frequency and unravelled to text. Same seed, same text.", generate_command)
     _run_arguments(generate)
-    generate.add_argument("--prompt", default="", metavar="TEXT", help="text to continue (predict mode; default: none)")
+    generate.add_argument("--prompt", metavar="TEXT", help="text to continue (predict mode; none: from the start)")
     generate.add_argument("--max-tokens", type=count, default=100, metavar="N", help="tokens to generate at most")
     generate.add_argument("--temperature", type=float, default=1.0, metavar="T",
                           help="> 0; below 1 sharpens the distribution, above 1 flattens it")
@@ -92,9 +92,10 @@ def _number(value: Any) -> str:
 # -- generate ----------------------------------------------------------------------------------------------
 def generate_command(args: argparse.Namespace) -> int:
     spans = []
+    prompt = args.prompt or ""
     with _open(args) as hierarchy:
-        sys.stdout.write(args.prompt)
-        for span in hierarchy.stream(args.prompt, args.max_tokens, args.temperature, args.top_k, args.seed,
+        sys.stdout.write(prompt)
+        for span in hierarchy.stream(prompt, args.max_tokens, args.temperature, args.top_k, args.seed,
                                      args.mode, args.level, sources=args.show_sources):
             sys.stdout.write(span.text)
             sys.stdout.flush()

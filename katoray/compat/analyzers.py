@@ -1,14 +1,15 @@
 """The notebook's analysis names over ``KnowledgeBaseAnalyzer``, whatever the backend.
 
 ``MongoDBAnalyzer(learner.nodes["node0"])`` works whatever the node's backend (memory, sqlite,
-MongoDB); ``StandaloneMongoDBAnalyzer(db_name, mongo_uri)`` opens a KB by database name with no
-session.
+MongoDB), and so does its ``.patterns_collection``; ``StandaloneMongoDBAnalyzer(db_name,
+mongo_uri)`` opens a KB by database name with no session.
 """
 from __future__ import annotations
 
 from typing import Any
 
 from katoray.analysis.analyzer import KnowledgeBaseAnalyzer
+from katoray.analysis.cleanup import cleanup_levels
 from katoray.store import open_store
 
 
@@ -48,19 +49,12 @@ def cleanup_all_nodes(learner, threshold: int = 2, verbose: bool = False) -> dic
 
     kato-lm deleted node0 patterns that node1 patterns still referenced, so unravelling lost text.
     Here levels are cleaned top-down and a pattern stays while any remaining pattern of the level
-    above uses its name; statistics and indexes are updated with the deletions.
+    above uses its name; statistics and indexes are updated with the deletions
+    (:func:`katoray.analysis.cleanup.cleanup_levels`, which ``katoray cleanup`` runs too).
     """
-    import logging
-
-    deleted: dict[str, int] = {}
     kbs = [kb for kb in learner.kbs if kb is not None]
-    for level in reversed(range(len(kbs))):
-        rare = [r.name for r in kbs[level].iter_patterns() if r.frequency < threshold]
-        if level + 1 < len(kbs) and rare:
-            used = kbs[level + 1].symbol_pmf("PTRN|" + name for name in rare)
-            rare = [name for name in rare if "PTRN|" + name not in used]
-        deleted[learner.node_configs[level].name] = kbs[level].delete_patterns(rare)
-        if verbose:
-            logging.getLogger("katoray").info("node%d: deleted %d patterns with frequency < %d",
-                                              level, deleted[learner.node_configs[level].name], threshold)
-    return dict(sorted(deleted.items()))
+    plans = cleanup_levels(kbs, [cfg.name for cfg in learner.node_configs[:len(kbs)]], threshold)
+    if verbose:                 # the notebook prints what it cleaned
+        for plan in plans:
+            print(plan.describe(threshold, dry_run=False))
+    return dict(sorted((plan.node, plan.deleted) for plan in plans))

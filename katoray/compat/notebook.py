@@ -108,15 +108,9 @@ def notebook_config(learner: Any, nodes, num_levels: int, num_workers: int, segm
         raise ConfigError("pass either learner= or nodes=, not both (the learner already has its nodes)")
     used = used_nodes(learner.node_configs if learner is not None else
                       nodes or [HierarchicalNode(f"node{i}") for i in range(num_levels)], num_levels)
-    remote = [n.name for n in used if n.base_url]
-    if remote:
-        raise ConfigError(f"nodes {remote} have a base_url (a remote KATO server); the Ray runtime trains the "
-                          "built-in engine's knowledge bases: drop base_url, or train them sequentially")
     if dataset_key is not None and data is not None:
         raise ConfigError("give one corpus: dataset_key=<key or local path> or data=<file or folder>, not both")
-    if dataset_key is not None and Path(dataset_key).expanduser().exists():
-        dataset_key, data = None, dataset_key              # a local file or folder in place of a dataset key
-    store = store or getattr(learner, "store", None)
+    store = _server_store(used) or store or getattr(learner, "store", None)   # base_url: the server's KBs
     return TrainConfig(
         levels=len(used), chunk_sizes=tuple(n.chunk_size for n in used), mode=used[0].mode,
         metadata_levels=tuple(n.level for n in used if n.records_metadata),
@@ -127,6 +121,19 @@ def notebook_config(learner: Any, nodes, num_levels: int, num_workers: int, segm
         store=None if store is None or is_memory(store) else store,
         run_id=run_id or getattr(learner, "run_id", None), runs_dir=runs_dir, workers=num_workers,
         checkpoint_interval=checkpoint_interval or DEFAULT_CHECKPOINT_INTERVAL, verbose=verbose)
+
+
+def _server_store(nodes: Sequence[HierarchicalNode]) -> str | None:
+    """``kato+http://...`` when the trained nodes have a base_url (one server for all), else None."""
+    from katoray.store.kato_http import store_url_for
+
+    urls = {n.base_url for n in nodes}
+    if urls == {None}:
+        return None
+    if len(urls) > 1:
+        raise ConfigError(f"nodes {[n.name for n in nodes]} have base_urls {sorted(map(str, urls))}: the parallel "
+                          "trainer writes every level to one place; give all of them the same KATO server, or none")
+    return store_url_for(urls.pop())
 
 
 def _one_tokenizer(learner: Any, tokenizer: str | None, tokenizer_name: str | None) -> str | None:

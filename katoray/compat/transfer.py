@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from typing import Any, Callable, Mapping, Sequence
 
+from katoray.engine.naming import strip_prefix
+
 FIELDS = ("name", "past", "present", "future", "missing", "matches", "extras")
 
 Predictions = Sequence[Mapping[str, Any]]
@@ -75,6 +77,8 @@ def transfer_predictions(node_source: Any, node_target: Any, field: str = "name"
         predictions = predictions.get("predictions", [])
     predictions = list(predictions)[:num_predictions]
     items = modeling_function(predictions, field) if modeling_function else transfer_all_names(predictions, field)
+    if field == "name":     # a custom function may return the bare hashes KATO's predictions carry
+        items = ["PTRN|" + strip_prefix(item) if isinstance(item, str) else item for item in items]
     for item in items:
         node_target.observe(strings=[item])
     return {"predictions_retrieved": len(predictions), "items_transferred": len(items), "field": field,

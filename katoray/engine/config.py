@@ -28,7 +28,6 @@ RANK_SORT_ALGOS = (
 # is refused rather than silently ignored.
 _DEFAULT_ONLY = {
     "indexer_type": "VI",
-    "fuzzy_token_threshold": 0.0,
     "affinity_emotive": None,
     "filter_pipeline": (),
 }
@@ -50,7 +49,7 @@ class SessionConfig:
     process_predictions: bool = True  # accepted for compatibility; predictions are computed on demand
     use_token_matching: bool = True   # similarity over tokens (LCS) instead of joined characters
     indexer_type: str = "VI"
-    fuzzy_token_threshold: float = 0.0
+    fuzzy_token_threshold: float = 0.0  # in (0, 1]: tokens this similar (RapidFuzz ratio) count as matches; 0 = off
     affinity_emotive: str | None = None
     filter_pipeline: tuple = field(default=())
 
@@ -59,6 +58,7 @@ class SessionConfig:
         _check_int(self, "max_predictions", 1, 10000)
         _check_int(self, "persistence", 1, 100)
         _check_number(self, "recall_threshold", 0.0, 1.0)
+        _check_number(self, "fuzzy_token_threshold", 0.0, 1.0)
         for key in ("sort_symbols", "process_predictions", "use_token_matching"):
             if not isinstance(getattr(self, key), bool):
                 raise ConfigError(f"config key {key!r} must be true or false, got {getattr(self, key)!r}")

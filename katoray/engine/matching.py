@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from typing import NamedTuple, Sequence
 
-from rapidfuzz import fuzz
+from rapidfuzz import fuzz, process
 from rapidfuzz.distance import LCSseq
 
 Tokens = Sequence[str]
@@ -139,6 +139,31 @@ def extract(pattern: Tokens, state: Tokens, cutoff: float,
     first_i = blocks[0][0]
     last_i, _, last_n = blocks[-1]
     return Extraction(matches, first_i, last_i + last_n, len(blocks))
+
+
+def fuzzy_extract(pattern: Tokens, state: Tokens, cutoff: float, fuzzy_threshold: float,
+                  state_positions: dict[str, list[int]] | None = None) -> tuple[Extraction, list[dict]] | None:
+    """``extract`` with KATO's fuzzy token matching (``fuzzy_token_threshold`` > 0), and the
+    anomalies: ``(extraction, [{"observed", "expected", "similarity"}, ...])``; None when dropped.
+
+    As KATO does: the blocks (so past, present and fragmentation) stay exact, while ``matches``
+    become every state token (in state order, repeats included) whose best RapidFuzz ``ratio``
+    against the pattern's tokens reaches ``fuzzy_threshold`` (ties: the earliest pattern token);
+    a match that is not exact is an anomaly, its similarity the ratio / 100.
+    """
+    exact = extract(pattern, state, cutoff, state_positions)
+    if exact is None:
+        return None
+    matches: list[str] = []
+    anomalies: list[dict] = []
+    cutoff_score = fuzzy_threshold * 100   # KATO's own expression: the same float, the same ties
+    for token in state if pattern else ():
+        best = process.extractOne(token, pattern, scorer=fuzz.ratio, score_cutoff=cutoff_score)
+        if best is not None:
+            matches.append(token)
+            if token != best[0]:
+                anomalies.append({"observed": token, "expected": best[0], "similarity": best[1] / 100.0})
+    return exact._replace(matches=matches), anomalies
 
 
 def flat_diff(present: Tokens, state: Tokens) -> tuple[list[str], list[str]]:

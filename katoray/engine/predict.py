@@ -63,9 +63,9 @@ from katoray.engine.candidates import Scored, search_by_name, shape_of
 from katoray.engine.config import SessionConfig
 from katoray.engine.emotives import average_emotives
 from katoray.engine.index_search import IndexSearch
-from katoray.engine.matching import extract, index_state, similarity
+from katoray.engine.matching import Extraction, extract, fuzzy_extract, index_state, similarity
 from katoray.engine.prediction import build_candidate, pre_potential, scores, single_symbol_prediction
-from katoray.store.base import KnowledgeBase, PatternRecord, shards_of, symbol_index
+from katoray.store.base import KnowledgeBase, PatternRecord, reading, shards_of, symbol_index
 
 PRUNING_FACTOR = 3  # KATO computes ensemble metrics for at most 3·max_predictions candidates
 
@@ -88,16 +88,19 @@ def predict(kb: KnowledgeBase, stm: list[list[str]], config: SessionConfig) -> P
     state = [s for event in stm for s in event]
     if not state:
         return PredictionResult()
-    if len(state) == 1:
-        return _single_symbol(kb, state[0], config)
-    limit = PRUNING_FACTOR * config.max_predictions
-    found = [_search(part, state, config, limit) for part in shards_of(kb)]
-    if len(found) == 1:
-        kept, passing = found[0]
-    else:   # a sharded level: the first K of the shards' first K each, in the same order
-        kept = sorted((s for part, _ in found for s in part), key=Scored.order)[:limit]
-        passing = sum(count for _, count in found)
-    return _ensemble(kb, stm, state, config, kept, passing > limit)
+    with reading(kb):   # one state of the KB throughout, while other threads learn, delete or clear
+        if len(state) == 1:
+            return _single_symbol(kb, state[0], config)
+        if config.fuzzy_token_threshold > 0:
+            return _ensemble(kb, stm, state, config, *_search_fuzzy(kb, state, config))
+        limit = PRUNING_FACTOR * config.max_predictions
+        found = [_search(part, state, config, limit) for part in shards_of(kb)]
+        if len(found) == 1:
+            kept, passing = found[0]
+        else:   # a sharded level: the first K of the shards' first K each, in the same order
+            kept = sorted((s for part, _ in found for s in part), key=Scored.order)[:limit]
+            passing = sum(count for _, count in found)
+        return _ensemble(kb, stm, state, config, kept, passing > limit)
 
 
 def _search(kb: KnowledgeBase, state: list[str], config: SessionConfig, limit: int) -> tuple[list[Scored], int]:
@@ -123,23 +126,47 @@ def predict_full_scan(kb: KnowledgeBase, stm: list[list[str]], config: SessionCo
     state = [s for event in stm for s in event]
     if not state:
         return PredictionResult()
-    if len(state) == 1:
-        return _single_symbol(kb, state[0], config)
+    with reading(kb):
+        if len(state) == 1:
+            return _single_symbol(kb, state[0], config)
+        return _ensemble(kb, stm, state, config, *_scan(kb.iter_patterns(), state, config))
+
+
+def _search_fuzzy(kb: KnowledgeBase, state: list[str], config: SessionConfig) -> tuple[list[Scored], bool]:
+    """(kept, pruned) under fuzzy token matching: its matches change the pre-potential, so the
+    bounds of the index searches do not hold; every candidate is scored (KATO scores them all
+    too). Candidates share a symbol with the state unless the gate can pass without one."""
+    if config.use_token_matching and config.recall_threshold > 0:
+        records = kb.get_patterns(sorted(kb.patterns_with_any(set(state)))).values()
+    else:
+        records = kb.iter_patterns()
+    return _scan(records, state, config)
+
+
+def _scan(records: Iterable[PatternRecord], state: list[str], config: SessionConfig) -> tuple[list[Scored], bool]:
+    """Score every record past the recall gate; (the first K by pruning order, whether K < all)."""
     positions = index_state(state)
     scored = []
-    for record in kb.iter_patterns():
+    for record in records:
         flat = [s for event in record.pattern_data for s in event]
         sim = similarity(flat, state, config.use_token_matching)
         if not sim >= config.recall_threshold:
             continue
-        extraction = extract(flat, state, config.recall_threshold, positions)
-        if extraction is not None:
-            pre = pre_potential(*scores(flat, [len(e) for e in record.pattern_data], len(flat),
-                                        extraction, len(state)))
+        found = _extract(flat, state, config, positions)
+        if found is not None:
+            pre = pre_potential(*scores(flat, [len(e) for e in record.pattern_data], len(flat), found[0], len(state)))
             scored.append(Scored(pre, record.name, shape_of(record), sim, record))
     limit = PRUNING_FACTOR * config.max_predictions
     scored.sort(key=Scored.order)
-    return _ensemble(kb, stm, state, config, scored[:limit], len(scored) > limit)
+    return scored[:limit], len(scored) > limit
+
+
+def _extract(flat: list[str], state: list[str], config: SessionConfig, positions) -> tuple[Extraction, list[dict]] | None:
+    """(extraction, anomalies) of one pattern; anomalies only under fuzzy token matching."""
+    if config.fuzzy_token_threshold > 0:
+        return fuzzy_extract(flat, state, config.recall_threshold, config.fuzzy_token_threshold, positions)
+    extraction = extract(flat, state, config.recall_threshold, positions)
+    return None if extraction is None else (extraction, [])
 
 
 # -- ensemble -----------------------------------------------------------------------------------
@@ -153,11 +180,14 @@ def _ensemble(kb: KnowledgeBase, stm, state, config: SessionConfig, kept: list[S
     positions = index_state(state)
     predictions = []
     for s in kept:
-        record = s.record or fetched[s.name]
+        record = s.record or fetched.get(s.name)
+        if record is None:   # deleted by another process (a backend without snapshots): gone
+            continue
         events = record.pattern_data
         flat = [symbol for event in events for symbol in event]
-        extraction = extract(flat, state, config.recall_threshold, positions)
+        extraction, anomalies = _extract(flat, state, config, positions)
         p = build_candidate(s.name, events, len(flat), extraction, s.similarity, stm, len(state))
+        p["anomalies"] = anomalies
         p["frequency"] = record.frequency if record.frequency else 1  # KATO floors a 0 at 1
         p["emotives"] = average_emotives(record.emotives)
         if pruned:

@@ -115,7 +115,7 @@ class TrainingManifest:
         target = _manifest_path(path)
         if not target.exists():
             raise RunNotFoundError(f"no run manifest at {str(target)!r}: check the run id and the runs folder "
-                                   "(--runs-dir)")
+                                   "(runs_dir= in Python, --runs-dir on the command line)")
         try:
             manifest = cls.from_dict(read_json(target))
         except (ConfigError, TypeError) as err:

@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import dataclasses
 import errno
-import json
 import logging
 import os
 import re
@@ -39,6 +38,7 @@ from katoray.jobs.manifest import (FAILED, FINISHED, MANIFEST_FILE, RUNNING, Tra
                                    identity_differences, usable_store_url, utc_now, versions)
 from katoray.jobs.runs import RunLock, run_path
 from katoray.runspec import RunSpec
+from katoray.store.naming import owner_record
 from katoray.store.urls import absolute_store_url, redact_url, without_userinfo
 
 log = logging.getLogger(__name__)
@@ -114,8 +114,7 @@ def resume_run(run_id: str, runs_dir: str | os.PathLike = DEFAULT_RUNS_DIR, **ov
 
 def _spec(config: TrainConfig, run_uid: str, kb_ids: tuple[tuple[str, ...], ...] = ()) -> RunSpec:
     """The run's spec; its knowledge bases are claimed for this run (id, uid and folder)."""
-    owner = json.dumps({"run_id": config.run_id, "run_uid": run_uid, "run_dir": str(config.run_dir)}, sort_keys=True)
-    return RunSpec.from_config(config, kb_ids, owner)
+    return RunSpec.from_config(config, kb_ids, owner_record(config.run_id, run_uid, config.run_dir))
 
 
 def _resumed_config(manifest: TrainingManifest, folder: Path, overrides: dict[str, Any]):

@@ -269,12 +269,26 @@ def fingerprint(run_id: str, runs_dir: str | os.PathLike = DEFAULT_RUNS_DIR,
 
 def fingerprint_kb(kb: Any) -> dict[str, Any]:
     """The fingerprint of one knowledge base (``iter_patterns`` yields patterns sorted by name)."""
-    digest, patterns, total = hashlib.sha256(), 0, 0
+    fingerprint = Fingerprint()
     for record in kb.iter_patterns():
-        digest.update(f"{record.name}\t{record.frequency}\n".encode())
-        patterns += 1
-        total += record.frequency
-    return {"patterns": patterns, "total_frequency": total, "sha256": digest.hexdigest()}
+        fingerprint.add(record)
+    return fingerprint.result()
+
+
+class Fingerprint:
+    """A fingerprint taken as records pass by, sorted by name (``katoray export`` takes it while
+    it writes them)."""
+
+    def __init__(self) -> None:
+        self._digest, self.patterns, self.total_frequency = hashlib.sha256(), 0, 0
+
+    def add(self, record: Any) -> None:
+        self._digest.update(f"{record.name}\t{record.frequency}\n".encode())
+        self.patterns += 1
+        self.total_frequency += record.frequency
+
+    def result(self) -> dict[str, Any]:
+        return {"patterns": self.patterns, "total_frequency": self.total_frequency, "sha256": self._digest.hexdigest()}
 
 
 # -- MongoDB helpers -------------------------------------------------------------------------------

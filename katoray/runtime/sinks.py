@@ -32,6 +32,7 @@ def check_stores(spec: "RunSpec") -> None:
 
 def check_owner(kb, spec: "RunSpec") -> None:
     """Claim ``kb`` for ``spec``'s run; ConfigError naming the owner if another run has it."""
+    from katoray.store.naming import describe_owner
     from katoray.store.urls import redact_url
 
     owner = kb.claim_owner(spec.claim)
@@ -39,20 +40,6 @@ def check_owner(kb, spec: "RunSpec") -> None:
         raise ConfigError(f"knowledge base {kb.kb_id!r} at {redact_url(spec.store)} belongs to another run "
                           f"({describe_owner(owner)}); run {spec.run_id!r} cannot train into it. Resume that run "
                           "instead, or train with another store or run id")
-
-
-def describe_owner(owner: str) -> str:
-    """An owner record in words: ``run 'x' in /runs/x`` (records are JSON from ``jobs``, or a run id)."""
-    import json
-
-    try:
-        record = json.loads(owner)
-    except ValueError:
-        return f"run {owner!r}"
-    if not isinstance(record, dict):
-        return f"run {owner!r}"
-    where = f" in {record['run_dir']}" if record.get("run_dir") else ""
-    return f"run {record.get('run_id')!r}{where}"
 
 
 class NodeSink:

@@ -5,6 +5,8 @@
   (``<dir>/<kb_id>.sqlite``). The embedded default.
 - ``mongodb://host:port/...`` KATO's MongoDB-era layout (database ``<kb_id>``, collection
   ``patterns_kb``).
+- ``kato+http://host:port`` a KATO server's node (``katoray serve``: exactly-once bulk writes;
+  KATO itself: replayed learns, at least once); for training nodes with a ``base_url``.
 """
 from __future__ import annotations
 
@@ -30,4 +32,9 @@ def open_store(url: str, kb_id: str) -> KnowledgeBase:
         from katoray.store.mongo import MongoStore
 
         return MongoStore.from_url(url, kb_id)
-    raise ConfigError(f"unknown store scheme {kind!r} in {redact_url(url)!r}; use memory://, sqlite:/// or mongodb://")
+    if kind in ("kato+http", "kato+https"):
+        from katoray.store.kato_http import KatoHttpStore
+
+        return KatoHttpStore(url, kb_id)
+    raise ConfigError(f"unknown store scheme {kind!r} in {redact_url(url)!r}; use memory://, sqlite:///, "
+                      "mongodb:// or kato+http://")

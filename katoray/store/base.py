@@ -11,6 +11,13 @@ Writes go through one call, ``apply(deltas, batch_id)``: a batch of learned-patt
 atomically. With a ``batch_id`` the call is idempotent: a batch id already applied changes nothing
 and returns False. That is what makes retries and crash-and-resume exactly-once.
 
+Reads: single patterns by name, symbol statistics and indexes (what predictions need), and
+aggregates for analysis (``frequency_histogram``, ``length_histogram``, ``most_frequent``,
+``iter_frequencies``, ``sample_by_frequency``, ``size_on_disk``): each backend computes those
+where its patterns are (SQL aggregates, MongoDB aggregation pipelines, numpy over MemoryStore's
+columns) and streams what it must scan, so memory never grows with the number of patterns. The
+sample is the same on every backend for the same patterns and seed (:mod:`katoray.store.sampling`).
+
 Merge rules (KATO's learn, spec §3.3, applied ``count`` times at once):
 - frequency += count; a new pattern stores events and length.
 - emotives: ``(stored + delta.emotives)[-persistence:]``; a delta without emotives leaves them.
@@ -22,15 +29,21 @@ Merge rules (KATO's learn, spec §3.3, applied ``count`` times at once):
 - totals: total_symbols_in_patterns_frequencies += length * count; for a new pattern
   total_unique_patterns += 1 and total_pattern_frequencies += 1. (KATO quirk kept on purpose:
   total_pattern_frequencies is not incremented on re-learn; it only changes ``confluence`` values.)
+- symbol affinity (KATO's per-symbol emotive sums): a delta with emotives adds their per-key
+  average to every distinct symbol of its pattern, once per delta (like its emotives). A batch's
+  additions are summed first, then added to the stored sums. Deleting a pattern leaves them,
+  except that a symbol no pattern holds any more is forgotten with its affinity.
 """
 from __future__ import annotations
 
 from collections import Counter
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
 from itertools import islice
 from typing import TYPE_CHECKING, Iterable, Iterator, Mapping, Protocol, Sequence, runtime_checkable
 
 from katoray.checks import check_int
+from katoray.engine.emotives import average_emotives
 
 if TYPE_CHECKING:   # numpy only in annotations: a store that never predicts never imports it
     import numpy as np
@@ -159,8 +172,33 @@ class KnowledgeBase(Protocol):
     def count(self) -> int:
         """Number of distinct patterns."""
 
+    def symbol_affinity(self, symbols: Iterable[str] | None = None) -> dict[str, dict[str, float]]:
+        """Emotive sums of each symbol that has any (``symbols=None``: every such symbol)."""
+
     def iter_patterns(self) -> Iterator[PatternRecord]:
         """Every pattern, sorted by name (full scan: analysis and reference checks only)."""
+
+    # -- aggregate reads: computed where the patterns are, never by loading every pattern --------
+    def frequency_histogram(self) -> dict[int, int]:
+        """``{frequency: number of patterns}``, ascending by frequency."""
+
+    def length_histogram(self) -> dict[int, int]:
+        """``{length (symbols in the pattern): number of patterns}``, ascending by length."""
+
+    def most_frequent(self, limit: int | None = None, min_frequency: int = 1,
+                      max_frequency: int | None = None) -> list[PatternRecord]:
+        """Patterns with ``min_frequency <= frequency <= max_frequency``, most frequent first, ties
+        by name; at most ``limit`` of them (None: all)."""
+
+    def iter_frequencies(self) -> Iterator[tuple[str, int]]:
+        """(name, frequency) of every pattern, in no particular order (a streamed scan of two fields)."""
+
+    def sample_by_frequency(self, num_samples: int, seed: int = 0) -> list[PatternRecord]:
+        """``num_samples`` patterns drawn without replacement, each draw with probability
+        proportional to frequency, in draw order (:func:`katoray.store.sampling.sample_records`)."""
+
+    def size_on_disk(self) -> int | None:
+        """Bytes the KB takes in its files or database (data and indexes), None for ``memory://``."""
 
     def delete_patterns(self, names: Iterable[str]) -> int:
         """Remove these patterns (bare names), undoing their symbol statistics, index entries and
@@ -270,9 +308,53 @@ def symbol_index(kb: KnowledgeBase, symbols: Sequence[str]) -> SymbolIndex | Non
     return kb.symbol_index(symbols) if isinstance(kb, IndexedKnowledgeBase) else None
 
 
+# -- optional extension: consistent reads ------------------------------------------------------
+
+@runtime_checkable
+class SnapshotKnowledgeBase(KnowledgeBase, Protocol):
+    """A KB whose reads inside ``reading()`` all see one state: this process's writes (apply,
+    delete, clear) wait until the block ends. Every backend here has it; SQLite also reads one
+    transaction's snapshot, so other processes' writes stay out too."""
+
+    def reading(self) -> AbstractContextManager:
+        """A block in which every read sees the same state of the KB."""
+
+
+def reading(kb: KnowledgeBase) -> AbstractContextManager:
+    """``kb.reading()``: the block sees one state of ``kb`` (a prediction reads it many times);
+    a backend without it gives a block with no guarantee."""
+    return kb.reading() if isinstance(kb, SnapshotKnowledgeBase) else nullcontext()
+
+
 def symbol_counts(events: Sequence[Sequence[str]]) -> Counter:
     """Occurrences of each symbol in a pattern's events."""
     return Counter(symbol for event in events for symbol in event)
+
+
+def emotive_learns(deltas: Sequence[PatternDelta]) -> list[tuple[list[list[str]], list[dict[str, float]]]]:
+    """The (events, emotives) of the deltas that carry emotives, grouped by pattern name in the
+    order names first appear in the batch (the order every backend sums affinity in, so floats
+    agree bit for bit)."""
+    grouped: dict[str, list[PatternDelta]] = {}
+    for delta in deltas:
+        grouped.setdefault(delta.name, []).append(delta)
+    return [(d.events, d.emotives) for group in grouped.values() for d in group if d.emotives]
+
+
+def affinity_increments(learns: Iterable[tuple[Sequence[Sequence[str]], Sequence[Mapping[str, float]]]]
+                        ) -> dict[str, dict[str, float]]:
+    """What a batch adds to symbol affinities: for each (events, emotives) learn with emotives,
+    their per-key average added to each distinct symbol of the events (``emotive_learns`` order)."""
+    out: dict[str, dict[str, float]] = {}
+    for events, emotives in learns:
+        average = average_emotives(emotives) if emotives else None
+        if not average:
+            continue
+        for symbol in dict.fromkeys(s for event in events for s in event):
+            sums = out.setdefault(symbol, {})
+            for key, value in average.items():
+                sums[key] = sums.get(key, 0.0) + value
+    return out
 
 
 def check_apply_args(persistence: int, metadata_cap: int | None) -> None:
@@ -296,3 +378,10 @@ def merge_metadata(stored: Mapping[str, list[str]], new: Mapping[str, Iterable[s
         merged = sorted(set(out.get(key, ())) | {str(v) for v in values})
         out[key] = merged[:cap] if cap is not None else merged
     return dict(sorted(out.items()))
+
+
+def check_limit(limit: int | None) -> None:
+    """``most_frequent``'s ``limit``, checked alike by every backend (SQL and MongoDB read a
+    negative or zero limit differently)."""
+    if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int) or limit < 0):
+        raise ValueError(f"limit must be None (no limit) or an int >= 0, got {limit!r}")

@@ -14,17 +14,22 @@ frequencies and symbol statistics are updated in place and are read through the 
 from __future__ import annotations
 
 import threading
+from contextlib import AbstractContextManager
 from operator import attrgetter
 from typing import Callable, Iterable, Iterator, Sequence
 
 import numpy as np
 
 from katoray.store.base import (DeltaColumns, KBTotals, PatternDelta, PatternRecord, PatternRows, SymbolIndex,
-                                check_apply_args, merge_emotives, merge_metadata)
+                                affinity_increments, check_apply_args, check_limit, emotive_learns, merge_emotives,
+                                merge_metadata)
 from katoray.store.columns import NO_SYMBOL, Column, NewPatterns, PatternColumns, cuts, posting_groups, symbol_ids_of
+from katoray.store.locking import ReadWriteLock
+from katoray.store.sampling import sample_records
 from katoray.util import paused_gc
 
 _NAME, _COUNT = attrgetter("name"), attrgetter("count")
+ITER_PAGE = 1000   # records iter_patterns reads per hold of the read lock
 _EMOTIVES, _METADATA = attrgetter("emotives"), attrgetter("metadata")
 
 
@@ -40,11 +45,11 @@ class MemoryStore:
 
     def __init__(self, kb_id: str = "kb") -> None:
         self.kb_id = kb_id
-        self._lock = threading.Lock()
+        self._lock = ReadWriteLock()   # writes alone; reads (a whole prediction) share it
         self.clear()
 
     def clear(self) -> None:
-        with self._lock:
+        with self._lock.writing():
             self._ids: dict[str, int] = {}                   # name -> pattern id
             self._columns = PatternColumns()                 # by pattern id; a deleted name is None
             self._events: list[list[list[str]] | None] = []
@@ -57,11 +62,12 @@ class MemoryStore:
             self._postings: list[Column] = []              # symbol id -> ids of patterns holding it
             self._num_symbols = 0                            # symbols some pattern holds (pmf > 0)
             self._applied: set[str] = set()
+            self._affinity: dict[str, dict[str, float]] = {}   # symbol -> emotive sums
             self._owner: str | None = None
             self._unique = self._pattern_freq_total = self._symbols_total = 0
 
     def claim_owner(self, owner: str) -> str:
-        with self._lock:
+        with self._lock.writing():
             self._owner = self._owner or owner
             return self._owner
 
@@ -69,7 +75,7 @@ class MemoryStore:
     def apply(self, deltas: Sequence[PatternDelta], batch_id: str | None = None, *,
               persistence: int = 5, metadata_cap: int | None = None) -> bool:
         check_apply_args(persistence, metadata_cap)
-        with self._lock, paused_gc():
+        with self._lock.writing(), paused_gc():
             if not self._claim(batch_id):
                 return False
             names = list(map(_NAME, deltas))
@@ -78,12 +84,19 @@ class MemoryStore:
             if any(map(_EMOTIVES, deltas)) or any(map(_METADATA, deltas)):
                 for pattern_id, delta in zip(ids.tolist(), deltas):
                     self._merge(pattern_id, delta.emotives, delta.metadata, persistence, metadata_cap)
+                self._add_affinity(affinity_increments(emotive_learns(deltas)))
             return True
+
+    def _add_affinity(self, increments: dict[str, dict[str, float]]) -> None:
+        for symbol, sums in increments.items():
+            stored = self._affinity.setdefault(symbol, {})
+            for key, value in sums.items():
+                stored[key] = stored.get(key, 0.0) + value
 
     def apply_columns(self, columns: DeltaColumns, batch_id: str | None = None, *,
                       persistence: int = 5, metadata_cap: int | None = None) -> bool:
         check_apply_args(persistence, metadata_cap)
-        with self._lock, paused_gc():
+        with self._lock.writing(), paused_gc():
             if not self._claim(batch_id):
                 return False
             ids = self._learn(list(columns.names), np.fromiter(columns.counts, np.int64, len(columns)),
@@ -170,7 +183,7 @@ class MemoryStore:
     def delete_patterns(self, names: Iterable[str]) -> int:
         """Remove patterns, undoing their symbol statistics, indexes and totals; returns how many."""
         deleted = 0
-        with self._lock:
+        with self._lock.writing():
             for name in dict.fromkeys(names):
                 pattern_id = self._ids.pop(name, None)
                 if pattern_id is not None:
@@ -188,7 +201,9 @@ class MemoryStore:
         for symbol in np.unique(symbols).tolist():
             self._postings[symbol].without(pattern_id)
             pmf[symbol] -= 1
-            self._num_symbols -= int(pmf[symbol] == 0)  # no pattern holds it any more: forgotten
+            if pmf[symbol] == 0:   # no pattern holds it any more: forgotten, with its affinity
+                self._num_symbols -= 1
+                self._affinity.pop(self._symbols[symbol], None)
         columns.firsts.data[pattern_id] = NO_SYMBOL
         columns.names[pattern_id] = self._events[pattern_id] = None
         self._emotives.pop(pattern_id, None)
@@ -200,7 +215,11 @@ class MemoryStore:
     def is_applied(self, batch_id: str) -> bool:
         return batch_id in self._applied
 
-    # -- reads ------------------------------------------------------------------------------
+    # -- reads (each under the read side: a concurrent clear or delete never shows half a state) --
+    def reading(self) -> AbstractContextManager:
+        """Every read inside the block sees one state (writers wait; see ``base.reading``)."""
+        return self._lock.reading()
+
     def _record(self, name: str, pattern_id: int) -> PatternRecord:
         return PatternRecord(name, [list(e) for e in self._events[pattern_id]],
                              int(self._columns.lengths.data[pattern_id]),
@@ -209,38 +228,44 @@ class MemoryStore:
                              {k: list(v) for k, v in self._metadata.get(pattern_id, {}).items()})
 
     def get_pattern(self, name: str) -> PatternRecord | None:
-        pattern_id = self._ids.get(name)
-        return None if pattern_id is None else self._record(name, pattern_id)
+        with self._lock.reading():
+            pattern_id = self._ids.get(name)
+            return None if pattern_id is None else self._record(name, pattern_id)
 
     def get_patterns(self, names: Iterable[str]) -> dict[str, PatternRecord]:
-        ids = self._ids
-        return {n: self._record(n, ids[n]) for n in names if n in ids}
+        with self._lock.reading():
+            ids = self._ids
+            return {n: self._record(n, ids[n]) for n in names if n in ids}
 
     def _known_symbol(self, symbol: str) -> int | None:
         symbol_id = self._symbol_ids.get(symbol)
         return symbol_id if symbol_id is not None and self._symbol_pmf.data[symbol_id] > 0 else None
 
     def patterns_with_any(self, symbols: Iterable[str]) -> set[str]:
-        known = [i for i in map(self._known_symbol, set(symbols)) if i is not None]
-        if not known:
-            return set()
-        ids = np.unique(np.concatenate([self._postings[i].view() for i in known]))
-        return set(map(self._columns.names.__getitem__, ids.tolist()))
+        with self._lock.reading():
+            known = [i for i in map(self._known_symbol, set(symbols)) if i is not None]
+            if not known:
+                return set()
+            ids = np.unique(np.concatenate([self._postings[i].view() for i in known]))
+            return set(map(self._columns.names.__getitem__, ids.tolist()))
 
     def patterns_starting_with(self, symbol: str) -> list[str]:
-        symbol_id = self._known_symbol(symbol)
-        if symbol_id is None:
-            return []
-        starting = np.flatnonzero(self._columns.firsts.view() == symbol_id)
-        return list(map(self._columns.names.__getitem__, starting.tolist()))
+        with self._lock.reading():
+            symbol_id = self._known_symbol(symbol)
+            if symbol_id is None:
+                return []
+            starting = np.flatnonzero(self._columns.firsts.view() == symbol_id)
+            return list(map(self._columns.names.__getitem__, starting.tolist()))
 
     def symbol_pmf(self, symbols: Iterable[str]) -> dict[str, int]:
-        ids, pmf = self._symbol_ids, self._symbol_pmf.data
-        return {s: int(pmf[ids[s]]) for s in symbols if s in ids and pmf[ids[s]] > 0}
+        with self._lock.reading():
+            ids, pmf = self._symbol_ids, self._symbol_pmf.data
+            return {s: int(pmf[ids[s]]) for s in symbols if s in ids and pmf[ids[s]] > 0}
 
     def symbol_frequencies(self, symbols: Iterable[str]) -> dict[str, int]:
-        ids, pmf, freq = self._symbol_ids, self._symbol_pmf.data, self._symbol_freq.data
-        return {s: int(freq[ids[s]]) for s in symbols if s in ids and pmf[ids[s]] > 0}
+        with self._lock.reading():
+            ids, pmf, freq = self._symbol_ids, self._symbol_pmf.data, self._symbol_freq.data
+            return {s: int(freq[ids[s]]) for s in symbols if s in ids and pmf[ids[s]] > 0}
 
     def stored_symbols(self) -> set[str]:
         pmf = self._symbol_pmf.data
@@ -248,7 +273,7 @@ class MemoryStore:
 
     def symbol_index(self, symbols: Sequence[str]) -> SymbolIndex:
         """Integer-id view of the patterns holding ``symbols`` (see ``base.SymbolIndex``)."""
-        with self._lock:
+        with self._lock.reading():
             symbol_ids = [self._known_symbol(s) for s in symbols]
             return self._columns.symbol_index(
                 [-1 if i is None else i for i in symbol_ids],
@@ -256,20 +281,28 @@ class MemoryStore:
                 len(self._symbols))
 
     def totals(self) -> KBTotals:
-        return KBTotals(self._unique, self._pattern_freq_total, self._symbols_total, self._num_symbols)
+        with self._lock.reading():
+            return KBTotals(self._unique, self._pattern_freq_total, self._symbols_total, self._num_symbols)
 
     def count(self) -> int:
         return len(self._ids)
 
+    def symbol_affinity(self, symbols: Iterable[str] | None = None) -> dict[str, dict[str, float]]:
+        with self._lock.reading():
+            wanted = self._affinity if symbols is None else dict.fromkeys(symbols)
+            return {s: dict(self._affinity[s]) for s in wanted if s in self._affinity}
+
     def iter_patterns(self) -> Iterator[PatternRecord]:
-        for name in sorted(self._ids):
-            pattern_id = self._ids.get(name)
-            if pattern_id is not None:
-                yield self._record(name, pattern_id)
+        """Every pattern by name. Records are read whole, ``ITER_PAGE`` at a time under the read
+        side (a consumer may write between pages); one deleted meanwhile is skipped."""
+        with self._lock.reading():
+            names = sorted(self._ids)
+        for start in range(0, len(names), ITER_PAGE):
+            yield from self.get_patterns(names[start:start + ITER_PAGE]).values()
 
     def pattern_rows(self, page: int) -> Iterator[PatternRows]:
         """Every pattern in learn order (``base.ScannableKnowledgeBase``); events are copies."""
-        with self._lock:
+        with self._lock.reading():
             live = [(i, name) for i, name in enumerate(self._columns.names) if name is not None]
             frequency = self._frequency.view().copy()
             events = [self._events[i] for i, _ in live]
@@ -278,8 +311,53 @@ class MemoryStore:
             yield PatternRows([name for _, name in rows], [[list(e) for e in ev] for ev in events[start:start + page]],
                               frequency[[i for i, _ in rows]].tolist())
 
+    # -- aggregates (numpy over the columns of live patterns) -------------------------------------
+    def _live(self) -> np.ndarray:
+        """Ids of the patterns not deleted."""
+        return np.fromiter(self._ids.values(), np.int64, len(self._ids))
+
+    def frequency_histogram(self) -> dict[int, int]:
+        with self._lock.reading():
+            return _histogram(self._frequency.data[self._live()])
+
+    def length_histogram(self) -> dict[int, int]:
+        with self._lock.reading():
+            return _histogram(self._columns.lengths.data[self._live()])
+
+    def most_frequent(self, limit: int | None = None, min_frequency: int = 1,
+                      max_frequency: int | None = None) -> list[PatternRecord]:
+        check_limit(limit)
+        with self._lock.reading():
+            ids = self._live()
+            frequency = self._frequency.data[ids]
+            keep = (frequency >= min_frequency) & (frequency <= max_frequency if max_frequency is not None else True)
+            if limit is not None and limit < np.count_nonzero(keep):   # only those at or above the limit-th frequency
+                cut = np.partition(frequency[keep], -limit)[-limit] if limit else np.inf
+                keep &= frequency >= cut
+            names = self._columns.names
+            chosen = sorted(zip((-frequency[keep]).tolist(), map(names.__getitem__, ids[keep].tolist())))
+            return [self._record(name, self._ids[name]) for _, name in chosen[:limit]]
+
+    def iter_frequencies(self) -> Iterator[tuple[str, int]]:
+        with self._lock.reading():   # a snapshot: applies may run while the caller iterates
+            ids = self._live()
+            pairs = list(zip(map(self._columns.names.__getitem__, ids.tolist()), self._frequency.data[ids].tolist()))
+        return iter(pairs)
+
+    def sample_by_frequency(self, num_samples: int, seed: int = 0) -> list[PatternRecord]:
+        return sample_records(self, num_samples, seed)
+
+    def size_on_disk(self) -> int | None:
+        """None: nothing is on disk."""
+        return None
+
     def close(self) -> None:
         """Nothing to release; the data stays for other holders of a shared memory:// name."""
+
+
+def _histogram(values: np.ndarray) -> dict[int, int]:
+    distinct, counts = np.unique(values, return_counts=True)
+    return dict(zip(distinct.tolist(), counts.tolist()))
 
 
 _SHARED: dict[tuple[str, str], MemoryStore] = {}

@@ -64,26 +64,27 @@ Assumptions:
 from __future__ import annotations
 
 import json
-import threading
 import uuid
 import zlib
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
-from typing import Any, Iterable, Iterator, Sequence
+from typing import Any, Iterable, Sequence
 
 import pymongo
 from pymongo import UpdateOne
 from pymongo.errors import BulkWriteError, DuplicateKeyError
 
 from katoray.errors import StoreError
-from katoray.store.base import (DeltaColumns, KBTotals, PatternDelta, PatternRecord, check_apply_args, merge_metadata)
 from katoray.store import mongo_batch
-from katoray.store.mongo_batch import (Merged, decode_recovery, encode_recovery,
-                                       merge_batch, pattern_op, record_of, symbol_increments)
+from katoray.store.base import DeltaColumns, PatternDelta, check_apply_args, merge_metadata
+from katoray.store.locking import ReadWriteLock
+from katoray.store.mongo_batch import (Merged, affinity_of, decode_recovery, encode_recovery, merge_batch, pattern_op,
+                                       symbol_increments)
 from katoray.store.mongo_connect import DEFAULT_TIMEOUT_S, check_db_name, connect, named_errors
+from katoray.store.mongo_reads import TOTALS, MongoReads
+from katoray.store.mongo_stats import MongoAggregates
 
 DUPLICATE_KEY = 11000  # MongoDB's E11000: here, "this batch already updated the document"
-_PATTERN_FIELDS = {"_id": 0, "name": 1, "pattern_data": 1, "length": 1, "frequency": 1, "emotives": 1, "metadata": 1}
-_TOTALS = {"class": "totals"}
 _OWNER = {"class": "owner"}
 _RECOVERY_FIELDS = ("payload", "persistence", "metadata_cap")
 
@@ -97,19 +98,20 @@ class _Outcome:
     replayed: bool
 
 
-class MongoStore:
+class MongoStore(MongoReads, MongoAggregates):
     """A knowledge base in one MongoDB database (see the module docstring for layout and design)."""
 
     def __init__(self, client: pymongo.MongoClient, kb_id: str, hosts: str) -> None:
         check_db_name(kb_id)
-        self.kb_id, self.hosts = kb_id, hosts
+        self.kb_id = kb_id
+        self.hosts = hosts
         self._client = client
         db = client[kb_id]
         self._patterns = db["patterns_kb"]
         self._symbols = db["symbols_kb"]
         self._meta = db["metadata"]
         self._ledger = db["applied_batches"]
-        self._lock = threading.Lock()
+        self._lock = ReadWriteLock()   # this process's writes alone; a prediction's reads share it
         self._ensure_indexes()
 
     @classmethod
@@ -147,7 +149,7 @@ class MongoStore:
               persistence: int = 5, metadata_cap: int | None = None) -> bool:
         check_apply_args(persistence, metadata_cap)
         merged = merge_batch(deltas)
-        with self._lock:
+        with self._lock.writing():
             if not self._indexes_ready:
                 self._ensure_indexes()
             self._finish_deletions()  # a deletion a crash cut short is completed before any learn
@@ -207,14 +209,15 @@ class MongoStore:
                       metadata_cap: int | None) -> None:
         """Steps 2-5."""
         names = list(merged)
-        seq_base = (self._meta.find_one(_TOTALS, {"next_seq": 1}) or {}).get("next_seq", 0)
+        seq_base = (self._meta.find_one(TOTALS, {"next_seq": 1}) or {}).get("next_seq", 0)
         capped = self._capped_metadata(merged, metadata_cap) if metadata_cap is not None else {}
         ops = [pattern_op(name, merged[name], token, seq_base + i, persistence, capped.get(name))
                for i, name in enumerate(names)]
         new_names = self._created(self._patterns, names, token, self._write(self._patterns, ops))
         freq, pmf = symbol_increments(merged, new_names)
+        affinity = affinity_of(merged)
         symbols = list(freq)
-        ops = mongo_batch.symbol_ops(freq, pmf, token)
+        ops = mongo_batch.symbol_ops(freq, pmf, token, affinity)
         new_symbols = self._created(self._symbols, symbols, token, self._write(self._symbols, ops))
         op = mongo_batch.totals_op(merged, len(new_names), len(new_symbols), token)
         self._write(self._meta, [op])
@@ -285,7 +288,7 @@ class MongoStore:
         statistics disagree with the patterns (nothing is written then).
         """
         wanted = [name for name in dict.fromkeys(names) if isinstance(name, str)]
-        with self._lock:
+        with self._lock.writing():
             self._finish_deletions()
             for unfinished in sorted(doc["_id"] for doc in self._ledger.find({"done": False}, {"_id": 1})):
                 self._roll_forward(unfinished, "delete_patterns")
@@ -335,59 +338,19 @@ class MongoStore:
                 lambda: self._patterns.delete_many({"name": {"$in": plan["names"]}}),
                 lambda: self._pending_deletions.delete_one({"_id": token})]
 
-    # -- reads ------------------------------------------------------------------------------
-    def get_pattern(self, name: str) -> PatternRecord | None:
-        doc = self._patterns.find_one({"name": name}, _PATTERN_FIELDS)
-        return None if doc is None else record_of(doc)
-
-    def get_patterns(self, names: Iterable[str]) -> dict[str, PatternRecord]:
-        wanted = list(dict.fromkeys(names))
-        found = {doc["name"]: record_of(doc)
-                 for doc in self._patterns.find({"name": {"$in": wanted}}, _PATTERN_FIELDS)}
-        return {n: found[n] for n in wanted if n in found}
-
-    def patterns_with_any(self, symbols: Iterable[str]) -> set[str]:
-        cursor = self._patterns.find({"symbols": {"$in": list(set(symbols))}}, {"_id": 0, "name": 1})
-        return {doc["name"] for doc in cursor}
-
-    def patterns_starting_with(self, symbol: str) -> list[str]:
-        cursor = self._patterns.find({"first_symbol": symbol}, {"_id": 0, "name": 1}).sort("seq", 1)
-        return [doc["name"] for doc in cursor]
-
-    def symbol_pmf(self, symbols: Iterable[str]) -> dict[str, int]:
-        return self._symbol_field(symbols, "pmf")
-
-    def symbol_frequencies(self, symbols: Iterable[str]) -> dict[str, int]:
-        return self._symbol_field(symbols, "frequency")
-
-    def stored_symbols(self) -> set[str]:
-        return {doc["name"] for doc in self._symbols.find({"pmf": {"$gt": 0}}, {"_id": 0, "name": 1})}
-
-    def _symbol_field(self, symbols: Iterable[str], key: str) -> dict[str, int]:
-        wanted = list(dict.fromkeys(symbols))
-        found = {doc["name"]: doc[key]
-                 for doc in self._symbols.find({"name": {"$in": wanted}}, {"_id": 0, "name": 1, key: 1})}
-        return {s: found[s] for s in wanted if s in found}
-
-    def totals(self) -> KBTotals:
-        doc = self._meta.find_one(_TOTALS) or {}
-        return KBTotals(doc.get("total_unique_patterns", 0), doc.get("total_pattern_frequencies", 0),
-                        doc.get("total_symbols_in_patterns_frequencies", 0), doc.get("num_symbols", 0))
-
-    def count(self) -> int:
-        """Distinct patterns, from the totals document (O(1); a full count is slow on big KBs)."""
-        return self.totals().total_unique_patterns
-
-    def iter_patterns(self) -> Iterator[PatternRecord]:
-        for doc in self._patterns.find({}, _PATTERN_FIELDS).sort("name", 1):
-            yield record_of(doc)
+    # -- reads (most are MongoReads') -----------------------------------------------------
+    def reading(self) -> AbstractContextManager:
+        """Reads inside the block see no write of this process (writes wait); other processes'
+        writes may still land between two reads: MongoDB without a replica set has no snapshot."""
+        return self._lock.reading()
 
     # -- lifecycle --------------------------------------------------------------------------
     def clear(self) -> None:
         """Drop the KB's database; indexes are made again by the next apply."""
-        with self._lock:
+        with self._lock.writing():
             self._client.drop_database(self.kb_id)
             self._indexes_ready = False
+            self._histograms_at = None   # a later totals document may equal one from before the drop
 
     def close(self) -> None:
         self._client.close()
@@ -395,6 +358,6 @@ class MongoStore:
 
 # Every call of the protocol: a lost server or a failed command is katoray's error, naming the host.
 for _method in ("apply", "claim_owner", "is_applied", "delete_patterns", "get_pattern", "get_patterns",
-                "patterns_with_any", "patterns_starting_with", "symbol_pmf", "symbol_frequencies", "stored_symbols",
-                "totals", "clear"):
+                "patterns_with_any", "patterns_starting_with", "symbol_pmf", "symbol_frequencies", "symbol_affinity",
+                "stored_symbols", "totals", "clear"):
     setattr(MongoStore, _method, named_errors(getattr(MongoStore, _method)))

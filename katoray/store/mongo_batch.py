@@ -18,7 +18,7 @@ from bson import Binary
 from pymongo import UpdateOne
 
 from katoray.errors import StoreError
-from katoray.store.base import PatternDelta, PatternRecord, symbol_counts
+from katoray.store.base import PatternDelta, PatternRecord, affinity_increments, symbol_counts
 
 # Bytes of compressed deltas a ledger document may hold: MongoDB's 16 MiB document limit, less
 # head room for the document's other fields and BSON framing.
@@ -34,6 +34,7 @@ class Merged:
     count: int = 0
     emotives: list[dict] = field(default_factory=list)
     metadata: dict[str, set[str]] | None = None   # None: no delta of the batch carried metadata
+    learns_emotives: list[list[dict]] = field(default_factory=list)   # each delta's emotives (affinity)
 
 
 def merge_batch(deltas: Sequence[PatternDelta]) -> dict[str, Merged]:
@@ -50,6 +51,8 @@ def merge_batch(deltas: Sequence[PatternDelta]) -> dict[str, Merged]:
             for key in emotive:
                 check_key(key, "emotive", delta.name)
         entry.emotives.extend(delta.emotives)
+        if delta.emotives:
+            entry.learns_emotives.append(list(delta.emotives))
         if delta.metadata:
             metadata = entry.metadata if entry.metadata is not None else {}
             for key, values in delta.metadata.items():
@@ -62,7 +65,8 @@ def merge_batch(deltas: Sequence[PatternDelta]) -> dict[str, Merged]:
 def encode_recovery(merged: dict[str, Merged], batch_id: str, kb_id: str) -> Binary:
     """A batch's merged deltas as compressed JSON for its ledger document (roll-forward)."""
     rows = [[name, m.events, m.count, m.emotives,
-             None if m.metadata is None else {key: sorted(values) for key, values in m.metadata.items()}]
+             None if m.metadata is None else {key: sorted(values) for key, values in m.metadata.items()},
+             m.learns_emotives]
             for name, m in merged.items()]
     payload = zlib.compress(json.dumps(rows, separators=(",", ":")).encode("ascii"), 1)
     if len(payload) > MAX_RECOVERY_BYTES:
@@ -76,9 +80,11 @@ def encode_recovery(merged: dict[str, Merged], batch_id: str, kb_id: str) -> Bin
 
 def decode_recovery(payload: bytes) -> dict[str, Merged]:
     merged: dict[str, Merged] = {}
-    for name, events, count, emotives, metadata in json.loads(zlib.decompress(payload)):
+    for name, events, count, emotives, metadata, *learns in json.loads(zlib.decompress(payload)):
+        # (a ledger written before affinity existed holds no per-learn emotives: one learn then)
         merged[name] = Merged(events, dict(symbol_counts(events)), count, emotives,
-                               None if metadata is None else {key: set(values) for key, values in metadata.items()})
+                               None if metadata is None else {key: set(values) for key, values in metadata.items()},
+                               learns[0] if learns else ([emotives] if emotives else []))
     return merged
 
 
@@ -124,17 +130,26 @@ def symbol_increments(merged: dict[str, Merged], new_names: set[str]) -> tuple[d
     return freq, pmf
 
 
+def affinity_of(merged: dict[str, Merged]) -> dict[str, dict[str, float]]:
+    """The batch's symbol affinity additions (``base.affinity_increments``, names in batch order)."""
+    return affinity_increments((m.events, emotives) for m in merged.values() for emotives in m.learns_emotives)
+
+
 def record_of(doc: dict) -> PatternRecord:
     metadata = {key: sorted(values) for key, values in sorted(doc.get("metadata", {}).items())}
     return PatternRecord(doc["name"], [list(event) for event in doc["pattern_data"]], doc["length"],
                          doc["frequency"], [dict(e) for e in doc.get("emotives", [])], metadata)
 
 
-def symbol_ops(freq: dict[str, int], pmf: dict[str, int], token: str) -> list[UpdateOne]:
-    """Step 4's guarded upserts: each symbol's frequency and pmf grow once per batch ``token``."""
+def symbol_ops(freq: dict[str, int], pmf: dict[str, int], token: str,
+               affinity: dict[str, dict[str, float]]) -> list[UpdateOne]:
+    """Step 4's guarded upserts: each symbol's frequency, pmf and affinity sums (``affinity.<emotive>``)
+    grow once per batch ``token``."""
     return [UpdateOne({"name": s, "last_batch": {"$ne": token}},
-                      {"$inc": {"frequency": freq[s], "pmf": pmf[s]}, "$set": {"last_batch": token},
-                       "$setOnInsert": {"created_batch": token}}, upsert=True) for s in freq]
+                      {"$inc": {"frequency": freq[s], "pmf": pmf[s],
+                                **{f"affinity.{key}": value for key, value in affinity.get(s, {}).items()}},
+                       "$set": {"last_batch": token}, "$setOnInsert": {"created_batch": token}}, upsert=True)
+            for s in freq]
 
 
 def totals_op(merged: dict[str, Merged], new_patterns: int, new_symbols: int, token: str) -> UpdateOne:

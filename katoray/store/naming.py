@@ -16,10 +16,14 @@ A sharded level (``shards`` > 1) is several knowledge bases, one per shard:
 ``shard_kb_id(level, run_id, shard, shards)`` is ``node{level}s{shard}_<encoded run id>_kato``
 (``node0s2_exp-1_kato``); a level of one shard keeps ``run_kb_id``'s name. The digits after ``s``
 end at ``_`` and a run's own names never hold ``s`` there, so these names are injective too.
+
+A run's knowledge bases record it as their owner (``owner_record``: run id, a random id of the run,
+its folder; ``KnowledgeBase.claim_owner``), so another run is refused them (``describe_owner``).
 """
 from __future__ import annotations
 
 import hashlib
+import json
 import re
 
 from katoray.errors import ConfigError
@@ -90,3 +94,23 @@ def check_run_id_fits(run_id: str, shards: int = 1) -> None:
             f"database names hold at most {MAX_DB_NAME_BYTES} bytes, so a run id may take at most "
             f"{limit} characters, counting each character other than a-z, 0-9, '_' and '-' as "
             f"{len(encode_run_id('.'))} or more (this one counts {len(encoded)}); choose a shorter id")
+
+
+# -- owners ---------------------------------------------------------------------------------------------
+def owner_record(run_id: str, run_uid: str, run_dir: str) -> str:
+    """What a run writes as the owner of its knowledge bases (``KnowledgeBase.claim_owner``): its
+    id, its random id (another run of the same id is another owner) and its folder, as JSON."""
+    return json.dumps({"run_id": run_id, "run_uid": run_uid, "run_dir": str(run_dir)}, sort_keys=True)
+
+
+def describe_owner(owner: str) -> str:
+    """An owner record in words: ``run 'x' in /runs/x`` (records are JSON from ``jobs``, or a run id)."""
+    try:
+        record = json.loads(owner)
+    except ValueError:
+        return f"run {owner!r}"
+    if not isinstance(record, dict):
+        return f"run {owner!r}"
+    where = f" in {record['run_dir']}" if record.get("run_dir") else ""
+    return f"run {record.get('run_id')!r}{where}"
+

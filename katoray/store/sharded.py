@@ -13,6 +13,8 @@ knowledge base's answers. Because a pattern lives in one shard only, what counts
 - ``symbol_pmf`` (distinct patterns holding a symbol) and ``symbol_frequencies`` are sums;
 - ``num_symbols`` (distinct symbols) is not a sum, as a symbol sits in several shards: it is the
   size of the union of the shards' symbols, read once and again only after a shard changed;
+- aggregates (histograms, ``most_frequent``, ``iter_frequencies``, ``size_on_disk``) add the
+  shards' up; ``sample_by_frequency`` draws as one KB does (a draw depends on names and seed only);
 - ``patterns_with_any`` is the union, ``patterns_starting_with`` the shards' lists one after the
   other, ``get_pattern(s)`` asks the shard of each name, ``iter_patterns`` merges the shards'
   name-sorted streams;
@@ -27,12 +29,15 @@ over this merged view. Same input, same names, same numbers, whatever the shard 
 from __future__ import annotations
 
 import heapq
+from collections import Counter
+from contextlib import ExitStack, contextmanager
 from hashlib import sha1
 from operator import attrgetter
 from typing import Iterable, Iterator, Sequence
 
 from katoray.store.base import (DeltaColumns, KBTotals, KnowledgeBase, PatternDelta, PatternRecord, PatternRows,
-                                pattern_rows, stored_symbols)
+                                check_limit, pattern_rows, reading, stored_symbols)
+from katoray.store.sampling import sample_records
 
 HASH_DIGITS = 8   # hex digits of a name that choose its shard (32 bits: even for any shard count in use)
 
@@ -189,6 +194,52 @@ class ShardedStore:
     def count(self) -> int:
         return sum(kb.count() for kb in self.shards)
 
+    def symbol_affinity(self, symbols: Iterable[str] | None = None) -> dict[str, dict[str, float]]:
+        """Per symbol and emotive, the shards' sums added, shard by shard (a float sum in another
+        order than one KB's: equal up to rounding; hierarchy training learns no emotives)."""
+        symbols = None if symbols is None else list(symbols)
+        total: dict[str, dict[str, float]] = {}
+        for kb in self.shards:
+            for symbol, sums in kb.symbol_affinity(symbols).items():
+                mine = total.setdefault(symbol, {})
+                for key, value in sums.items():
+                    mine[key] = mine.get(key, 0.0) + value
+        return total if symbols is None else {s: total[s] for s in dict.fromkeys(symbols) if s in total}
+
+    # -- aggregates: each shard's, added up -------------------------------------------------------
+    def frequency_histogram(self) -> dict[int, int]:
+        return _added([kb.frequency_histogram() for kb in self.shards])
+
+    def length_histogram(self) -> dict[int, int]:
+        return _added([kb.length_histogram() for kb in self.shards])
+
+    def most_frequent(self, limit: int | None = None, min_frequency: int = 1,
+                      max_frequency: int | None = None) -> list[PatternRecord]:
+        """The first ``limit`` of the shards' first ``limit`` each, by (frequency desc, name)."""
+        check_limit(limit)
+        found = [r for kb in self.shards for r in kb.most_frequent(limit, min_frequency, max_frequency)]
+        return sorted(found, key=lambda r: (-r.frequency, r.name))[:limit]
+
+    def iter_frequencies(self) -> Iterator[tuple[str, int]]:
+        for kb in self.shards:
+            yield from kb.iter_frequencies()
+
+    def sample_by_frequency(self, num_samples: int, seed: int = 0) -> list[PatternRecord]:
+        """The unsharded KB's sample: a draw depends on the patterns and the seed only."""
+        return sample_records(self, num_samples, seed)
+
+    def size_on_disk(self) -> int | None:
+        sizes = [kb.size_on_disk() for kb in self.shards]
+        return None if None in sizes else sum(sizes)
+
+    @contextmanager
+    def reading(self) -> Iterator[None]:
+        """Every shard's ``reading`` block at once, in shard order (one state of the level)."""
+        with ExitStack() as stack:
+            for kb in self.shards:
+                stack.enter_context(reading(kb))
+            yield
+
     def iter_patterns(self) -> Iterator[PatternRecord]:
         """Every pattern, sorted by name (each shard's stream is; a name is in one shard only)."""
         return heapq.merge(*(kb.iter_patterns() for kb in self.shards), key=attrgetter("name"))
@@ -197,6 +248,13 @@ class ShardedStore:
         """Every pattern, shard after shard (``base.ScannableKnowledgeBase``)."""
         for kb in self.shards:
             yield from pattern_rows(kb, page)
+
+
+def _added(histograms: list[dict[int, int]]) -> dict[int, int]:
+    total: Counter = Counter()
+    for histogram in histograms:
+        total.update(histogram)
+    return dict(sorted(total.items()))
 
 
 def open_level(url: str, kb_ids: Sequence[str]) -> KnowledgeBase:

@@ -33,8 +33,7 @@ processes may read it (analysis) while a writer trains; writers are serialised b
 
 This module is the SQL each operation runs; the file (URL rules, schema, pragmas, opening a connection that
 holds the right KB) is :mod:`katoray.store.sqlite_file`. What an apply writes (a batch's merged patterns, their
-JSON text, symbol statistics increments) is computed without a connection in :mod:`katoray.store.sqlite_rows`; the
-SQL of a deletion is :mod:`katoray.store.sqlite_delete`.
+JSON text, symbol statistics increments) is computed without a connection in :mod:`katoray.store.sqlite_rows`.
 """
 from __future__ import annotations
 
@@ -42,20 +41,23 @@ import json
 import os
 import sqlite3
 import threading
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from itertools import chain, compress, filterfalse
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable, Iterable, Iterator, Sequence, TypeVar
 
 from katoray.errors import StoreError
 from katoray.store.base import (DeltaColumns, KBTotals, PatternDelta, PatternRecord, PatternRows, SymbolIndex,
-                                check_apply_args, merge_emotives, merge_metadata)
+                                check_apply_args)
+from katoray.store.locking import ReadWriteLock
+from katoray.store.sqlite_affinity import add_affinity, drop_affinity, read_affinity
+from katoray.store.sqlite_delete import delete_rows
 from katoray.store.sqlite_file import BUSY_TIMEOUT_S, claim_owner, connect, keyed_rows, sqlite_path
 from katoray.store.sqlite_rows import (PATTERNS_NAMED_SQL, RECORD_COLUMNS, ROWS_AFTER_SQL, STORED_SYMBOLS_SQL,
-                                       SYMBOL_STATISTICS_SQL, Batch, check_symbols_are_text, fresh_metadata_json,
-                                       is_plain, pattern_upsert, record_of, symbol_increments, to_json)
-from katoray.store.sqlite_delete import delete_rows
-from katoray.store.sqlite_view import PatternView, count_removal
+                                       SYMBOL_STATISTICS_SQL, Batch, check_symbols_are_text, is_plain,
+                                       merged_annotations, pattern_upsert, record_of, symbol_increments)
+from katoray.store.sqlite_stats import SqliteAggregates
+from katoray.store.sqlite_view import PatternView, SnapshotReads, count_removal
 from katoray.util import paused_gc
 
 if TYPE_CHECKING:
@@ -70,20 +72,22 @@ _UPDATE_SYMBOL = "UPDATE symbols SET frequency = frequency + ?, pmf = pmf + ? WH
 T = TypeVar("T")
 
 
-class SqliteStore:
+class SqliteStore(SqliteAggregates):
     """A knowledge base in one SQLite file; other processes may read it while it trains."""
 
     def __init__(self, path: str | os.PathLike, kb_id: str = "kb", *,
                  busy_timeout_s: float = BUSY_TIMEOUT_S) -> None:
         self.kb_id = kb_id
         self.path = Path(path)
-        self._lock = threading.Lock()
+        self._lock = threading.Lock()           # the one connection: one statement or transaction at a time
+        self._guard = ReadWriteLock()           # this process's writes alone; predictions' reads share it
         # Stored symbols, as of totals.generation ``_generation``: every one when ``_complete``
         # (read whole when the store first writes), else those this process created since.
         self._stored: set[str] = set()
         self._complete = False
         self._generation = -1                   # the totals.generation that set belongs to
         self._conn = connect(self.path, kb_id, busy_timeout_s)
+        self._snapshot = SnapshotReads(self._guard, self._lock, self._conn)
         self._view = PatternView()              # patterns by integer id, for predictions
         self._view_lock = threading.Lock()
 
@@ -119,7 +123,7 @@ class SqliteStore:
 
     def _apply(self, batch: Batch, batch_id: str | None, persistence: int, metadata_cap: int | None) -> bool:
         check_apply_args(persistence, metadata_cap)
-        with self._lock, paused_gc():
+        with self._guard.writing(), self._lock, paused_gc():
             with self._transaction():
                 if batch_id is not None and not self._record_batch(batch_id):
                     return False
@@ -151,6 +155,7 @@ class SqliteStore:
         if joined and not is_plain([freq]):
             self._encode_escaped(batch, new, last_id + 1)
         created = self._write_symbols(freq, pmf)
+        add_affinity(self._conn, batch)
         symbols_total = sum(map(int.__mul__, lengths, batch.counts))
         conn.execute(   # every write bumps the generation: other writers' caches are then void
             "UPDATE totals SET generation = generation + 1, total_unique_patterns = total_unique_patterns + ?1, "
@@ -209,33 +214,18 @@ class SqliteStore:
 
     def _merged_annotations(self, batch: Batch, persistence: int,
                             metadata_cap: int | None) -> dict[str, tuple[str | None, str | None]]:
-        """Final emotives/metadata JSON of each annotated pattern: stored, then one merge per learn."""
+        """Final emotives/metadata JSON of each annotated pattern (``sqlite_rows.merged_annotations``)."""
         if not batch.annotated:
             return {}
-        stored = {name: (json.loads(e) if e else [], json.loads(m) if m else {}) for name, e, m in
-                  keyed_rows(self._conn, "SELECT name, emotives, metadata FROM patterns WHERE name {keys}",
-                             list(batch.annotated))}
-        out = {}
-        fresh: dict[str, str] = {}   # memo of fresh_metadata_json
-        for name, learns in batch.annotated.items():
-            if name not in stored and len(learns) == 1 and not learns[0][0]:   # training's case
-                out[name] = (None, fresh_metadata_json(learns[0][1], metadata_cap, fresh))
-                continue
-            emotives, metadata = stored.get(name, ([], {}))
-            for new_emotives, new_metadata in learns:   # the same sequence of merges MemoryStore makes
-                if new_emotives:
-                    emotives = merge_emotives(emotives, new_emotives, persistence)
-                if new_metadata:
-                    metadata = merge_metadata(metadata, new_metadata, metadata_cap)
-            out[name] = (to_json(emotives) if any(e for e, _ in learns) else None,
-                         to_json(metadata) if any(m for _, m in learns) else None)
-        return out
+        stored = keyed_rows(self._conn, "SELECT name, emotives, metadata FROM patterns WHERE name {keys}",
+                            list(batch.annotated))
+        return merged_annotations(batch, stored, persistence, metadata_cap)
 
     def is_applied(self, batch_id: str) -> bool:
         return bool(self._fetch("SELECT 1 FROM applied_batches WHERE batch_id = ?", (batch_id,)))
 
     def claim_owner(self, owner: str) -> str:
-        with self._lock, self._transaction():
+        with self._guard.writing(), self._lock, self._transaction():
             return claim_owner(self._conn, owner)
 
     def delete_patterns(self, names: Iterable[str]) -> int:
@@ -246,13 +236,13 @@ class SqliteStore:
         patterns (a damaged file); either way the transaction is rolled back, the store unchanged.
         """
         wanted = [name for name in dict.fromkeys(names) if isinstance(name, str)]
-        with self._lock:
+        with self._guard.writing(), self._lock:
             with self._transaction():
                 self._check_generation()
                 doomed = sorted(keyed_rows(self._conn, "SELECT id, pattern_data, length, frequency FROM patterns "
                                                        "WHERE name {keys}", wanted))
                 if doomed:
-                    forgotten = delete_rows(self._conn, doomed, self.path)
+                    forgotten = delete_rows(self._conn, self.path, doomed)
                     count_removal(self._conn)
             if doomed:   # committed: this deletion's own generation bump, its forgotten symbols
                 self._stored.difference_update(forgotten)
@@ -260,10 +250,11 @@ class SqliteStore:
         return len(doomed)
 
     def clear(self) -> None:
-        with self._lock:
+        with self._guard.writing(), self._lock:
             with self._transaction():
                 for table in ("patterns", "symbols", "applied_batches"):
                     self._conn.execute(f"DELETE FROM {table}")
+                drop_affinity(self._conn)
                 self._conn.execute("DELETE FROM meta WHERE key = 'owner'")
                 count_removal(self._conn)
                 generation, = self._conn.execute(
@@ -291,6 +282,10 @@ class SqliteStore:
                              "rolled back and the store is unchanged") from exc
 
     # -- reads ------------------------------------------------------------------------------
+    def reading(self) -> AbstractContextManager:
+        """Every read inside the block sees one state (``sqlite_view.SnapshotReads``)."""
+        return self._snapshot.reading()
+
     def _fetch(self, sql: str, params: Sequence = ()) -> list[tuple]:
         with self._lock:   # one connection: never read inside another thread's open transaction
             return self._conn.execute(sql, params).fetchall()
@@ -343,6 +338,10 @@ class SqliteStore:
                 view = self._view.refresh(self._conn)
             return ask(view)
 
+    def symbol_affinity(self, symbols: Iterable[str] | None = None) -> dict[str, dict[str, float]]:
+        with self._lock:
+            return read_affinity(self._conn, symbols)
+
     def totals(self) -> KBTotals:
         row, = self._fetch("SELECT total_unique_patterns, total_pattern_frequencies, "
                            "total_symbols_in_patterns_frequencies, num_symbols FROM totals")
@@ -354,10 +353,10 @@ class SqliteStore:
     def iter_patterns(self) -> Iterator[PatternRecord]:
         # Keyset pages rather than one long cursor: a reader never pins an old WAL snapshot.
         query = f"SELECT {RECORD_COLUMNS} FROM patterns WHERE name > ? ORDER BY name LIMIT {ITER_PAGE}"
-        rows = self._fetch(f"SELECT {RECORD_COLUMNS} FROM patterns ORDER BY name LIMIT {ITER_PAGE}")
+        rows = self._fetch_scanning(f"SELECT {RECORD_COLUMNS} FROM patterns ORDER BY name LIMIT {ITER_PAGE}")
         while rows:
             yield from map(record_of, rows)
-            rows = self._fetch(query, (rows[-1][0],))
+            rows = self._fetch_scanning(query, (rows[-1][0],))
 
     def pattern_rows(self, page: int) -> Iterator[PatternRows]:
         """Every pattern in id order (``base.ScannableKnowledgeBase``): one read and one JSON parse

@@ -1,5 +1,5 @@
-"""The SQL of one deletion from a SQLite knowledge base (``SqliteStore.delete_patterns`` runs it
-inside its transaction): the patterns, their symbol statistics undone, the totals."""
+"""Deleting patterns from a SQLite knowledge base as if they were never learned: the SQL one
+``SqliteStore.delete_patterns`` runs inside its transaction (moved here to keep ``sqlite`` small)."""
 from __future__ import annotations
 
 import json
@@ -9,13 +9,14 @@ from itertools import chain
 from pathlib import Path
 
 from katoray.errors import StoreError
+from katoray.store.sqlite_affinity import forget_affinity
 from katoray.store.sqlite_file import IN_JSON, keyed_rows
 from katoray.store.sqlite_rows import to_json
 
 
-def delete_rows(conn: sqlite3.Connection, doomed: list[tuple[int, str, int, int]], path: Path) -> list[str]:
-    """Delete the ``(id, pattern_data, length, frequency)`` rows. Returns the symbols it forgot
-    (no pattern holds them any more)."""
+def delete_rows(conn: sqlite3.Connection, path: Path, doomed: list[tuple[int, str, int, int]]) -> list[str]:
+    """All SQL of one deletion of ``doomed`` (id, pattern_data JSON, length, frequency): patterns,
+    symbol statistics, totals. Returns the symbols it forgot (no pattern holds them any more)."""
     freq: Counter = Counter()   # symbol -> occurrences times frequency, to subtract
     pmf: Counter = Counter()    # symbol -> deleted patterns holding it
     symbols_total = 0
@@ -26,7 +27,7 @@ def delete_rows(conn: sqlite3.Connection, doomed: list[tuple[int, str, int, int]
         pmf.update(set(symbols))
         symbols_total += length * frequency
     conn.execute(f"DELETE FROM patterns WHERE id {IN_JSON}", (to_json([row[0] for row in doomed]),))
-    forgotten = _subtract_symbols(conn, freq, pmf, path)
+    forgotten = _subtract_symbols(conn, path, freq, pmf)
     conn.execute(   # the generation bump voids other writers' caches (delete_patterns follows it)
         "UPDATE totals SET generation = generation + 1, "
         "total_unique_patterns = total_unique_patterns - ?1, "
@@ -36,9 +37,9 @@ def delete_rows(conn: sqlite3.Connection, doomed: list[tuple[int, str, int, int]
     return forgotten
 
 
-def _subtract_symbols(conn: sqlite3.Connection, freq: Counter, pmf: Counter, path: Path) -> list[str]:
-    """Undo the deleted patterns' symbol statistics; forget symbols no pattern holds any more.
-    Returns those forgotten."""
+def _subtract_symbols(conn: sqlite3.Connection, path: Path, freq: Counter, pmf: Counter) -> list[str]:
+    """Undo the deleted patterns' symbol statistics; forget symbols no pattern holds any more
+    (with their affinity). Returns those forgotten."""
     changed = conn.executemany("UPDATE symbols SET frequency = frequency - ?, pmf = pmf - ? WHERE symbol = ?",
                                [(freq[s], n, s) for s, n in pmf.items()]).rowcount
     affected = list(pmf)
@@ -48,5 +49,7 @@ def _subtract_symbols(conn: sqlite3.Connection, freq: Counter, pmf: Counter, pat
         raise StoreError(f"{str(path)!r}: the symbol statistics disagree with the patterns being "
                          f"deleted (e.g. symbol {broken[0][0] if broken else '?'!r}); the file is damaged, "
                          "nothing was deleted. Rebuild this KB")
-    return [row[0] for row in keyed_rows(conn, "DELETE FROM symbols WHERE pmf = 0 AND symbol {keys} "
-                                               "RETURNING symbol", affected)]
+    forgotten = [row[0] for row in keyed_rows(conn, "DELETE FROM symbols WHERE pmf = 0 AND symbol {keys} "
+                                                    "RETURNING symbol", affected)]
+    forget_affinity(conn, forgotten)
+    return forgotten

@@ -15,7 +15,7 @@ from itertools import chain, compress, filterfalse
 from operator import not_
 from typing import Iterable, Mapping, Sequence
 
-from katoray.store.base import DeltaColumns, PatternDelta, PatternRecord, merge_metadata
+from katoray.store.base import DeltaColumns, PatternDelta, PatternRecord, merge_emotives, merge_metadata
 
 # A new name gets the next id (max + 1, so ids follow learn order); a known name adds its count.
 # emotives/metadata, when the batch has any, are NULL unless this batch changed them (then they
@@ -94,6 +94,10 @@ class Batch:
             return cls.of_deltas(columns.to_deltas())
         annotated = {names[i]: [([], meta)] for i, meta in sorted(columns.metadata.items()) if meta}
         return cls(names, list(columns.symbols), None, list(columns.counts), annotated)
+
+    def pattern_events(self, i: int) -> Sequence[Sequence[str]]:
+        """Pattern i's events."""
+        return self.events[i] if self.events is not None else [[s] for s in self.symbols[i]]
 
     def joined_data(self) -> list[str] | None:
         """Each pattern's events as JSON text made by joining strings: the encoder's text, at a
@@ -202,3 +206,25 @@ def check_symbols_are_text(batch: Batch) -> None:
             if not isinstance(symbol, str):
                 raise TypeError(f"pattern {name}: symbol {symbol!r} is a {type(symbol).__name__}; KATO symbols are "
                                 "strings (convert it with str() before learning it)")
+
+
+def merged_annotations(batch: Batch, stored_rows: list[tuple], persistence: int,
+                       metadata_cap: int | None) -> dict[str, tuple[str | None, str | None]]:
+    """Final emotives/metadata JSON of each annotated pattern of ``batch``: the stored values
+    (``stored_rows``: name, emotives JSON, metadata JSON), then one merge per learn."""
+    stored = {name: (json.loads(e) if e else [], json.loads(m) if m else {}) for name, e, m in stored_rows}
+    out = {}
+    fresh: dict[str, str] = {}   # memo of fresh_metadata_json
+    for name, learns in batch.annotated.items():
+        if name not in stored and len(learns) == 1 and not learns[0][0]:   # training's case
+            out[name] = (None, fresh_metadata_json(learns[0][1], metadata_cap, fresh))
+            continue
+        emotives, metadata = stored.get(name, ([], {}))
+        for new_emotives, new_metadata in learns:   # the same sequence of merges MemoryStore makes
+            if new_emotives:
+                emotives = merge_emotives(emotives, new_emotives, persistence)
+            if new_metadata:
+                metadata = merge_metadata(metadata, new_metadata, metadata_cap)
+        out[name] = (to_json(emotives) if any(e for e, _ in learns) else None,
+                     to_json(metadata) if any(m for _, m in learns) else None)
+    return out

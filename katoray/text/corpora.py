@@ -105,7 +105,7 @@ class StreamingDatasetLoader:
         if key not in self.DATASETS:
             raise ConfigError(f"unknown dataset key {key!r}; known keys: "
                               f"{', '.join(self.DATASETS)}. For your own text pass a local file "
-                              f"or folder instead (--data PATH)")
+                              f"or folder instead (data=PATH in Python, --data PATH on the command line)")
         return self.DATASETS[key]
 
 
@@ -167,8 +167,8 @@ def _open_hf_dataset(key: str, spec: DatasetSpec) -> Iterable[dict]:
 def _unavailable_message(key: str, spec: DatasetSpec, reason: str) -> str:
     config = f", config {spec.config!r}" if spec.config else ""
     return (f"dataset {key!r} ({spec.hf_id}{config}) could not be loaded from the Hugging Face "
-            f"Hub: {reason}. Train on a local file or folder instead (--data PATH: .txt, "
-            f".jsonl, .jsonl.gz or .parquet), or go online and unset HF_DATASETS_OFFLINE / "
+            f"Hub: {reason}. Train on a local file or folder instead (.txt, .jsonl, "
+            f".jsonl.gz or .parquet: data=PATH in Python, --data PATH on the command line), or go online and unset HF_DATASETS_OFFLINE / "
             f"HF_HUB_OFFLINE")
 
 

@@ -306,7 +306,7 @@ def _unreachable_message(name: str, reason: str) -> str:
     return (f"tokenizer {name!r} is not a local folder and is not in the Hugging Face cache, and "
             f"the Hub cannot be used: {reason}. Ways out: pass a local folder that holds the "
             f"tokenizer files (tokenizer.json, or vocab.json + merges.txt), e.g. "
-            f"--tokenizer /path/to/gpt2; or use the built-in default {DEFAULT_TOKENIZER!r}, which "
+            f"tokenizer='/path/to/gpt2' (--tokenizer /path/to/gpt2 on the command line); or use the built-in default {DEFAULT_TOKENIZER!r}, which "
             f"needs no download; or go online and unset HF_HUB_OFFLINE")
 
 

@@ -41,6 +41,9 @@ def test_histogram_and_stats_agree_with_the_store(learner):
     assert top and all(p["frequency"] >= 5 for p in top) and top[0]["frequency"] == stats["max_frequency"]
     fig = analyzer.visualize_frequency_distribution(max_freq=10)
     assert fig.axes[0].get_yscale() in ("log", "linear") and len(fig.axes[0].patches) <= 10
+    shown = sum(n for f, n in analyzer.get_frequency_histogram().items() if f <= 10)
+    assert fig.axes[0].get_title().startswith(f"{analyzer.kb.kb_id}: {len(records):,} patterns")   # all, not those shown
+    assert shown == len(records) or f"({shown:,} with frequency <= 10 shown)" in fig.axes[0].get_title()
 
 
 def test_analyze_all_nodes_and_sampling(learner):
@@ -51,8 +54,11 @@ def test_analyze_all_nodes_and_sampling(learner):
     text = decode_pattern(learner.kbs, 1, samples[0]["name"], learner.token_processor.tokenizer)
     assert len(text.split()) >= 4  # a node1 pattern stands for 4 node0 chunks of 4 tokens
     assert samples == sample_pattern_by_frequency(learner.nodes["node1"], num_samples=3, seed=1)
-    with pytest.raises(AttributeError, match="not a MongoDB knowledge base"):
-        MongoDBAnalyzer(learner.nodes["node0"]).patterns_collection
+    # The notebook's generation cell: node1's events hold PTRN| names, looked up in node0's collection.
+    collection = MongoDBAnalyzer(learner.nodes["node0"]).patterns_collection
+    child = collection.find_one({"name": samples[0]["pattern_data"][0][0]}, {"pattern_data": 1, "_id": 0})
+    assert list(child) == ["pattern_data"] and len(child["pattern_data"]) == 4
+    assert collection.count_documents({}) == learner.kbs[0].count() == len(list(collection.find({}, {"name": 1})))
 
 
 def test_standalone_analyzer_on_mongodb(mongo_uri, node_id):
@@ -62,6 +68,8 @@ def test_standalone_analyzer_on_mongodb(mongo_uri, node_id):
     analyzer = StandaloneMongoDBAnalyzer(s.kb_id, mongo_uri)
     assert analyzer.get_frequency_histogram() == {2: 1}
     assert analyzer.patterns_collection.count_documents({}) == 1
+    (doc,) = analyzer.patterns_collection.find({}, {"_id": 0, "name": 1, "frequency": 1})
+    assert doc["frequency"] == 2 and analyzer.patterns_collection.find_one({"name": "PTRN|" + doc["name"]})
     analyzer.close()
     s.clear_all()
 
@@ -87,6 +95,12 @@ def test_transfer_predictions_between_nodes(learner):
     result = transfer_predictions(source, target, field="name", modeling_function=transfer_top_n, num_predictions=5)
     assert result["items_transferred"] == 3 and result["modeling_applied"]
     assert [e[0] for e in target.get_stm()] == transfer_top_n(source.get_predictions()[:5], "name")
+    # A custom function (the notebook's my_custom_filter) returns the bare hashes predictions carry:
+    # the target gets PTRN| names, as from the built-in functions.
+    custom = KatoSession("custom", "memory://")
+    transfer_predictions(source, custom, "name", lambda preds, field: [p[field] for p in preds[:3]])
+    assert [e[0] for e in custom.get_stm()] == [e[0] for e in target.get_stm()]
+    assert all(e[0].startswith("PTRN|") for e in custom.get_stm())
     source.clear_stm()
 
 

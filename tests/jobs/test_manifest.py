@@ -112,6 +112,9 @@ def test_config_normalises_paths_and_hierarchy(tmp_path, monkeypatch):
     assert (default.dataset, default.levels, default.chunk_sizes, default.tokenizer) == ("pydoc", 4, (8,) * 4, None)
     assert default.store == f"sqlite:///{tmp_path}/runs/r1/kb" and default.run_dir == tmp_path / "runs" / "r1"
     assert TrainConfig.from_dict(default.to_dict()) == default
+    (tmp_path / "books.jsonl").write_text("{}")
+    as_key = TrainConfig(dataset="books.jsonl")           # a local file where a dataset key goes (spelt as a path)
+    assert (as_key.data, as_key.dataset) == (str(tmp_path / "books.jsonl"), None)
 
 
 @pytest.mark.parametrize("values, message", [

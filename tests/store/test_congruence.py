@@ -60,6 +60,20 @@ def observable_state(kb, symbols=ALPHABET + UNKNOWN) -> dict:
         "with_any_all": sorted(kb.patterns_with_any(symbols)),
         "starting_with": {s: sorted(kb.patterns_starting_with(s)) for s in symbols},
         "stored_symbols": stored_symbols(kb),
+        **aggregates(kb),
+    }
+
+
+def aggregates(kb) -> dict:
+    """The analysis reads, in backend-independent form."""
+    return {
+        "frequency_histogram": kb.frequency_histogram(),
+        "length_histogram": kb.length_histogram(),
+        "most_frequent": [r.to_dict() for r in kb.most_frequent()],
+        "most_frequent_2": [r.to_dict() for r in kb.most_frequent(2, min_frequency=2)],
+        "most_frequent_band": [r.name for r in kb.most_frequent(None, 2, 3)],
+        "frequencies": sorted(kb.iter_frequencies()),
+        "sample": [r.to_dict() for r in kb.sample_by_frequency(3, seed=7)],
     }
 
 
@@ -234,6 +248,58 @@ def test_clear_empties_everything(kb):
     assert kb.totals() == KBTotals() and not kb.is_applied("b1")
     # Usable after clear, and the old batch ids apply again.
     assert_same_as_memory(kb, script)
+
+
+# -- aggregates for analysis ---------------------------------------------------------------------
+def test_aggregates(kb):
+    heavy = delta(["a"], ["b"], count=5)
+    mid = [delta(["c"], [s], ["a"], count=2) for s in ALPHABET[:3]]
+    light = [delta([s], ["x"]) for s in ALPHABET]
+    assert_same_as_memory(kb, [Apply([heavy, *mid], "b1"), Apply(light, "b2")])
+    assert kb.frequency_histogram() == {1: len(ALPHABET), 2: 3, 5: 1}
+    assert kb.length_histogram() == {2: 1 + len(ALPHABET), 3: 3}
+    top = kb.most_frequent(2)
+    assert [r.name for r in top] == [heavy.name, min(d.name for d in mid)] and top[0].frequency == 5
+    assert [r.frequency for r in kb.most_frequent(None, 2, 2)] == [2, 2, 2]
+    assert kb.most_frequent(0) == [] and len(kb.most_frequent()) == kb.count()
+    assert dict(kb.iter_frequencies()) == {r.name: r.frequency for r in kb.iter_patterns()}
+    with pytest.raises(ValueError, match="limit"):
+        kb.most_frequent(-1)
+    # Answers follow later writes and deletions (SQLite keeps its histograms until the file changes).
+    kb.apply([heavy, delta(["a"], ["b"], ["c"], ["d"])], "b3")
+    kb.delete_patterns([mid[0].name])
+    assert kb.frequency_histogram() == {1: len(ALPHABET) + 1, 2: 2, 10: 1}
+    assert kb.length_histogram() == {2: 1 + len(ALPHABET), 3: 2, 4: 1}
+
+
+def test_sample_by_frequency_is_weighted_seeded_and_without_replacement(kb):
+    heavy = delta(["h"], ["h"], count=400)
+    light = [delta([s], ["y"]) for s in ALPHABET]
+    kb.apply([heavy, *light], "b1")
+    draws = [kb.sample_by_frequency(1, seed) for seed in range(60)]
+    # P(heavy first) = 400 / 410 per seed: 60 seeds without it in first place would be a bug.
+    assert sum(d[0].name == heavy.name for d in draws) >= 50
+    everything = kb.sample_by_frequency(100, seed=3)
+    assert sorted(r.name for r in everything) == sorted(r.name for r in kb.iter_patterns())
+    assert kb.sample_by_frequency(4, seed=3) == everything[:4] != kb.sample_by_frequency(4, seed=4)
+    assert kb.sample_by_frequency(0) == []
+
+
+def test_size_on_disk(kb, store_url):
+    before = kb.size_on_disk()
+    kb.apply([delta([s], ["x"], [str(i)]) for i, s in enumerate(ALPHABET * 20)], "b1")
+    if store_url == "memory://":
+        assert before is None and kb.size_on_disk() is None
+    else:
+        assert kb.size_on_disk() > 0
+
+
+def test_aggregates_stream_without_iter_patterns(kb, monkeypatch):
+    """Analysis never reads every record: histograms, top-N and samples work with iter_patterns gone."""
+    kb.apply([delta([s], ["x"], count=1 + i) for i, s in enumerate(ALPHABET)], "b1")
+    monkeypatch.setattr(kb, "iter_patterns", None, raising=False)
+    assert sum(kb.frequency_histogram().values()) == len(ALPHABET) == sum(kb.length_histogram().values())
+    assert len(kb.most_frequent(3)) == 3 and len(kb.sample_by_frequency(3, seed=1)) == 3
 
 
 # -- property: random scripts --------------------------------------------------------------------

@@ -15,14 +15,17 @@ from katoray.store.memory import MemoryStore
 from katoray.store.naming import run_kb_id, run_of_kb_id, shard_kb_id
 from katoray.store.sharded import ShardedStore, open_level, shard_of, split_columns
 from tests.store.test_congruence import (  # noqa: F401  (collected here again, over the sharded kb below)
-    Apply, assert_same_as_memory, delta, observable_state, test_apply_and_apply_columns_share_the_batch_ledger,
-    test_apply_columns, test_batch_ids_are_idempotent, test_clear_empties_everything, test_counts_and_repeated_symbols,
-    test_delete_everything_leaves_an_empty_kb, test_delete_forgets_symbols_no_pattern_holds, test_delete_patterns,
-    test_emotives_window, test_empty_batch_is_recorded, test_get_pattern_and_get_patterns,
-    test_iter_patterns_sorted_by_name, test_many_patterns_share_symbols, test_metadata_cap_keeps_smallest,
-    test_metadata_union, test_new_pattern, test_pattern_rows_are_every_pattern, test_persistence_per_apply,
-    test_random_columns_match_memory, test_random_deletes_match_memory, test_random_scripts_match_memory,
-    test_relearned_pattern_adds_frequency_not_pmf, test_same_name_twice_in_one_batch, test_unknown_symbols)
+    Apply, assert_same_as_memory, delta, observable_state, test_aggregates,
+    test_aggregates_stream_without_iter_patterns, test_apply_and_apply_columns_share_the_batch_ledger,
+    test_apply_columns, test_bad_apply_knobs_are_refused_before_any_write, test_batch_ids_are_idempotent,
+    test_clear_empties_everything, test_counts_and_repeated_symbols, test_delete_everything_leaves_an_empty_kb,
+    test_delete_forgets_symbols_no_pattern_holds, test_delete_patterns, test_emotives_window,
+    test_empty_batch_is_recorded, test_get_pattern_and_get_patterns, test_iter_patterns_sorted_by_name,
+    test_many_patterns_share_symbols, test_metadata_cap_keeps_smallest, test_metadata_union, test_new_pattern,
+    test_pattern_rows_are_every_pattern, test_persistence_per_apply, test_random_columns_match_memory,
+    test_random_deletes_match_memory, test_random_scripts_match_memory, test_relearned_pattern_adds_frequency_not_pmf,
+    test_same_name_twice_in_one_batch, test_sample_by_frequency_is_weighted_seeded_and_without_replacement,
+    test_size_on_disk, test_unknown_symbols)
 
 SHARDS = 3
 
@@ -60,13 +63,15 @@ def test_split_columns_keeps_each_row_with_its_metadata():
         for delta_ in part.to_deltas():
             assert shard_of(delta_.name, SHARDS) == shard
             original = next(d for d in rows if d.name == delta_.name)
-            assert (delta_.events, delta_.count, delta_.metadata) == (original.events, original.count, original.metadata)
+            assert (delta_.events, delta_.count, delta_.metadata) == \
+                (original.events, original.count, original.metadata)
 
 
 # -- names of shard knowledge bases -----------------------------------------------------------------------
 def test_shard_knowledge_bases_are_named_apart_and_read_back():
     assert shard_kb_id(0, "exp-1", 0, 1) == run_kb_id(0, "exp-1") == "node0_exp-1_kato"   # one shard: today's name
-    names = [shard_kb_id(level, run, shard, 3) for level in (0, 1) for run in ("exp-1", "s1_exp-1") for shard in range(3)]
+    names = [shard_kb_id(level, run, shard, 3) for level in (0, 1) for run in ("exp-1", "s1_exp-1")
+             for shard in range(3)]
     assert names[:3] == ["node0s0_exp-1_kato", "node0s1_exp-1_kato", "node0s2_exp-1_kato"]
     assert len(set(names) | {run_kb_id(0, "exp-1"), run_kb_id(0, "s1_exp-1")}) == len(names) + 2
     assert [run_of_kb_id(name) for name in names[:4]] == [(0, "exp-1")] * 3 + [(0, "s1_exp-1")]

@@ -1,4 +1,5 @@
-"""cluster.yaml passes the checks `ray up` runs before it touches a cloud provider."""
+"""cluster.yaml (AWS) and cluster-local.yaml (your own machines) pass the checks `ray up` runs
+before it touches a provider. ``test_ray_up.py`` brings cluster-local.yaml up for real."""
 from __future__ import annotations
 
 import copy
@@ -12,18 +13,19 @@ import yaml
 from tests.conftest import REPO
 
 
-def load_cluster_yaml():
-    with open(REPO / "cluster.yaml") as f:
+def load_cluster_yaml(name: str = "cluster.yaml"):
+    with open(REPO / name) as f:
         return yaml.safe_load(f)
 
 
-def test_cluster_yaml_passes_ray_schema():
+@pytest.mark.parametrize("name", ["cluster.yaml", "cluster-local.yaml"])
+def test_cluster_yaml_passes_ray_schema(name):
     import ray.autoscaler
 
     schema_path = os.path.join(os.path.dirname(ray.autoscaler.__file__), "ray-schema.json")
     with open(schema_path) as f:
         schema = json.load(f)
-    errors = [e.message for e in jsonschema.Draft7Validator(schema).iter_errors(load_cluster_yaml())]
+    errors = [e.message for e in jsonschema.Draft7Validator(schema).iter_errors(load_cluster_yaml(name))]
     assert errors == []
 
 
@@ -46,3 +48,17 @@ def test_validation_catches_a_typo():
     bad["setup_comands"] = bad.pop("setup_commands")
     with pytest.raises(Exception, match="setup_comands"):
         validate_config(prepare_config(bad))
+
+
+def test_the_on_premises_config_passes_ray_up_validation():
+    """Ray's local provider: one node type of its own, as many workers as addresses listed."""
+    from ray.autoscaler._private.util import prepare_config, validate_config
+
+    raw = load_cluster_yaml("cluster-local.yaml")
+    assert raw["provider"]["type"] == "local" and "available_node_types" not in raw
+    config = prepare_config(copy.deepcopy(raw))
+    validate_config(config)
+    workers = config["available_node_types"]["local.cluster.node"]
+    assert workers["min_workers"] == workers["max_workers"] == len(raw["provider"]["worker_ips"])
+    assert any("pip install" in c and "katoray" in c for c in config["setup_commands"])
+    assert any("--address=$RAY_HEAD_IP" in c for c in config["worker_start_ray_commands"])

@@ -4,7 +4,8 @@ from __future__ import annotations
 import argparse
 import os
 
-from katoray.cli.common import MONGO_ENV, add_command, positive, say, store_arg
+from katoray.cli.common import MONGO_ENV, add_command, positive, run_arguments, say, store_arg
+from katoray.config import DEFAULT_RUNS_DIR
 
 
 def add_parsers(commands) -> None:
@@ -12,7 +13,7 @@ def add_parsers(commands) -> None:
                           "Per level: patterns, total frequency, frequency histogram, rank-frequency with its Zipf "
                           "exponent, pattern lengths, reuse rate, the most frequent patterns as text and size on "
                           "disk; DIR/report.html and its PNGs.", analyze_command)
-    _run_arguments(analyze)
+    run_arguments(analyze)
     analyze.add_argument("--out", required=True, metavar="DIR", help="folder for report.html and the PNGs")
     analyze.add_argument("--compare", metavar="RUN_ID2", help="a second run, shown side by side")
     analyze.add_argument("--top", type=positive, default=10, metavar="N", help="most frequent patterns shown per level")
@@ -20,7 +21,7 @@ def add_parsers(commands) -> None:
     export = add_command(commands, "export", "write a run's levels as Parquet files",
                          "One Parquet file per level (name, pattern_data, length, frequency, emotives, metadata), "
                          "for pandas, polars or DuckDB, and export.json for katoray import.", export_command)
-    _run_arguments(export)
+    run_arguments(export)
     export.add_argument("--out", required=True, metavar="DIR", help="folder for the Parquet files")
 
     load = add_command(commands, "import", "load an export into any store as a new run",
@@ -30,23 +31,16 @@ def add_parsers(commands) -> None:
     load.add_argument("--run-id", required=True, metavar="NEW", help="the new run's id")
     load.add_argument("--store", metavar="URL", help="knowledge-base URL (sqlite:///dir, mongodb://host:port/, or "
                       f"'mongodb' for ${MONGO_ENV}; default: sqlite in the new run's folder)")
-    load.add_argument("--runs-dir", default="runs", metavar="DIR", help="folder of run folders")
+    load.add_argument("--runs-dir", default=DEFAULT_RUNS_DIR, metavar="DIR", help="folder of run folders")
 
     cleanup = add_command(commands, "cleanup", "delete rare patterns, keeping those a parent still uses",
                           "Delete patterns with frequency < N at every level, top-down; a pattern stays while a "
                           "surviving pattern of the level above uses it. Says per level what goes and what stays.",
                           cleanup_command)
-    _run_arguments(cleanup)
+    run_arguments(cleanup)
     cleanup.add_argument("--threshold", required=True, type=positive, metavar="N",
                          help="delete patterns whose frequency is below N")
     cleanup.add_argument("--dry-run", action="store_true", help="say what would be deleted; delete nothing")
-
-
-def _run_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("run_id", metavar="RUN_ID", help="id of the run (its folder in --runs-dir)")
-    parser.add_argument("--runs-dir", default="runs", metavar="DIR", help="folder of run folders")
-    parser.add_argument("--mongo-uri", default=os.environ.get(MONGO_ENV), metavar="URL",
-                        help=f"MongoDB server with credentials, for MongoDB runs (default: ${MONGO_ENV})")
 
 
 def analyze_command(args: argparse.Namespace) -> int:

@@ -96,3 +96,13 @@ def store_arg(url: str | None) -> str | None:
     if not os.environ.get(MONGO_ENV):
         raise Usage(f"--store {url} takes the URL from ${MONGO_ENV}, which is not set")
     return os.environ[MONGO_ENV]
+
+
+def run_arguments(parser: argparse.ArgumentParser) -> None:
+    """The arguments of a command about one trained run: its id, its runs folder, a MongoDB URL."""
+    from katoray.config import DEFAULT_RUNS_DIR
+
+    parser.add_argument("run_id", metavar="RUN_ID", help="id of a trained run (its folder in --runs-dir)")
+    parser.add_argument("--runs-dir", default=DEFAULT_RUNS_DIR, metavar="DIR", help="folder of run folders")
+    parser.add_argument("--mongo-uri", default=os.environ.get(MONGO_ENV), metavar="URL",
+                        help=f"MongoDB server with credentials, for MongoDB runs (default: ${MONGO_ENV})")

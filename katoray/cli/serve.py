@@ -5,6 +5,7 @@ import argparse
 import os
 
 from katoray.cli.common import MONGO_ENV, Usage, add_command, count, say, store_arg
+from katoray.config import DEFAULT_RUNS_DIR
 
 
 def add_parsers(commands) -> None:
@@ -19,7 +20,7 @@ def add_parsers(commands) -> None:
                         help="knowledge bases: memory://name, sqlite:///dir or mongodb://host:port/ "
                              "(mongodb: the URL in $MONGO_URI); with --run, those of the nodes it does not have")
     parser.add_argument("--run", metavar="RUN_ID", help="serve this trained run: node0..nodeN are its levels")
-    parser.add_argument("--runs-dir", default="runs", metavar="DIR", help="folder of run folders (for --run)")
+    parser.add_argument("--runs-dir", default=DEFAULT_RUNS_DIR, metavar="DIR", help="folder of run folders (for --run)")
     parser.add_argument("--mongo-uri", default=os.environ.get(MONGO_ENV), metavar="URL",
                         help=f"MongoDB server with credentials, for a MongoDB --run (default: ${MONGO_ENV})")
     parser.add_argument("--max-body-mb", type=float, default=64.0,

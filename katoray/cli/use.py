@@ -3,11 +3,10 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 from typing import Any
 
-from katoray.cli.common import MONGO_ENV, add_command, count, positive, say
+from katoray.cli.common import add_command, count, positive, run_arguments, say
 
 
 def add_parsers(commands) -> None:
@@ -15,7 +14,7 @@ def add_parsers(commands) -> None:
                           "KATO's predictions for TEXT observed at one level of a trained run (node0: its tokens; "
                           "level k: the names of its level k-1 patterns, cut as training cuts a document), with "
                           "present and future decoded to text and every metric.", predict_command)
-    _run_arguments(predict)
+    run_arguments(predict)
     predict.add_argument("text", metavar="TEXT", help="the context")
     predict.add_argument("--level", type=count, default=0, metavar="K", help="the level to predict at")
     predict.add_argument("--top", type=positive, default=10, metavar="N", help="predictions shown")
@@ -25,7 +24,7 @@ def add_parsers(commands) -> None:
                            "Generate text from a trained run, printed as it is made. predict mode: token after token "
                            "from the hierarchy's predictions (the next-token decoder); sample mode: patterns of one "
                            "level drawn by frequency and unravelled to text. Same seed, same text.", generate_command)
-    _run_arguments(generate)
+    run_arguments(generate)
     generate.add_argument("--prompt", metavar="TEXT", help="text to continue (predict mode; none: from the start)")
     generate.add_argument("--max-tokens", type=count, default=100, metavar="N", help="tokens to generate at most")
     generate.add_argument("--temperature", type=float, default=1.0, metavar="T",
@@ -42,7 +41,7 @@ def add_parsers(commands) -> None:
                            "Coverage per level and next-token accuracy (top-1, top-5, time per position) of the run's "
                            "decoder, the most frequent token and an infinity-gram over the run's own training text, "
                            "at the same positions of held-out documents.", eval_command)
-    _run_arguments(evaluate)
+    run_arguments(evaluate)
     evaluate.add_argument("--data", required=True, metavar="PATH", help="held-out documents (file or folder: .txt, "
                           ".jsonl, .parquet, optionally .gz)")
     evaluate.add_argument("--text-field", default="text", metavar="F", help="text column of jsonl/parquet rows")
@@ -51,13 +50,6 @@ def add_parsers(commands) -> None:
     evaluate.add_argument("--levels", type=positive, metavar="N", help="levels the decoder uses (1: node0 alone; "
                           "default: all)")
     evaluate.add_argument("--json", action="store_true", help="one JSON object on the last line")
-
-
-def _run_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("run_id", metavar="RUN_ID", help="id of a trained run (its folder in --runs-dir)")
-    parser.add_argument("--runs-dir", default="runs", metavar="DIR", help="folder of run folders")
-    parser.add_argument("--mongo-uri", default=os.environ.get(MONGO_ENV), metavar="URL",
-                        help=f"MongoDB server with credentials, for MongoDB runs (default: ${MONGO_ENV})")
 
 
 def _open(args: argparse.Namespace):

@@ -15,6 +15,8 @@ import sys
 import time
 from pathlib import Path
 
+from scripts.faults import cmdline, descendants   # noqa: F401  (the fault suite's /proc readers; tests use both)
+
 REPO = Path(__file__).resolve().parents[2]
 GPT2 = (REPO.parent / "shared" / "tokenizers" / "gpt2").resolve()  # as TrainConfig records it
 SUBPROCESS_TIMEOUT_S = 240
@@ -109,25 +111,6 @@ def wait_for_checkpoint(run_dir: Path, batches: int, proc: subprocess.Popen | No
 
 
 # -- crashes --------------------------------------------------------------------------------------
-def descendants(root: int) -> list[int]:
-    """Every process below ``root`` (read from /proc: children, their children, ...)."""
-    children: dict[int, list[int]] = {}
-    for entry in os.listdir("/proc"):
-        if entry.isdigit():
-            try:
-                with open(f"/proc/{entry}/stat") as stat:
-                    ppid = int(stat.read().rsplit(")", 1)[1].split()[1])
-            except (OSError, IndexError, ValueError):
-                continue
-            children.setdefault(ppid, []).append(int(entry))
-    found, stack = [], [root]
-    while stack:
-        for child in children.get(stack.pop(), []):
-            found.append(child)
-            stack.append(child)
-    return found
-
-
 def crash(proc: subprocess.Popen) -> list[int]:
     """SIGKILL a process and everything it started, at once (freeze first so none can spawn or
     write after the others died). Returns the pids killed; waits until they are gone."""
@@ -145,14 +128,6 @@ def crash(proc: subprocess.Popen) -> list[int]:
         assert time.monotonic() < deadline, "killed processes are still alive"
         time.sleep(0.05)
     return sorted(frozen)
-
-
-def cmdline(pid: int) -> str:
-    try:
-        with open(f"/proc/{pid}/cmdline", "rb") as raw:
-            return raw.read().replace(b"\0", b" ").decode(errors="replace").strip()
-    except OSError:
-        return ""
 
 
 def _signal(pid: int, sig: int) -> None:

@@ -55,10 +55,7 @@ def _int(text: str) -> int:
 
 
 def sizes(text: str) -> tuple[int, ...]:
-    try:
-        values = tuple(int(part) for part in text.split(","))
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"must be comma-separated integers such as 8,8,8,8, got {text!r}") from None
+    values = _ints(text, "8,8,8,8")
     if any(size < 2 for size in values):
         raise argparse.ArgumentTypeError(f"every chunk size must be >= 2 (KATO learns nothing shorter), got {text!r}")
     return values
@@ -66,14 +63,17 @@ def sizes(text: str) -> tuple[int, ...]:
 
 def shard_counts(text: str) -> int | tuple[int, ...]:
     """``--shards``: one count for every level (``4``), or one per level (``4,2,1,1``)."""
-    try:
-        values = tuple(int(part) for part in text.split(","))
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"must be an integer or comma-separated integers such as 4,2,1,1, got "
-                                         f"{text!r}") from None
+    values = _ints(text, "4,2,1,1")
     if any(value < 1 for value in values):
         raise argparse.ArgumentTypeError(f"every shard count must be >= 1, got {text!r}")
     return values[0] if len(values) == 1 else values
+
+
+def _ints(text: str, example: str) -> tuple[int, ...]:
+    try:
+        return tuple(int(part) for part in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be comma-separated integers such as {example}, got {text!r}") from None
 
 
 # -- output -------------------------------------------------------------------------------------------

@@ -7,6 +7,9 @@
   ``patterns_kb``).
 - ``kato+http://host:port`` a KATO server's node (``katoray serve``: exactly-once bulk writes;
   KATO itself: replayed learns, at least once); for training nodes with a ``base_url``.
+
+A level split in shards is one KB per shard at the same URL, read as one by
+``katoray.store.sharded.ShardedStore`` (``open_level(url, kb_ids)``).
 """
 from __future__ import annotations
 

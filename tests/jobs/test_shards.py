@@ -121,3 +121,23 @@ def test_a_shard_actor_killed_mid_run_loses_nothing(ray_session, ten_books, unsh
     assert killed and stats["status"] == "finished" and stats["attempts"] == 1
     assert fingerprint("killed", tmp_path) == expected
     assert stats["samples_processed"] == reference["samples_processed"]
+
+
+@pytest.mark.ray
+@pytest.mark.mongo
+def test_sharded_levels_on_mongodb_are_one_database_per_shard(ray_session, ten_books, unsharded, tmp_path, mongo_uri):
+    import pymongo
+
+    expected, _, _ = unsharded
+    stats = start_run(config(tmp_path, "mongo-shards", ten_books, shards=(2, 2, 1, 1), store=mongo_uri))
+    client = pymongo.MongoClient(mongo_uri)
+    try:
+        assert stats["status"] == "finished"
+        assert fingerprint("mongo-shards", tmp_path, mongo_uri) == expected
+        names = sorted(n for n in client.list_database_names() if n.endswith("_mongo-shards_kato"))
+        assert names == ["node0s0_mongo-shards_kato", "node0s1_mongo-shards_kato", "node1s0_mongo-shards_kato",
+                         "node1s1_mongo-shards_kato", "node2_mongo-shards_kato", "node3_mongo-shards_kato"]
+    finally:
+        delete_run("mongo-shards", tmp_path, mongo_uri, confirm=False)
+        assert not [n for n in client.list_database_names() if n.endswith("_mongo-shards_kato")]
+        client.close()

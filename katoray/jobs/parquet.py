@@ -142,7 +142,8 @@ def import_run(src_dir: str | os.PathLike, run_id: str, store: str | None = None
         if found != expected:
             raise KatorayError(f"{level['node']} of {str(src)!r} loaded into {kb_id} does not match the "
                                f"export (export: {expected}, loaded: {found}); the file or the store is damaged")
-        source_node = export["manifest"]["nodes"].get(level["node"], {})
+        source_node = {key: value for key, value in export["manifest"]["nodes"].get(level["node"], {}).items()
+                       if key != "kb_ids"}         # a sharded source's shards: here, one knowledge base per level
         nodes[level["node"]] = {**source_node, "node_id": node_id, "kb_id": kb_id}
     return _save_manifest(export, src, run_id, redact_url(url), Path(runs_dir), nodes, folder, run_uid)
 
@@ -191,7 +192,9 @@ def _save_manifest(export: dict[str, Any], src: Path, run_id: str, store: str, r
     # Everything that names the source run itself is replaced, its random id included.
     manifest = TrainingManifest.from_dict({**export["manifest"], "run_id": run_id, "nodes": nodes,
                                            "status": FINISHED, "error": None, "run_uid": run_uid})
-    manifest.config = {**manifest.config, "run_id": run_id, "store": store, "runs_dir": str(runs_dir.resolve())}
+    # An import loads each level into one knowledge base, whatever shards the source had.
+    manifest.config = {**manifest.config, "run_id": run_id, "store": store, "runs_dir": str(runs_dir.resolve()),
+                       "shards": 1}
     now = utc_now()
     manifest.attempts = [*manifest.attempts, {
         "kind": "import", "started": now, "ended": now, "outcome": FINISHED, "from": str(src.resolve()),

@@ -64,6 +64,8 @@ def test_sharded_runs_equal_the_unsharded_run(ray_session, ten_books, unsharded,
     # the unsharded run's files are named as ever: no shard suffix
     assert sorted(p.name for p in (one_dir / "one" / "kb").glob("*.sqlite")) == [
         f"node{i}_one_kato.sqlite" for i in range(4)]
+    _serve_answers_as_unsharded(tmp_path, one_dir)
+    _export_then_import_unshards(tmp_path, expected)
     assert delete_run("sharded", tmp_path, confirm=False)["files"] == []   # the shard files go with the run folder
     assert not (tmp_path / "sharded").exists()
 
@@ -141,3 +143,32 @@ def test_sharded_levels_on_mongodb_are_one_database_per_shard(ray_session, ten_b
         delete_run("mongo-shards", tmp_path, mongo_uri, confirm=False)
         assert not [n for n in client.list_database_names() if n.endswith("_mongo-shards_kato")]
         client.close()
+
+
+def _serve_answers_as_unsharded(sharded_dir, one_dir) -> None:
+    """``katoray serve --run``: a sharded level is served as one knowledge base, with the
+    unsharded run's predictions."""
+    from katoray.api.server.runs import run_nodes
+    from katoray.api.server.service import KatoService
+    from katoray.api.session import KatoSession
+
+    answers = []
+    for run_id, runs_dir in (("sharded", sharded_dir), ("one", one_dir)):
+        service = KatoService(nodes=run_nodes(run_id, runs_dir))
+        session = KatoSession("node0", service.kb("node0"))
+        for piece in ["ĠAnd", "Ġthe", "ĠLORD", "Ġsaid"]:
+            session.observe(strings=[piece])
+        answers.append(session.get_predictions())
+        service.close()
+    assert answers[0] == answers[1] and answers[0]
+
+
+def _export_then_import_unshards(runs_dir, expected) -> None:
+    """``katoray export`` of a sharded run, ``katoray import`` of it: one knowledge base per level,
+    the same fingerprint, and a manifest that says so."""
+    from katoray.jobs.parquet import export_run, import_run
+
+    export_run("sharded", runs_dir / "export", runs_dir)
+    imported = import_run(runs_dir / "export", "joined", runs_dir=runs_dir)
+    assert imported.config["shards"] == 1 and all("kb_ids" not in node for node in imported.nodes.values())
+    assert fingerprint("joined", runs_dir) == expected

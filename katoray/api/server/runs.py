@@ -14,8 +14,8 @@ from katoray.jobs.runs import load_manifest
 
 
 def run_nodes(run_id: str, runs_dir: str | os.PathLike = DEFAULT_RUNS_DIR,
-              mongo_uri: str | None = None) -> dict[str, tuple[str, str]]:
-    """{node name: (store URL, kb id)} of a run's levels, checked to exist.
+              mongo_uri: str | None = None) -> dict[str, tuple[str, tuple[str, ...]]]:
+    """{node name: (store URL, kb ids)} of a run's levels (one kb id, or one per shard), checked to exist.
 
     Raises:
         RunNotFoundError: no such run, or its knowledge-base files are gone.
@@ -25,4 +25,4 @@ def run_nodes(run_id: str, runs_dir: str | os.PathLike = DEFAULT_RUNS_DIR,
     url = manifest.store_url(mongo_uri)
     for kb in manifest.open_stores(mongo_uri).values():   # checks that the files exist (opening creates them)
         kb.close()
-    return {name: (url, node["kb_id"]) for name, node in manifest.nodes.items()}
+    return {name: (url, kb_ids) for name, kb_ids in manifest.level_kb_ids().items()}

@@ -22,9 +22,10 @@ from katoray.engine.config import SessionConfig
 from katoray.engine.emotives import average_emotives
 from katoray.engine.naming import pattern_hash, strip_prefix
 from katoray.errors import ConfigError
-from katoray.store import KnowledgeBase, kb_id_for, open_store, redact_url
+from katoray.store import KnowledgeBase, kb_id_for, redact_url
 from katoray.store.base import PatternDelta, reading
 from katoray.store.probe import probe_store
+from katoray.store.sharded import open_level
 
 
 class ApiError(Exception):
@@ -51,12 +52,12 @@ class KatoService:
 
     Args:
         store: knowledge-base URL (``memory://name``, ``sqlite:///dir``, ``mongodb://...``).
-        nodes: node id -> (store URL, kb id) for nodes served from elsewhere (a trained run);
-            other node ids still get ``kb_id_for(node_id)`` at ``store``.
+        nodes: node id -> (store URL, kb ids) for nodes served from elsewhere (a trained run's
+            levels: one kb id, or one per shard); other node ids get ``kb_id_for(node_id)`` at ``store``.
         service_name: what ``/health`` and ``/status`` call this server.
     """
 
-    def __init__(self, store: str = "memory://katoray-server", *, nodes: Mapping[str, tuple[str, str]] | None = None,
+    def __init__(self, store: str = "memory://katoray-server", *, nodes: Mapping[str, tuple[str, tuple[str, ...]]] | None = None,
                  service_name: str = "katoray") -> None:
         self.store = store
         self.nodes = dict(nodes or {})
@@ -70,12 +71,13 @@ class KatoService:
     # -- knowledge bases -------------------------------------------------------------------------
     def kb(self, node_id: str) -> KnowledgeBase:
         """The node's knowledge base, opened on first use."""
-        url, kb_id = where = self.nodes.get(node_id) or (self.store, kb_id_for(node_id))
+        url, kb_ids = where = self.nodes.get(node_id) or (self.store, (kb_id_for(node_id),))
+        kb_id = kb_ids[0] if len(kb_ids) == 1 else node_id
         with self._kbs_lock:
             kb = self._kbs.get(where)
             if kb is None:
                 try:
-                    kb = self._kbs[where] = open_store(url, kb_id)
+                    kb = self._kbs[where] = open_level(url, kb_ids)   # a sharded level: one view of its shards
                 except ConfigError as err:   # a node id the store cannot name a knowledge base after
                     raise ApiError.detail(422, f"node_id {node_id!r}: its knowledge base cannot be opened: {err}") \
                         from None

@@ -86,8 +86,3 @@ class RunSpec:
     @property
     def num_levels(self) -> int:
         return self.hierarchy.num_levels
-
-    @property
-    def is_local_store(self) -> bool:
-        """``memory://`` lives inside one process: the driver applies the deltas itself."""
-        return self.store.lower().startswith("memory://")

@@ -9,8 +9,8 @@ mappers, which wait for every node's acknowledgement before taking the next batc
 order-free, so no ordering is imposed: the knowledge bases come out identical for any number of
 workers. A finished row means its batch is durable at every level; ``completed`` is exactly the
 set of batch ids a resume may skip. Statistics and the progress line live in
-:mod:`katoray.runtime.progress`; where deltas go (node actors, or the driver for ``memory://``),
-in :mod:`katoray.runtime.sinks`.
+:mod:`katoray.runtime.progress`; the node actors' lifecycle and the knowledge bases' claims in
+:mod:`katoray.runtime.sinks`.
 """
 from __future__ import annotations
 
@@ -27,7 +27,7 @@ from typing import Any, Callable, Iterable, Sequence, TextIO
 from katoray.errors import ConfigError, KatorayError
 from katoray.runtime import options
 from katoray.runtime.progress import ProgressLine, TrainingStats
-from katoray.runtime.sinks import DriverSink, NodeSink
+from katoray.runtime.sinks import NodeSink
 from katoray.runtime.source import make_datasource
 from katoray.runspec import RunSpec
 from katoray.text.shards import Shard, batching_fingerprint
@@ -71,7 +71,7 @@ def _warn_if_too_small(spec: RunSpec) -> None:
     autoscaling cluster may still grow, so this is a warning, and the wait is bounded)."""
     import ray
 
-    nodes = 0 if spec.is_local_store else len(spec.all_kb_ids) * options.NODE_NUM_CPUS
+    nodes = len(spec.all_kb_ids) * options.NODE_NUM_CPUS
     need = nodes + spec.workers * options.MAPPER_NUM_CPUS + options.READ_NUM_CPUS
     have = ray.cluster_resources().get("CPU", 0.0)
     if need > have:
@@ -100,7 +100,7 @@ def connect_ray(address: str | None) -> None:
 # -- the run ---------------------------------------------------------------------------------------
 def run_training(spec: RunSpec, shards: Sequence[Shard], *, on_checkpoint: CheckpointHook | None = None,
                  skip_batches: Iterable[str] = (), detached: bool = False, keep_nodes: bool = False,
-                 local_kbs: Sequence | None = None, progress_stream: TextIO | None = None,
+                 progress_stream: TextIO | None = None,
                  tokenizer: TextTokenizer | None = None) -> dict[str, Any]:
     """Train the hierarchy of ``spec`` on ``shards``; returns the run's statistics.
 
@@ -111,7 +111,6 @@ def run_training(spec: RunSpec, shards: Sequence[Shard], *, on_checkpoint: Check
         skip_batches: batch ids already completed (resume): they are not read again.
         detached, keep_nodes: node actors outlive the driver (``detached``), or stay up after the
             run in this driver (``keep_nodes``; re-attach with ``attach_nodes(run_id)``).
-        local_kbs: the knowledge bases to apply to for a ``memory://`` store.
         progress_stream: where the progress line goes when ``spec.verbose`` (default stderr).
         tokenizer: the run's tokenizer, already loaded (default: loaded here, on the driver, so
             an unknown name fails now, not as a pool actor that died in its constructor).
@@ -130,7 +129,7 @@ def run_training(spec: RunSpec, shards: Sequence[Shard], *, on_checkpoint: Check
     tokenizer = tokenizer or load_tokenizer(spec.tokenizer)
     ensure_ray(spec)   # a Ray started here stays up: the caller may train again or analyse
     _warn_if_too_small(spec)
-    sink = DriverSink(spec, local_kbs) if spec.is_local_store else NodeSink(spec, detached)
+    sink = NodeSink(spec, detached)
     progress = ProgressLine((progress_stream or sys.stderr) if spec.verbose else None)
     checkpoint = _Checkpointer(spec.checkpoint_interval, on_checkpoint)
     try:
@@ -224,7 +223,7 @@ def build_dataset(spec: RunSpec, tokenizer: TextTokenizer, shards: Sequence[Shar
     source = make_datasource(shards, spec.batching, skip)
     reads = ray.data.read_datasource(source, override_num_blocks=max(1, len(shards)), **options.READ_OPTIONS)
     mapper_args = {"hierarchy": spec.hierarchy, "tokenizer": tokenizer, "segment_method": spec.segment_method,
-                   "batch_key_prefix": key_prefix, "run_id": None if spec.is_local_store else spec.run_id,
+                   "batch_key_prefix": key_prefix, "run_id": spec.run_id,
                    "kb_ids": [list(ids) for ids in spec.kb_ids]}
     out = reads.map_batches(HierarchyMapper, fn_constructor_kwargs=mapper_args,
                             compute=_pool(spec.workers), **options.MAPPER_OPTIONS)

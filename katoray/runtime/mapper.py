@@ -9,8 +9,8 @@ is durable at every level, and a slow node slows the pool down (natural backpres
 pool actor maps two batches at once, in threads (``options.mapper_concurrency``): the map keeps
 no per-call state on the actor, and the process-wide caches it uses are safe for that.
 
-With ``run_id=None`` nothing is sent: the row carries the encoded deltas for the driver to apply
-(the path for ``memory://`` stores, which live inside one process).
+With ``run_id=None`` nothing is sent: the row carries the encoded deltas (``row["deltas"]``), for
+a caller that maps batches in its own process (``scripts/benchmarks/sqlite_levels.py``).
 """
 from __future__ import annotations
 
@@ -84,7 +84,7 @@ class HierarchyMapper:
                 parts = [level.encode_shards(shards) for level, shards in zip(acc.levels, self.shards)]
         row = self._stats_row(batch_id, acc, tokenized)
         if self.run_id is None:
-            row["deltas"] = pickle.dumps(payloads, protocol=5)   # the driver applies them (DriverSink)
+            row["deltas"] = pickle.dumps(payloads, protocol=5)   # for the caller (run_id=None)
         else:
             for level, results in enumerate(self._send(self.batch_key_prefix + batch_id, parts)):
                 # A level's batch: applied if any shard had not seen it yet (a retry completes the

@@ -83,8 +83,8 @@ class TrainingStats:
     def usage(self, nodes: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
         """CPU seconds and peak memory (MiB) per role: the driver (this process, CPU during the
         run), the pool (CPU summed over the actors that finished a batch, start-up included; the
-        largest peak), and each node actor (from its ``stats()``; absent for ``memory://``,
-        whose knowledge bases live in the driver)."""
+        largest peak), and each node actor (from its ``stats()``; absent when a node reports
+        none)."""
         driver = process_usage()
         pool = list(self.worker_usage.values())
         out: dict[str, Any] = {

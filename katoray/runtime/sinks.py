@@ -1,12 +1,12 @@
-"""Where a batch's deltas go: the run's node actors, or (``memory://``) the driver itself.
-
-Both sinks answer the same three questions for the driver: accept a finished row, tell each
-level's statistics (pattern counts, live and final), and release what the run started.
+"""Where a batch's deltas go: the run's node actors (the mappers send them; the driver reads
+their statistics: pattern counts, live and final) and what the run started, released at its end.
+A run's knowledge bases outlive the process (``TrainConfig`` refuses ``memory://``), so a node
+actor per level (or shard) always owns them.
 """
 from __future__ import annotations
 
 import time
-from typing import TYPE_CHECKING, Any, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Mapping
 
 from katoray.errors import ConfigError, KatorayError
 
@@ -115,41 +115,3 @@ def merge_node_stats(shards: list[dict[str, Any]]) -> dict[str, Any]:
     peaks = [s["peak_rss_mb"] for s in shards if s["peak_rss_mb"] is not None]
     out["peak_rss_mb"] = max(peaks) if peaks else None
     return out
-
-
-class DriverSink:
-    """``memory://`` knowledge bases live in this process: apply each row's deltas here."""
-
-    def __init__(self, spec: "RunSpec", kbs: Sequence | None) -> None:
-        from katoray.store.sharded import open_level
-
-        self.kbs = list(kbs) if kbs is not None else [open_level(spec.store, ids) for ids in spec.kb_ids]
-        for kb in self.kbs:
-            check_owner(kb, spec)
-        self.persistence = [c.persistence for c in spec.session_configs]
-        self.metadata_cap = spec.hierarchy.metadata_cap
-        self.handles: list = []
-
-    def node_stats(self) -> list[dict[str, Any]]:
-        """Each level's pattern count (its CPU and memory are the driver's own)."""
-        return [{"patterns": kb.count()} for kb in self.kbs]
-
-    def live_pattern_counts(self) -> list[int]:
-        return [kb.count() for kb in self.kbs]
-
-    def accept(self, row: dict[str, Any], key: str) -> None:
-        import pickle
-
-        from katoray.store.wire import apply_payload
-        from katoray.util import paused_gc
-
-        with paused_gc():
-            payloads = pickle.loads(row.pop("deltas"))
-            for level, (kb, payload) in enumerate(zip(self.kbs, payloads)):
-                before = kb.count()
-                applied = apply_payload(kb, payload, key, persistence=self.persistence[level],
-                                        metadata_cap=self.metadata_cap)
-                row[f"applied_{level}"], row[f"new_{level}"] = applied, kb.count() - before
-
-    def release(self, keep: bool, detached: bool) -> None:
-        pass   # the caller owns these knowledge bases

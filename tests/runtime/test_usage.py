@@ -40,6 +40,6 @@ def test_pool_usage_is_each_actors_latest_report_added_up():
 def test_unknown_figures_are_none_not_zero():
     stats = TrainingStats(1)
     stats.add(row(1, 1.0, math.nan))             # a platform without peak memory
-    usage = stats.usage([{"patterns": 3}])       # memory://: the nodes live in the driver
+    usage = stats.usage([{"patterns": 3}])       # a node that reports no CPU or memory
     assert usage["mapper_peak_rss_mb"] is None and "node0_cpu_seconds" not in usage
     assert TrainingStats(1).usage([])["mapper_cpu_seconds"] is None   # no batch finished

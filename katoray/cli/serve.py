@@ -2,10 +2,17 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
+import signal
+from collections.abc import Iterator
+from typing import TYPE_CHECKING, Any
 
 from katoray.cli.common import MONGO_ENV, Usage, add_command, count, say, store_arg
 from katoray.config import DEFAULT_RUNS_DIR
+
+if TYPE_CHECKING:
+    from katoray.api.server.run import RunningServer
 
 
 def add_parsers(commands) -> None:
@@ -52,12 +59,29 @@ def _serve(args: argparse.Namespace) -> None:
         say(f"katoray serve: WARNING: {warning}")
     server = RunningServer(settings)
     served = f"run {args.run} ({', '.join(nodes)})" if nodes else f"store {redact_url(store)}"
-    say(f"katoray serve: KATO API on {server.url} ({served}); docs at {server.url}/docs; Ctrl-C stops it")
-    server.run()
+    with _exit_on_signals(server):
+        say(f"katoray serve: KATO API on {server.url} ({served}); docs at {server.url}/docs; Ctrl-C stops it")
+        server.run()
 
 
-def _stores(args: argparse.Namespace) -> tuple[str, dict[str, tuple[str, str]]]:
-    """(store URL, node id -> (store URL, kb id) of the run's levels with --run)."""
+@contextlib.contextmanager
+def _exit_on_signals(server: RunningServer) -> Iterator[None]:
+    """Ctrl-C or SIGTERM from the moment the URL is printed ends the server cleanly. uvicorn handles
+    both while it serves; before it installs its handlers a KeyboardInterrupt raised at a random
+    point (inside a weakref callback, say) can be swallowed and leave the server running."""
+    def stop(signum: int, frame: Any) -> None:
+        server.stop_soon()
+
+    previous = {sig: signal.signal(sig, stop) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
+def _stores(args: argparse.Namespace) -> tuple[str, dict[str, tuple[str, tuple[str, ...]]]]:
+    """(store URL, node id -> (store URL, kb ids: one per shard) of the run's levels with --run)."""
     store = store_arg(args.store)
     if args.run is None:
         return store, {}

@@ -120,8 +120,12 @@ class RunningServer:
             self._thread.start()
         return self
 
-    def stop(self, timeout_s: float = 10.0) -> None:
+    def stop_soon(self) -> None:
+        """Ask the server to end (safe from a signal handler); ``run()`` returns once it has."""
         self._server.should_exit = True
+
+    def stop(self, timeout_s: float = 10.0) -> None:
+        self.stop_soon()
         if self._thread is not None:
             self._thread.join(timeout_s)
 

@@ -72,7 +72,7 @@ class KatoService:
     def kb(self, node_id: str) -> KnowledgeBase:
         """The node's knowledge base, opened on first use."""
         url, kb_ids = where = self.nodes.get(node_id) or (self.store, (kb_id_for(node_id),))
-        kb_id = kb_ids[0] if len(kb_ids) == 1 else node_id
+        kb_id = self.processor_id(node_id)
         with self._kbs_lock:
             kb = self._kbs.get(where)
             if kb is None:
@@ -284,8 +284,12 @@ class KatoService:
         return {"symbol": symbol, "affinity": found.get(symbol, {}), "node_id": self.processor_id(node_id)}
 
     def processor_id(self, node_id: str) -> str:
-        """What KATO calls the node's processor: its kb id."""
-        return self.nodes[node_id][1] if node_id in self.nodes else kb_id_for(node_id)
+        """What KATO calls the node's processor: its kb id (a sharded level's node id, since it
+        has one kb per shard)."""
+        if node_id not in self.nodes:
+            return kb_id_for(node_id)
+        kb_ids = self.nodes[node_id][1]
+        return kb_ids[0] if len(kb_ids) == 1 else node_id
 
     # -- service state ---------------------------------------------------------------------------
     def node_stats(self) -> dict[str, Any]:

@@ -12,8 +12,6 @@ occurrence. The order of the candidates themselves is fixed by the caller (``pre
 """
 from __future__ import annotations
 
-import hashlib
-import json
 from collections import Counter
 from functools import reduce
 from math import log, log2, log10
@@ -59,11 +57,13 @@ def ensemble_symbols(predictions: Iterable[Mapping]) -> set[str]:
 
 
 def itfdf_similarities(presents: Sequence[list[str]], frequencies: Sequence[int], state: Sequence[str],
-                       probabilities: Mapping[str, float]) -> list[float]:
+                       probabilities: Mapping[str, float], counts: Sequence[Counter] | None = None) -> list[float]:
     """``1 − (1 − cos(v_state, v_present))·freq/F`` per prediction, or 0.0 when F = 0.
 
-    Vectors run over the sorted union of present and state symbols, each entry ``P(s)·count``.
+    Vectors run over the sorted union of present and state symbols, each entry ``P(s)·count``;
+    ``counts``: each present's ``Counter``, if the caller has them.
     """
+    counts = counts if counts is not None else [Counter(present) for present in presents]
     symbols = sorted(set(state).union(*presents))
     column = {s: i for i, s in enumerate(symbols)}
     state_vec = np.zeros(len(symbols))
@@ -71,8 +71,8 @@ def itfdf_similarities(presents: Sequence[list[str]], frequencies: Sequence[int]
         state_vec[column[symbol]] = probabilities.get(symbol, 0) * count
     state_norm = np.linalg.norm(state_vec)
     matrix = np.zeros((len(presents), len(symbols)))
-    for row, present in enumerate(presents):
-        for symbol, count in Counter(present).items():
+    for row, present_counts in enumerate(counts):
+        for symbol, count in present_counts.items():
             matrix[row, column[symbol]] = probabilities.get(symbol, 0) * count
     if state_norm > 0:
         with np.errstate(divide="ignore", invalid="ignore"):
@@ -98,11 +98,12 @@ def confluence(present: Sequence[str], probabilities: Mapping[str, float], frequ
 
 
 def entropies(present: Sequence[str], probabilities: Mapping[str, float],
-              num_symbols: int) -> tuple[float, float, float]:
-    """(entropy, normalized_entropy, global_normalized_entropy) of the present symbols."""
+              num_symbols: int, counts: Counter | None = None) -> tuple[float, float, float]:
+    """(entropy, normalized_entropy, global_normalized_entropy) of the present symbols
+    (``counts``: their ``Counter``, if the caller has it)."""
     if not present:
         return 0.0, 0.0, 0.0
-    counts = Counter(present)
+    counts = counts if counts is not None else Counter(present)
     length = len(present)
     entropy = normalized = global_normalized = 0.0
     for count in counts.values():
@@ -119,13 +120,16 @@ def entropies(present: Sequence[str], probabilities: Mapping[str, float],
     return entropy, normalized, global_normalized
 
 
-def tfidf_score(present: Sequence[str], probabilities: Mapping[str, float], total_unique_patterns: int) -> float:
-    """Mean of ``tf·idf`` over the distinct present symbols, ``idf = log2(TUP/n) + 1``."""
+def tfidf_score(present: Sequence[str], probabilities: Mapping[str, float], total_unique_patterns: int,
+                counts: Counter | None = None) -> float:
+    """Mean of ``tf·idf`` over the distinct present symbols, ``idf = log2(TUP/n) + 1``
+    (``counts``: their ``Counter``, if the caller has it; it lists them in first-seen order)."""
     if not present or total_unique_patterns <= 0:
         return 0.0
+    counts = counts if counts is not None else Counter(present)
     scores = []
-    for symbol in dict.fromkeys(present):
-        tf = present.count(symbol) / len(present)
+    for symbol, count in counts.items():
+        tf = count / len(present)
         # n is rebuilt from the float probability as KATO does, so it can land one below pmf(s)
         n = int(probabilities[symbol] * total_unique_patterns) if symbol in probabilities else 1
         idf = log2(total_unique_patterns / (n if n != 0 else 1)) + 1
@@ -133,10 +137,10 @@ def tfidf_score(present: Sequence[str], probabilities: Mapping[str, float], tota
     return sum(scores) / len(scores)
 
 
-def future_key(future: Sequence[Sequence[str]]) -> str:
-    """KATO's grouping key of a future: sha1 of the JSON of its events, each sorted."""
-    text = json.dumps([sorted(event) for event in future], sort_keys=True)
-    return hashlib.sha1(text.encode()).hexdigest()
+def future_group(future: Sequence[Sequence[str]]) -> tuple[tuple[str, ...], ...]:
+    """KATO's grouping of futures: its key is the sha1 of the JSON of the events, each sorted, and
+    that JSON is equal exactly when these tuples are, so they group the same futures."""
+    return tuple(tuple(sorted(event)) for event in future)
 
 
 def predictive_information(predictions: list[dict]) -> list[dict]:
@@ -149,10 +153,11 @@ def predictive_information(predictions: list[dict]) -> list[dict]:
     for p in predictions:
         p["pattern_probability"] = p["frequency"] / total_frequency
         p["weighted_strength"] = p["similarity"] * p["pattern_probability"]
-    groups: dict[str, dict] = {}
-    for p in predictions:
-        if p["future"]:
-            group = groups.setdefault(future_key(p["future"]), {
+    keys = [future_group(p["future"]) if p["future"] else None for p in predictions]
+    groups: dict[tuple, dict] = {}
+    for p, key in zip(predictions, keys):
+        if key is not None:
+            group = groups.setdefault(key, {
                 "future": [list(event) for event in p["future"]], "total_weighted_frequency": 0.0,
                 "supporting_patterns": 0})
             group["total_weighted_frequency"] += p["frequency"] * p["similarity"]
@@ -160,8 +165,8 @@ def predictive_information(predictions: list[dict]) -> list[dict]:
     total_weighted = sum(g["total_weighted_frequency"] for g in groups.values())
     for group in groups.values():
         group["aggregate_potential"] = group["total_weighted_frequency"] / total_weighted if total_weighted > 0 else 0.0
-    for p in predictions:
-        share = groups[future_key(p["future"])]["aggregate_potential"] if p["future"] else 0.0
+    for p, key in zip(predictions, keys):
+        share = groups[key]["aggregate_potential"] if key is not None else 0.0
         p["predictive_information"] = p["weighted_strength"] / share if share > 0 else 0.0
     ranked = sorted(groups.values(), key=lambda g: g["aggregate_potential"], reverse=True)
     return [{"future": g["future"], "aggregate_potential": g["aggregate_potential"],
@@ -202,13 +207,14 @@ def apply_ensemble_metrics(predictions: list[dict], state: Sequence[str], totals
     tup = totals.total_unique_patterns
     probabilities = symbol_probabilities(predictions, symbol_pmf(sorted(ensemble_symbols(predictions))), tup)
     presents = [present_symbols(p) for p in predictions]
-    itfdf = itfdf_similarities(presents, [p["frequency"] for p in predictions], state, probabilities)
-    for p, present, itfdf_value in zip(predictions, presents, itfdf):
-        entropy, normalized, global_normalized = entropies(present, probabilities, totals.num_symbols)
+    counts = [Counter(present) for present in presents]
+    itfdf = itfdf_similarities(presents, [p["frequency"] for p in predictions], state, probabilities, counts)
+    for p, present, present_counts, itfdf_value in zip(predictions, presents, counts, itfdf):
+        entropy, normalized, global_normalized = entropies(present, probabilities, totals.num_symbols, present_counts)
         p.update(entropy=entropy, normalized_entropy=normalized, global_normalized_entropy=global_normalized,
                  itfdf_similarity=itfdf_value,
                  confluence=confluence(present, probabilities, p["frequency"], totals.total_pattern_frequencies),
-                 tfidf_score=tfidf_score(present, probabilities, tup))
+                 tfidf_score=tfidf_score(present, probabilities, tup, present_counts))
     future_potentials = predictive_information(predictions)
     bayesian(predictions)
     for p in predictions:

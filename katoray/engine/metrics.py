@@ -8,7 +8,7 @@ symbols in the ensemble's matches and missing (any other symbol counts as probab
 Floating point follows KATO's arithmetic step for step (numpy where KATO uses numpy, Python floats
 where it uses Python), with one deliberate difference: where KATO iterates a ``set`` of symbols
 (hash order, so the last bits can change between processes) we iterate symbols in order of first
-occurrence. The order of the candidates themselves is fixed by the caller (``predict.py``).
+occurrence. The order of the candidates themselves is fixed by the caller (``ensemble.py``).
 """
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ from collections import Counter
 from functools import reduce
 from math import log, log2, log10
 from operator import add
-from typing import Callable, Iterable, Mapping, Sequence
+from typing import Callable, Iterable, Mapping, NamedTuple, Sequence
 
 import numpy as np
 
@@ -24,6 +24,15 @@ from katoray.engine.prediction import fragmentation_term
 from katoray.store.base import KBTotals
 
 _ABSENT_PROBABILITY = 1e-10  # confluence's stand-in for a symbol of probability 0 (avoids log 0)
+
+
+class EnsembleScores(NamedTuple):
+    """``present_scores``: shared by every prediction of one ensemble."""
+
+    probabilities: dict[str, float]
+    presents: list[list[str]]
+    counts: list[Counter]
+    itfdf: list[float]
 
 
 def present_symbols(prediction: Mapping) -> list[str]:
@@ -197,26 +206,26 @@ def potential(prediction: Mapping) -> float:
             + prediction["itfdf_similarity"] + fragmentation_term(prediction["fragmentation"]))
 
 
-def apply_ensemble_metrics(predictions: list[dict], state: Sequence[str], totals: KBTotals,
-                           symbol_pmf: Callable[[Iterable[str]], Mapping[str, int]]) -> list[dict]:
-    """Fill every ensemble field of ``predictions`` (in place, in KATO's order); return future_potentials.
-
-    ``predictions`` is the pruned ensemble in its fixed order, each with ``frequency`` set;
-    ``symbol_pmf`` is the KB's lookup of distinct-pattern counts per symbol.
-    """
-    tup = totals.total_unique_patterns
-    probabilities = symbol_probabilities(predictions, symbol_pmf(sorted(ensemble_symbols(predictions))), tup)
+def present_scores(predictions: Sequence[Mapping], state: Sequence[str], totals: KBTotals,
+                   symbol_pmf: Callable[[Iterable[str]], Mapping[str, int]]) -> EnsembleScores:
+    """What every prediction's symbol metrics share: the symbol probabilities, each present (flat)
+    with its ``Counter``, and each itfdf similarity. ``predictions`` is the pruned ensemble in
+    its fixed order (each with ``matches``, ``missing``, ``present`` and ``frequency`` set);
+    ``symbol_pmf`` is the KB's lookup of distinct-pattern counts per symbol."""
+    probabilities = symbol_probabilities(predictions, symbol_pmf(sorted(ensemble_symbols(predictions))),
+                                         totals.total_unique_patterns)
     presents = [present_symbols(p) for p in predictions]
     counts = [Counter(present) for present in presents]
     itfdf = itfdf_similarities(presents, [p["frequency"] for p in predictions], state, probabilities, counts)
-    for p, present, present_counts, itfdf_value in zip(predictions, presents, counts, itfdf):
-        entropy, normalized, global_normalized = entropies(present, probabilities, totals.num_symbols, present_counts)
-        p.update(entropy=entropy, normalized_entropy=normalized, global_normalized_entropy=global_normalized,
-                 itfdf_similarity=itfdf_value,
-                 confluence=confluence(present, probabilities, p["frequency"], totals.total_pattern_frequencies),
-                 tfidf_score=tfidf_score(present, probabilities, tup, present_counts))
-    future_potentials = predictive_information(predictions)
-    bayesian(predictions)
-    for p in predictions:
-        p["potential"] = potential(p)
-    return future_potentials
+    return EnsembleScores(probabilities, presents, counts, itfdf)
+
+
+def symbol_metrics(scores: EnsembleScores, index: int, frequency: int, totals: KBTotals) -> dict[str, float]:
+    """The ``index``-th prediction's entropy, normalized_entropy, global_normalized_entropy,
+    itfdf_similarity, confluence and tfidf_score (KATO's order)."""
+    present, counts, probabilities = scores.presents[index], scores.counts[index], scores.probabilities
+    entropy, normalized, global_normalized = entropies(present, probabilities, totals.num_symbols, counts)
+    return {"entropy": entropy, "normalized_entropy": normalized, "global_normalized_entropy": global_normalized,
+            "itfdf_similarity": scores.itfdf[index],
+            "confluence": confluence(present, probabilities, frequency, totals.total_pattern_frequencies),
+            "tfidf_score": tfidf_score(present, probabilities, totals.total_unique_patterns, counts)}

@@ -111,6 +111,31 @@ def _scores(event_lengths: Sequence[int], length: int, extraction: Extraction, l
             float(extraction.num_blocks - 1))
 
 
+def _event_cuts(events: Events, event_lengths: Sequence[int], extraction: Extraction) -> tuple[int, int]:
+    """``present_cuts`` from the events themselves (the last past event is that flat slice)."""
+    past_end, present_end = event_cuts(event_lengths, extraction.start, extraction.stop - extraction.start)
+    if past_end > 0 and extraction.matches and extraction.matches[0] in events[past_end - 1]:
+        past_end -= 1  # KATO's fix-up
+    return past_end, present_end
+
+
+def candidate_summary(name: str, events: Events, length: int, extraction: Extraction, similarity: float,
+                      len_state: int, frequency: int) -> dict:
+    """What the ensemble needs of every candidate (``name``, ``matches``, ``present``,
+    ``missing``, ``future``, ``frequency``, ``similarity``, ``evidence``, ``confidence``, ``snr``,
+    ``fragmentation``), with ``build_candidate``'s values; the event lists are the pattern's own."""
+    event_lengths = [len(e) for e in events]
+    past_end, present_end = _event_cuts(events, event_lengths, extraction)
+    evidence, confidence, snr_value, fragmentation = _scores(event_lengths, length, extraction, len_state,
+                                                             past_end, present_end)
+    matched = set(extraction.matches)  # membership by value, as KATO's ``in`` on the list
+    present = events[past_end:present_end]
+    return {"name": name, "matches": extraction.matches, "present": present,
+            "missing": [[s for s in event if s not in matched] for event in present],
+            "future": events[present_end:], "frequency": frequency, "similarity": similarity,
+            "evidence": evidence, "confidence": confidence, "snr": snr_value, "fragmentation": fragmentation}
+
+
 def build_candidate(name: str, events: Events, length: int, extraction: Extraction,
                     similarity: float, stm: Events, len_state: int) -> dict:
     """The per-pattern part of a full-path prediction, keys in KATO's order.
@@ -119,9 +144,7 @@ def build_candidate(name: str, events: Events, length: int, extraction: Extracti
     never added (KATO removes it before returning).
     """
     event_lengths = [len(e) for e in events]
-    past_end, present_end = event_cuts(event_lengths, extraction.start, extraction.stop - extraction.start)
-    if past_end > 0 and extraction.matches and extraction.matches[0] in events[past_end - 1]:
-        past_end -= 1  # KATO's fix-up, as in present_cuts (the last past event is that flat slice)
+    past_end, present_end = _event_cuts(events, event_lengths, extraction)
     evidence, confidence, snr_value, fragmentation = _scores(event_lengths, length, extraction, len_state,
                                                              past_end, present_end)
     fields = _temporal_fields(events, extraction.matches, past_end, present_end, stm)

@@ -18,6 +18,7 @@ from katoray.engine.prediction import block_bounds
 
 CLASS_BITS = 16          # states up to this long: a pattern's class is its mask (2^16 classes at most)
 _MIN_TABLE = 1 << 12     # bound-table cells always worth building
+_MAX_CACHED = 1 << 16    # bound-table cells of a table kept for later searches (512 KiB)
 _MAX_DP_CELLS = 1 << 10  # row width × state length at most for the longest common substring
 
 
@@ -67,49 +68,66 @@ def one_block_pre(lcs: np.ndarray, lengths: np.ndarray, len_state: int) -> np.nd
         return (lcs / lengths + lcs / lcs) * snr + 1.0 / (0.0 + 1)
 
 
+def class_tables(len_state: int, mask_classes: bool) -> tuple[np.ndarray, np.ndarray]:
+    """(``ub``, run) of every class: masks of ``len_state`` bits, or ``ub`` counts (run = ``ub``)."""
+    if mask_classes:
+        return mask_tables(len_state)
+    ub = np.arange(len_state + 1)
+    return ub, ub
+
+
+def _tables(len_state: int, mask_classes: bool, min_length: int, max_length: int,
+            kinds: tuple[int, ...]) -> tuple[np.ndarray, np.ndarray]:
+    """(``block_bounds`` over every (lcs, r̂, length, single, fix-up), the bound of every class):
+    pure functions of their arguments, so shared by every search of the same shape."""
+    shape = (len_state + 1, len_state + 1, max_length + 1, 2, 2)
+    grid = np.indices(shape).reshape(5, -1)
+    with np.errstate(divide="ignore", invalid="ignore"):  # length 0: never looked up
+        table = block_bounds(grid[0], grid[1], grid[2], grid[3] == 1, grid[4] == 1, len_state).reshape(shape)
+    class_ub, class_run = class_tables(len_state, mask_classes)
+    class_bound = _by_ub_run(table, len_state, min_length, max_length, kinds)[class_ub, class_run]
+    table.flags.writeable = class_bound.flags.writeable = False
+    return table, class_bound
+
+
+_cached_tables = lru_cache(maxsize=32)(_tables)
+
+
+def _by_ub_run(table: np.ndarray, top: int, min_length: int, max_length: int, kinds: tuple[int, ...]) -> np.ndarray:
+    """[u, r]: the largest bound of a pattern with ``ub`` u and run r, over every length and kind
+    of events the KB holds, the fix-up allowed (-inf where no length fits)."""
+    lengths = np.arange(min_length, max_length + 1)
+    u = np.arange(top + 1)[:, None, None]
+    r = np.arange(top + 1)[None, :, None]
+    lcs = np.minimum(u, lengths)                      # (top+1, 1, n_lengths)
+    longest = np.minimum(np.minimum(r, u), lengths)   # (top+1, top+1, n_lengths)
+    best = np.full((top + 1, top + 1), -np.inf)
+    for kind in kinds:
+        if len(lengths):
+            best = np.maximum(best, table[np.broadcast_to(lcs, longest.shape), longest, lengths, kind, 1].max(axis=2))
+    return best
+
+
 class BoundTable:
     """Upper bounds on the pre-potential for one state: ``of`` per candidate, ``class_bound`` per
-    class of covered positions (class ``c`` has ``ub`` ``class_ub[c]`` and run ``class_run[c]``,
-    ``class_counts[c]`` patterns)."""
+    class of covered positions (``class_tables``), +inf where the table would be too large."""
 
-    def __init__(self, class_ub: np.ndarray, class_run: np.ndarray, class_counts: np.ndarray, min_length: int,
-                 max_length: int, single_symbol_events: np.ndarray, len_state: int) -> None:
+    def __init__(self, len_state: int, mask_classes: bool, num_candidates: int, min_length: int, max_length: int,
+                 single_symbol_events: np.ndarray) -> None:
         self.len_state = len_state
-        present = np.flatnonzero(class_counts)
-        self.top = min(int(np.max(class_ub[present], initial=0)), len_state)
-        self.shape = (self.top + 1, self.top + 1, max_length + 1, 2, 2)
+        self.class_ub, self.class_run = class_tables(len_state, mask_classes)
         self.table = None
-        self.class_bound = np.full(len(class_counts), np.inf)
-        self.class_ub, self.class_run, self.class_counts = class_ub, class_run, class_counts
-        if np.prod(self.shape) <= max(int(class_counts.sum()), _MIN_TABLE):
-            grid = np.indices(self.shape).reshape(5, -1)
-            with np.errstate(divide="ignore", invalid="ignore"):  # length 0: never looked up
-                self.table = block_bounds(grid[0], grid[1], grid[2], grid[3] == 1, grid[4] == 1,
-                                          len_state).reshape(self.shape)
-            kinds = np.flatnonzero([not single_symbol_events.all(), single_symbol_events.any()])
-            by_ub_run = self._by_ub_run(max(min_length, 1), max_length, kinds)
-            self.class_bound = by_ub_run[np.minimum(class_ub, self.top), np.minimum(class_run, self.top)]
-
-    def _by_ub_run(self, min_length: int, max_length: int, kinds: np.ndarray) -> np.ndarray:
-        """[u, r]: the largest bound of a pattern with ``ub`` u and run r, over every length and
-        kind of events the KB holds, the fix-up allowed (-inf where no length fits)."""
-        lengths = np.arange(min_length, max_length + 1)
-        u = np.arange(self.top + 1)[:, None, None]
-        r = np.arange(self.top + 1)[None, :, None]
-        lcs = np.minimum(u, lengths)                      # (top+1, 1, n_lengths)
-        longest = np.minimum(np.minimum(r, u), lengths)   # (top+1, top+1, n_lengths)
-        best = np.full((self.top + 1, self.top + 1), -np.inf)
-        for kind in kinds.tolist():
-            if len(lengths):
-                values = self.table[np.broadcast_to(lcs, longest.shape), longest, lengths, kind, 1]
-                best = np.maximum(best, values.max(axis=2))
-        return best
+        self.class_bound = np.full(len(self.class_ub), np.inf)
+        cells = (len_state + 1) ** 2 * (max_length + 1) * 4
+        if cells <= max(num_candidates, _MIN_TABLE):
+            kinds = tuple(np.flatnonzero([not single_symbol_events.all(), single_symbol_events.any()]).tolist())
+            tables = _cached_tables if cells <= _MAX_CACHED else _tables
+            self.table, self.class_bound = tables(len_state, mask_classes, max(min_length, 1), max_length, kinds)
 
     def class_order(self) -> np.ndarray:
-        """The classes holding patterns (class 0, no shared symbol, excluded), best bound first."""
-        present = np.flatnonzero(self.class_counts)
-        present = present[present != 0]
-        return present[np.lexsort((-self.class_run[present], -self.class_ub[present], -self.class_bound[present]))]
+        """Every class but 0 (no shared symbol), best bound first (then larger ``ub`` and run)."""
+        classes = np.arange(1, len(self.class_ub))
+        return classes[np.lexsort((-self.class_run[classes], -self.class_ub[classes], -self.class_bound[classes]))]
 
     def of(self, lcs, longest, lengths, single, may_fix_up) -> np.ndarray:
         """``block_bounds`` element-wise (from the table when it was built)."""

@@ -48,8 +48,8 @@ from rapidfuzz import process
 from rapidfuzz.distance import LCSseq
 
 from katoray.engine.config import SessionConfig
-from katoray.engine.index_bounds import (CLASS_BITS, BoundTable, longest_common_substrings, longest_runs,
-                                         mask_tables, one_block_pre)
+from katoray.engine.index_bounds import (CLASS_BITS, BoundTable, class_tables, longest_common_substrings,
+                                         longest_runs, one_block_pre)
 from katoray.engine.matching import extract, index_state
 from katoray.engine.prediction import pre_potential, scores
 from katoray.errors import StoreError
@@ -59,6 +59,7 @@ _PAD, _OUTSIDE, _FIRST_CODE = 0, 1, 2  # codes in a pattern's row
 _MASK_BITS = 64                         # state positions that fit a mask of covered positions
 _MAX_CELLS = 1 << 22                    # code-matrix cells per step: bounds memory for long patterns
 _FIRST_CHUNK = 2                        # the first group and batch hold >= 2·K candidates, then 4x
+_SAMPLE_SIZE = 1 << 16                  # patterns sampled to size the groups
 
 
 class IndexSearch:
@@ -80,8 +81,8 @@ class IndexSearch:
         lengths = self.index.lengths
         self.min_length, self.max_length = int(np.min(lengths, initial=0)), int(np.max(lengths, initial=0))
         self.all_pass = bool(self._similarity(1, self.max_length) >= self.threshold)  # LCS >= 1 passes
-        self.bounds = BoundTable(self.class_ub, self.class_run, self.class_counts, self.min_length, self.max_length,
-                                 self.index.single_symbol_events, self.len_state)
+        self.bounds = BoundTable(self.len_state, self.mask_classes, self.num_candidates, self.min_length,
+                                 self.max_length, self.index.single_symbol_events)
 
     # -- candidates and their classes -------------------------------------------------------------
     def _code_tables(self) -> None:
@@ -105,8 +106,9 @@ class IndexSearch:
             for j, symbol in enumerate(self.state):
                 bits[symbol] |= 1 << j
             held = np.zeros(len(self.index.lengths), dtype)
-            for ids, symbol in lists:
-                held[ids] |= dtype.type(bits[symbol])  # ids are unique within a list
+            for ids, symbol in lists:  # ids are unique within a list; intp indexes ~2x faster than uint32
+                ids = ids.astype(np.intp, copy=False)
+                held[ids] = held.take(ids) | dtype.type(bits[symbol])
         else:  # too many positions for a mask: count the positions each symbol fills
             counts = {symbol: self.state.count(symbol) for _, symbol in lists}
             held = np.bincount(np.concatenate([ids for ids, _ in lists] or [np.zeros(0, np.uint32)]),
@@ -114,15 +116,9 @@ class IndexSearch:
                                minlength=len(self.index.lengths)).astype(np.int64)  # exact: small counts
         self.held = held
         self.mask_classes = self.has_mask and self.len_state <= CLASS_BITS
-        if self.mask_classes:
-            self.classes = held
-            self.class_ub, self.class_run = mask_tables(self.len_state)
-        else:
-            self.classes = np.bitwise_count(held) if self.has_mask else held
-            self.class_ub = self.class_run = np.arange(self.len_state + 1)
-        self.class_counts = np.bincount(self.classes, minlength=len(self.class_ub))
-        self.class_counts[0] = 0
-        self.num_candidates = int(self.class_counts.sum())
+        self.classes = held if self.mask_classes else np.bitwise_count(held) if self.has_mask else held
+        self.class_ub, self.class_run = class_tables(self.len_state, self.mask_classes)
+        self.num_candidates = int(np.count_nonzero(held))
 
     def _similarity(self, lcs, lengths):
         """The gate similarity of ``matching.lcs_similarity``, element-wise (same float steps)."""
@@ -135,7 +131,8 @@ class IndexSearch:
 
     def run(self) -> "IndexSearch":
         order, class_bound = self.bounds.class_order(), self.bounds.class_bound
-        ends = np.cumsum(self.class_counts[order])  # candidates in the first 1, 2, ... classes
+        rank = _ranks(order, len(self.class_ub)).take(self.classes)  # class 0: len(order), in no group
+        ends = np.cumsum(_estimated_counts(rank, len(order)))  # group sizes only: exactness never reads them
         start, size = 0, _FIRST_CHUNK * self.limit
         step = max(1, _MAX_CELLS // max(1, self.max_length))
         while start < len(order):
@@ -143,9 +140,9 @@ class IndexSearch:
                 break  # no pattern of this class or a later one can reach the K-th kept pre-potential
             before = int(ends[start - 1]) if start else 0
             end = min(len(order), int(np.searchsorted(ends, before + size)) + 1)
-            member = np.zeros(len(self.class_counts), bool)
-            member[order[start:end]] = True
-            ids = np.flatnonzero(member[self.classes])  # ascending
+            ids = np.flatnonzero(rank < end if not start else (rank >= start) & (rank < end))  # ascending
+            if self.is_full:  # a group's later classes, or classes whose bound ties the K-th, need the name
+                ids = ids[self._may_enter(class_bound[self.classes[ids]], ids)]
             for first in range(0, len(ids), step):
                 self._search(ids[first:first + step])
             start, size = end, size * 4
@@ -171,16 +168,17 @@ class IndexSearch:
         ids, lengths, single, longest, may_fix_up, codes = _select(keep, ids, lengths, single, longest, may_fix_up, codes)
         rows = _strings(codes)
         lcs = self._lcs(rows)  # exact now
-        bounds = self.bounds.of(lcs, np.minimum(longest, lcs), lengths, single, may_fix_up)
-        keep = np.flatnonzero((self._similarity(lcs, lengths) >= self.threshold) & self._may_enter(bounds, ids))
-        ids, bounds, lcs, lengths, single, may_fix_up, longest, codes = _select(
-            keep, ids, bounds, lcs, lengths, single, may_fix_up, longest, codes)
-        known = single & ~may_fix_up & (longest >= lcs)  # may be one block without a fix-up (step 4)
-        if known.any():
-            where = np.flatnonzero(known)
-            known[where] = longest_common_substrings(codes[where], self.state_codes) == lcs[where]
-            bounds = np.where(known, one_block_pre(lcs, lengths, self.len_state), bounds)
-        self._decide(ids, bounds, known, lcs, lengths, single, [rows[k] for k in keep.tolist()])
+        keep = (self._similarity(lcs, lengths) >= self.threshold) & self._may_enter(
+            self.bounds.of(lcs, np.minimum(longest, lcs), lengths, single, may_fix_up), ids)
+        ids, lcs, lengths, single, may_fix_up, longest, codes, rows = _select(
+            keep, ids, lcs, lengths, single, may_fix_up, longest, codes, np.array(rows, object))
+        exact = longest_common_substrings(codes, self.state_codes)  # -1: not computed
+        longest = np.where(exact >= 0, exact, np.minimum(longest, lcs))
+        bounds = self.bounds.of(lcs, longest, lengths, single, may_fix_up)
+        known = (exact == lcs) & single & ~may_fix_up  # one block without a fix-up (step 4)
+        bounds = np.where(known, one_block_pre(lcs, lengths, self.len_state), bounds)
+        keep = self._may_enter(bounds, ids)
+        self._decide(*_select(keep, ids, bounds, known, lcs, lengths, single, rows))
 
     def _may_enter(self, bounds: np.ndarray, ids: np.ndarray) -> np.ndarray:
         """Whether a candidate's best possible key beats the K-th kept key (name keys for ties)."""
@@ -291,6 +289,19 @@ class IndexSearch:
             lcs = self._lcs(_strings(self._codes(chunk, chunk_lengths)))
             count += int(np.count_nonzero(self._similarity(lcs, chunk_lengths) >= self.threshold))
         return count > self.limit
+
+
+def _ranks(order: np.ndarray, num_classes: int) -> np.ndarray:
+    """class -> its position in ``order`` (class 0, in no order, after every other), small ints."""
+    ranks = np.full(num_classes, len(order), np.min_scalar_type(len(order)))
+    ranks[order] = np.arange(len(order))
+    return ranks
+
+
+def _estimated_counts(rank: np.ndarray, num_ranks: int) -> np.ndarray:
+    """Patterns per rank, estimated from about ``_SAMPLE_SIZE`` evenly spaced patterns (exact for small KBs)."""
+    stride = max(1, len(rank) // _SAMPLE_SIZE)
+    return np.bincount(rank[::stride], minlength=num_ranks + 1)[:num_ranks] * stride
 
 
 def _select(keep: np.ndarray, *arrays: np.ndarray) -> tuple[np.ndarray, ...]:

@@ -110,17 +110,19 @@ def _by_ub_run(table: np.ndarray, top: int, min_length: int, max_length: int, ki
 
 class BoundTable:
     """Upper bounds on the pre-potential for one state: ``of`` per candidate, ``class_bound`` per
-    class of covered positions (``class_tables``), +inf where the table would be too large."""
+    class of covered positions (``class_tables``), +inf where the table would be too large.
+    ``event_kinds``: whether the KB holds patterns whose events are not all one symbol, and ones
+    whose events are (``SymbolIndex.event_kinds``)."""
 
     def __init__(self, len_state: int, mask_classes: bool, num_candidates: int, min_length: int, max_length: int,
-                 single_symbol_events: np.ndarray) -> None:
+                 event_kinds: tuple[bool, bool]) -> None:
         self.len_state = len_state
         self.class_ub, self.class_run = class_tables(len_state, mask_classes)
         self.table = None
         self.class_bound = np.full(len(self.class_ub), np.inf)
         cells = (len_state + 1) ** 2 * (max_length + 1) * 4
         if cells <= max(num_candidates, _MIN_TABLE):
-            kinds = tuple(np.flatnonzero([not single_symbol_events.all(), single_symbol_events.any()]).tolist())
+            kinds = tuple(kind for kind, held in enumerate(event_kinds) if held)  # 0: not single, 1: single
             tables = _cached_tables if cells <= _MAX_CACHED else _tables
             self.table, self.class_bound = tables(len_state, mask_classes, max(min_length, 1), max_length, kinds)
 

@@ -78,11 +78,10 @@ class IndexSearch:
         self.memo: dict[object, float] = {}
         self._code_tables()
         self._cover()
-        lengths = self.index.lengths
-        self.min_length, self.max_length = int(np.min(lengths, initial=0)), int(np.max(lengths, initial=0))
+        self.min_length, self.max_length = self.index.length_range
         self.all_pass = bool(self._similarity(1, self.max_length) >= self.threshold)  # LCS >= 1 passes
         self.bounds = BoundTable(self.len_state, self.mask_classes, self.num_candidates, self.min_length,
-                                 self.max_length, self.index.single_symbol_events)
+                                 self.max_length, self.index.event_kinds)
 
     # -- candidates and their classes -------------------------------------------------------------
     def _code_tables(self) -> None:
@@ -235,7 +234,8 @@ class IndexSearch:
             rest = batch[~known[batch]]
             rest = rest[self._may_enter(bounds[rest], ids[rest])]
             names = self.index.names
-            pres = [self._pre(rows[k], single[k], names[i]) for k, i in zip(rest.tolist(), ids[rest].tolist())]
+            pres = [self._pre(row, one, names[i]) for row, one, i in
+                    zip(rows[rest].tolist(), single[rest].tolist(), ids[rest].tolist())]
             self._merge(ids[rest], np.array(pres, float), similarities[rest])
 
     def _merge(self, ids: np.ndarray, pres: np.ndarray, similarities: np.ndarray) -> None:

@@ -86,7 +86,8 @@ def test_every_pattern_is_within_its_class_bound(patterns, state):
     pre-potential of every pattern in it."""
     lengths = np.array([sum(map(len, p)) for p in patterns])
     single = np.array([all(len(e) == 1 for e in p) for p in patterns])
-    table = BoundTable(len(state), True, 10 ** 6, int(lengths.min()), int(lengths.max()), single)
+    table = BoundTable(len(state), True, 10 ** 6, int(lengths.min()), int(lengths.max()),
+                       (not single.all(), bool(single.any())))
     assert table.table is not None
     for events in patterns:
         flat = [s for e in events for s in e]
@@ -102,5 +103,5 @@ def test_every_pattern_is_within_its_class_bound(patterns, state):
 
 def test_no_table_no_class_bound():
     """A grid too large to build: every class may hold anything (+inf), bounds computed directly."""
-    table = BoundTable(8, True, 10, 1, 3000, np.array([True]))
+    table = BoundTable(8, True, 10, 1, 3000, (False, True))
     assert table.table is None and np.isinf(table.class_bound).all()

@@ -164,7 +164,12 @@ class IndexSearch:
         runs, may_fix_up = self._block_features(codes)
         longest = np.minimum(longest, runs)
         keep = self._may_enter(self.bounds.of(lcs, longest, lengths, single, may_fix_up), ids)
-        ids, lengths, single, longest, may_fix_up, codes = _select(keep, ids, lengths, single, longest, may_fix_up, codes)
+        self._finish(*_select(keep, ids, lengths, single, longest, may_fix_up, codes))
+
+    def _finish(self, ids: np.ndarray, lengths: np.ndarray, single: np.ndarray, longest: np.ndarray,
+                may_fix_up: np.ndarray, codes: np.ndarray) -> None:
+        """Steps 3 and 4 of the module docstring (exact LCS and gate, exact longest common
+        substring, known pre-potentials), then the decisions."""
         rows = _strings(codes)
         lcs = self._lcs(rows)  # exact now
         keep = (self._similarity(lcs, lengths) >= self.threshold) & self._may_enter(
@@ -217,8 +222,9 @@ class IndexSearch:
 
     # -- decisions in (bound desc, name asc) order ---------------------------------------------------
     def _decide(self, ids: np.ndarray, bounds: np.ndarray, known: np.ndarray, lcs: np.ndarray,
-                lengths: np.ndarray, single: np.ndarray, rows: list[str]) -> None:
-        """Step 5 of the module docstring: ``bounds`` are the pre-potentials where ``known``."""
+                lengths: np.ndarray, single: np.ndarray, rows: np.ndarray) -> None:
+        """Step 5 of the module docstring: ``bounds`` are the pre-potentials where ``known``;
+        ``rows``: the code rows (str objects)."""
         order = np.lexsort((self.index.name_keys[ids], -bounds))
         similarities = self._similarity(lcs, lengths)
         start, size = 0, _FIRST_CHUNK * self.limit

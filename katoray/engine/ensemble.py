@@ -68,6 +68,10 @@ def _candidates(kb: KnowledgeBase, state: list[str], config: SessionConfig, kept
     unread = [s.name for s in kept if s.record is None]
     fetched = kb.get_patterns(unread) if unread else {}
     positions = index_state(state)
+    # exact token matching: an extraction depends only on which pattern symbols are which state
+    # symbols, so patterns relabelled alike (-1: outside the state) share one
+    labels = {symbol: k for k, symbol in enumerate(positions)} if config.fuzzy_token_threshold <= 0 else None
+    memo: dict[tuple, tuple[Extraction, list[dict]]] = {}
     candidates = []
     for s in kept:
         record = s.record or fetched.get(s.name)
@@ -75,7 +79,11 @@ def _candidates(kb: KnowledgeBase, state: list[str], config: SessionConfig, kept
             continue
         events = record.pattern_data
         flat = [symbol for event in events for symbol in event]
-        extraction, anomalies = extract(flat, state, config, positions)
+        if labels is None:
+            extraction, anomalies = extract(flat, state, config, positions)
+        else:
+            key = tuple([labels.get(symbol, -1) for symbol in flat])
+            extraction, anomalies = memo.get(key) or memo.setdefault(key, extract(flat, state, config, positions))
         frequency = record.frequency if record.frequency else 1  # KATO floors a 0 at 1
         summary = candidate_summary(s.name, events, len(flat), extraction, s.similarity, len(state), frequency)
         candidates.append(_Candidate(s, record, len(flat), extraction, anomalies, summary))

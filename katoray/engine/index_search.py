@@ -239,10 +239,18 @@ class IndexSearch:
             self._merge(ids[sure], bounds[sure], similarities[sure])
             rest = batch[~known[batch]]
             rest = rest[self._may_enter(bounds[rest], ids[rest])]
-            names = self.index.names
-            pres = [self._pre(row, one, names[i]) for row, one, i in
-                    zip(rows[rest].tolist(), single[rest].tolist(), ids[rest].tolist())]
-            self._merge(ids[rest], np.array(pres, float), similarities[rest])
+            self._merge(ids[rest], self._pres(rows[rest].tolist(), single[rest], ids[rest]), similarities[rest])
+
+    def _pres(self, rows: list[str], single: np.ndarray, ids: np.ndarray) -> np.ndarray:
+        """Pre-potentials of these candidates from their code rows (each distinct row once)."""
+        memo = self.memo
+        if single.all():  # the row alone is the key
+            for row in {row for row in rows if row not in memo}:
+                memo[row] = self._pre(row, True, "")
+            return np.fromiter(map(memo.__getitem__, rows), float, len(rows))
+        names = self.index.names
+        return np.array([self._pre(row, one, names[i]) for row, one, i in zip(rows, single.tolist(), ids.tolist())],
+                        float)
 
     def _merge(self, ids: np.ndarray, pres: np.ndarray, similarities: np.ndarray) -> None:
         """Add these candidates to the kept list (those that enter) and keep the first K."""

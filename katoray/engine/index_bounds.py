@@ -4,9 +4,12 @@ code row and its exact LCS allow its pre-potential to be, and when they fix it e
 A pattern's covered positions (a mask of L bits, L = state length) give ``ub`` (their number: an
 upper bound on the LCS) and ``run`` (the longest run of consecutive covered positions: an upper
 bound on the longest common substring r). ``BoundTable`` turns such bounds into upper bounds on
-the pre-potential (``prediction.block_bounds``, tabulated once per call when the grid is small),
-and gives each class of patterns (a mask, or a ``ub``) the largest bound any of its patterns can
-have, so a search can skip whole classes.
+the pre-potential (``prediction.block_bounds``, tabulated when the grid is small: the table is a
+pure function of the state length and the KB's lengths and kinds of events, so small ones are
+kept for later searches), and gives each class of patterns (a mask, or a ``ub``) the largest
+bound any of its patterns can have, so a search can skip whole classes. ``one_block_pre`` is the
+exact pre-potential of a pattern matched in one block (the search knows when from
+``longest_common_substrings``).
 """
 from __future__ import annotations
 

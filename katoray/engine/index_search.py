@@ -13,9 +13,11 @@ How (L = state length; ``kth`` = the K-th kept key (-pre-potential, name) once K
    the longest common substring r (its positions are consecutive and all covered). States
    longer than 64 symbols count positions instead (no run: r̂ = ``ub``).
 2. Patterns fall into classes: up to 16 positions the mask itself (tables give its ``ub`` and
-   run), beyond that ``ub``. ``index_bounds.class_bounds`` gives each class the largest bound any
-   pattern in it could have; classes go in groups, best bound first, and a group is skipped with
-   everything after it once its bound is below the K-th kept pre-potential.
+   run), beyond that ``ub``. ``index_bounds.BoundTable`` gives each class the largest bound any
+   pattern in it could have; classes go in groups, best bound first (one pass over the patterns'
+   class ranks selects a group), and a group is skipped with everything after it once its bound
+   is below the K-th kept pre-potential; in a later group, a class whose bound ties the K-th
+   keeps only the patterns whose name key may still enter.
 3. Inside a group, bounds tighten in steps, each dropping the candidates whose best possible key
    (-bound, name) is not better than the K-th kept key (an equal bound with a later name cannot
    enter: ties go to the smaller name): from ``ub`` and the run (``prediction.block_bounds``);
@@ -23,7 +25,7 @@ How (L = state length; ``kth`` = the K-th kept key (-pre-potential, name) once K
    state's distinct symbols): r̂ = 1 + the longest run of pattern neighbours that are neighbours
    in the state too, and whether two equal state symbols sit side by side (KATO's past fix-up
    needs that); then the exact LCS (RapidFuzz on the rows as strings), which also decides the
-   recall gate.
+   recall gate, and the exact longest common substring.
 4. A pattern of one-symbol events whose longest common substring with the state (exact, by
    dynamic programming over the code rows) is its whole LCS is matched in one greedy block (any
    further block would make a longer common subsequence); without a possible fix-up its present

@@ -8,24 +8,34 @@ while scoring only candidates that could still enter; it serves token matching w
 How (L = state length; ``kth`` = the K-th kept key (-pre-potential, name) once K are kept):
 
 1. One pass over the state symbols' id lists (each symbol ORs in the bits of the state positions
-   it fills) gives every sharing pattern the set of state positions it covers. ``ub`` = their
-   number (capped by the pattern's length) bounds the LCS; the longest run of consecutive covered
-   positions bounds the longest common substring r (its positions are consecutive and all
-   covered). States longer than 64 symbols count positions instead (no run: r̂ = ``ub``).
-2. Candidates go in chunks, highest ``ub`` first. A chunk is skipped with everything after it
-   once the best bound any pattern of its ``ub`` could have is below the K-th kept pre-potential.
-3. Inside a chunk, bounds tighten in steps, each dropping the candidates whose best possible key
+   it fills) gives every pattern the set of state positions it covers, ``held`` (by pattern id).
+   Their number ``ub`` bounds the LCS; the longest run of consecutive covered positions bounds
+   the longest common substring r (its positions are consecutive and all covered). States
+   longer than 64 symbols count positions instead (no run: r̂ = ``ub``).
+2. Patterns fall into classes: up to 16 positions the mask itself (tables give its ``ub`` and
+   run), beyond that ``ub``. ``index_bounds.BoundTable`` gives each class the largest bound any
+   pattern in it could have; classes go in groups, best bound first (one pass over the patterns'
+   class ranks selects a group), and a group is skipped with everything after it once its bound
+   is below the K-th kept pre-potential; in a later group, a class whose bound ties the K-th
+   keeps only the patterns whose name key may still enter.
+3. Inside a group, bounds tighten in steps, each dropping the candidates whose best possible key
    (-bound, name) is not better than the K-th kept key (an equal bound with a later name cannot
    enter: ties go to the smaller name): from ``ub`` and the run (``prediction.block_bounds``);
    then from the pattern's code row (0 pads, 1 stands for every symbol outside the state, 2.. the
    state's distinct symbols): r̂ = 1 + the longest run of pattern neighbours that are neighbours
    in the state too, and whether two equal state symbols sit side by side (KATO's past fix-up
    needs that); then the exact LCS (RapidFuzz on the rows as strings), which also decides the
-   recall gate.
-4. Survivors are evaluated in order of (bound descending, name ascending), in growing batches
-   (name order from the index's name keys), and evaluation stops at the first whose best
-   possible key is not better than the K-th kept key: every later candidate is no better.
-5. ``passing`` counts every gate-passing candidate, evaluated or not, up to K + 1. A candidate passes for sure
+   recall gate, and the exact longest common substring.
+4. A pattern of one-symbol events whose longest common substring with the state (exact, by
+   dynamic programming over the code rows) is its whole LCS is matched in one greedy block (any
+   further block would make a longer common subsequence); without a possible fix-up its present
+   is exactly that block, so its pre-potential is known without matching (``one_block_pre``).
+5. Survivors are decided in batches in order of (bound descending, name key ascending): a batch
+   is first cut to the candidates that may still enter, the known pre-potentials are merged into
+   the kept list, then the others are matched (once per distinct code row) and merged. Once a
+   candidate of the order cannot enter, none after it can.
+6. ``passing`` counts every gate-passing candidate, evaluated or not, up to K + 1 (a sharded
+   level sums its shards' counts: KATO prunes when more than K pass). A candidate passes for sure
    when even LCS 1 reaches the threshold (with 8-symbol states and patterns and KATO's default
    0.1 all do); only the others get their exact LCS counted.
 
@@ -36,26 +46,27 @@ pre-potentials, so each is computed once per call.
 """
 from __future__ import annotations
 
-from bisect import insort
-
 import numpy as np
 from rapidfuzz import process
 from rapidfuzz.distance import LCSseq
 
 from katoray.engine.config import SessionConfig
-from katoray.engine.matching import extract, index_state, lcs_similarity
-from katoray.engine.prediction import block_bounds, pre_potential, scores
+from katoray.engine.index_bounds import (CLASS_BITS, BoundTable, class_tables, longest_common_substrings,
+                                         longest_runs, one_block_pre)
+from katoray.engine.matching import extract, index_state
+from katoray.engine.prediction import pre_potential, scores
 from katoray.errors import StoreError
 from katoray.store.base import KnowledgeBase, SymbolIndex
 
 _PAD, _OUTSIDE, _FIRST_CODE = 0, 1, 2  # codes in a pattern's row
 _MASK_BITS = 64                         # state positions that fit a mask of covered positions
 _MAX_CELLS = 1 << 22                    # code-matrix cells per step: bounds memory for long patterns
-_FIRST_CHUNK = 2                        # the first chunk and batch hold >= 2·K candidates, then 4x
+_FIRST_CHUNK = 2                        # the first group and batch hold >= 2·K candidates, then 4x
+_SAMPLE_SIZE = 1 << 16                  # patterns sampled to size the groups
 
 
 class IndexSearch:
-    """The kept candidates (``kept``) and how many pass the gate, up to K + 1 (``passing``), for one state."""
+    """The kept candidates (``kept``) and how many pass the gate, up to K + 1 (``passing``) for one state."""
 
     def __init__(self, kb: KnowledgeBase, index: SymbolIndex, state: list[str], config: SessionConfig,
                  limit: int) -> None:
@@ -64,15 +75,18 @@ class IndexSearch:
         self.distinct = list(dict.fromkeys(state))
         self.codes = {symbol: k + _FIRST_CODE for k, symbol in enumerate(self.distinct)}
         self.state_code = "".join(chr(self.codes[s]) for s in state)
+        self.state_codes = np.array([self.codes[s] for s in state], np.uint32)
         self.positions = index_state(self.state_code)
         self.best: list[tuple[float, str, float]] = []  # (-pre, name, similarity), ascending
         self.memo: dict[object, float] = {}
         self._code_tables()
-        self._candidates()
-        self._gate()
-        self._tables()
+        self._cover()
+        self.min_length, self.max_length = self.index.length_range
+        self.all_pass = bool(self._similarity(1, self.max_length) >= self.threshold)  # LCS >= 1 passes
+        self.bounds = BoundTable(self.len_state, self.mask_classes, self.num_candidates, self.min_length,
+                                 self.max_length, self.index.event_kinds)
 
-    # -- candidates, gate, bound tables ---------------------------------------------------------
+    # -- candidates and their classes -------------------------------------------------------------
     def _code_tables(self) -> None:
         """``lut``: symbol id -> code; ``neighbours[a, b]``: code b follows code a somewhere in the state."""
         self.lut = np.full(self.index.num_symbol_ids + 1, _OUTSIDE, np.uint32)
@@ -83,8 +97,9 @@ class IndexSearch:
         for a, b in zip(self.state, self.state[1:]):
             self.neighbours[self.codes[a], self.codes[b]] = True
 
-    def _candidates(self) -> None:
-        """Ids sharing a symbol with the state, the state positions they cover (bits) and ``ub``."""
+    def _cover(self) -> None:
+        """``held`` by pattern id (step 1 of the module docstring), each pattern's class, and the
+        ``ub`` and run of each class (``class_ub``, ``class_run``); class 0: no shared symbol."""
         lists = [(ids, symbol) for symbol, ids in zip(self.distinct, self.index.postings) if len(ids)]
         self.has_mask = self.len_state <= _MASK_BITS
         if self.has_mask:  # OR each symbol's position bits into a dense mask per pattern id
@@ -93,57 +108,23 @@ class IndexSearch:
             for j, symbol in enumerate(self.state):
                 bits[symbol] |= 1 << j
             held = np.zeros(len(self.index.lengths), dtype)
-            for ids, symbol in lists:
-                held[ids] |= dtype.type(bits[symbol])  # ids are unique within a list
+            for ids, symbol in lists:  # ids are unique within a list; intp indexes ~2x faster than uint32
+                ids = ids.astype(np.intp, copy=False)
+                held[ids] = held.take(ids) | dtype.type(bits[symbol])
         else:  # too many positions for a mask: count the positions each symbol fills
-            counts = {symbol: float(self.state.count(symbol)) for _, symbol in lists}
+            counts = {symbol: self.state.count(symbol) for _, symbol in lists}
             held = np.bincount(np.concatenate([ids for ids, _ in lists] or [np.zeros(0, np.uint32)]),
                                np.repeat([counts[s] for _, s in lists], [len(ids) for ids, _ in lists]),
-                               minlength=len(self.index.lengths))
-        self.ids = np.flatnonzero(held != 0)
-        self.held = held[self.ids]
-        self.ub = (np.bitwise_count(self.held) if self.has_mask else self.held).astype(np.int64)
+                               minlength=len(self.index.lengths)).astype(np.int64)  # exact: small counts
+        self.held = held
+        self.mask_classes = self.has_mask and self.len_state <= CLASS_BITS
+        self.classes = held if self.mask_classes else np.bitwise_count(held) if self.has_mask else held
+        self.class_ub, self.class_run = class_tables(self.len_state, self.mask_classes)
+        self.num_candidates = int(np.count_nonzero(held))
 
     def _similarity(self, lcs, lengths):
         """The gate similarity of ``matching.lcs_similarity``, element-wise (same float steps)."""
         return (2.0 * lcs / (lengths + self.len_state) * 100.0) / 100.0
-
-    def _gate(self) -> None:
-        """Drop candidates that cannot pass the gate; ``is_sure``: those that pass whatever their LCS."""
-        lengths = self.index.lengths
-        self.min_length, self.max_length = int(np.min(lengths, initial=0)), int(np.max(lengths, initial=0))
-        if self._similarity(1, self.max_length) >= self.threshold:
-            self.is_sure = None  # all pass: LCS >= 1, and a shorter pattern scores higher
-            return
-        lengths = self.index.lengths[self.ids]
-        keep = self._similarity(np.minimum(self.ub, lengths), lengths) >= self.threshold
-        self.ids, self.held, self.ub = self.ids[keep], self.held[keep], self.ub[keep]
-        self.is_sure = self._similarity(1, lengths[keep]) >= self.threshold
-
-    def _tables(self) -> None:
-        """``block_bounds`` over every (lcs, r̂, length, single, fix-up) when that grid is small,
-        and ``level_max[u]``: the largest bound of any pattern with ``ub <= u``."""
-        top = min(int(np.max(self.ub, initial=0)), self.len_state)
-        self.shape = (top + 1, top + 1, self.max_length + 1, 2, 2)
-        self.table = None
-        self.level_max = np.full(top + 1, np.inf)
-        if np.prod(self.shape) <= max(len(self.ids), 1 << 12):
-            grid = np.indices(self.shape).reshape(5, -1)
-            with np.errstate(divide="ignore", invalid="ignore"):  # length 0: never looked up
-                self.table = block_bounds(grid[0], grid[1], grid[2], grid[3] == 1, grid[4] == 1, self.len_state)
-            single = self.index.single_symbol_events
-            has_kind = np.array([not single.all(), single.any()])  # patterns of each kind exist
-            feasible = ((grid[1] <= grid[0]) & (grid[0] <= grid[2]) & (grid[2] >= 1)  # r̂ <= lcs <= length
-                        & (grid[2] >= self.min_length) & has_kind[grid[3]])
-            by_lcs = np.where(feasible, self.table, -np.inf).reshape(top + 1, -1).max(axis=1)
-            self.level_max = np.maximum.accumulate(by_lcs)
-
-    def _bounds(self, lcs, longest, lengths, single, may_fix_up) -> np.ndarray:
-        if self.table is None:
-            return block_bounds(lcs, longest, lengths, single, may_fix_up, self.len_state)
-        may_fix_up = np.broadcast_to(np.asarray(may_fix_up, np.intp), np.shape(lcs))
-        return self.table[np.ravel_multi_index((lcs, longest, lengths, single.astype(np.intp), may_fix_up),
-                                               self.shape)]
 
     # -- the search -------------------------------------------------------------------------------
     @property
@@ -151,39 +132,60 @@ class IndexSearch:
         return len(self.best) >= self.limit
 
     def run(self) -> "IndexSearch":
-        small = np.int16 if self.len_state < 1 << 15 else np.int64  # 16 bits: numpy sorts by radix
-        order = np.argsort(-self.ub.astype(small), kind="stable")  # ub descending
-        level_ends = np.cumsum(np.bincount(self.ub)[::-1])  # candidates with ub >= top, top-1, ...
+        order, class_bound = self.bounds.class_order(), self.bounds.class_bound
+        rank = _ranks(order, len(self.class_ub)).take(self.classes)  # class 0: len(order), in no group
+        ends = np.cumsum(_estimated_counts(rank, len(order)))  # group sizes only: exactness never reads them
         start, size = 0, _FIRST_CHUNK * self.limit
+        step = max(1, _MAX_CELLS // max(1, self.max_length))
         while start < len(order):
-            top = min(int(self.ub[order[start]]), len(self.level_max) - 1)
-            if self.is_full and self.level_max[top] < -self.best[-1][0]:
-                break  # no pattern of this ub or below can reach the K-th kept pre-potential
-            end = int(level_ends[np.searchsorted(level_ends, start + size)]) if start + size < len(order) else len(order)
-            step = max(1, _MAX_CELLS // max(1, self.max_length))
-            for first in range(start, end, step):
-                self._search(np.sort(order[first:min(end, first + step)]))
+            if self.is_full and class_bound[order[start]] < -self.best[-1][0]:
+                break  # no pattern of this class or a later one can reach the K-th kept pre-potential
+            before = int(ends[start - 1]) if start else 0
+            end = min(len(order), int(np.searchsorted(ends, before + size)) + 1)
+            ids = np.flatnonzero(rank < end if not start else (rank >= start) & (rank < end))  # ascending
+            if self.is_full:  # a group's later classes, or classes whose bound ties the K-th, need the name
+                ids = ids[self._may_enter(class_bound[self.classes[ids]], ids)]
+            for first in range(0, len(ids), step):
+                self._search(ids[first:first + step])
             start, size = end, size * 4
         return self
 
-    def _search(self, positions: np.ndarray) -> None:
-        """Tighten the bounds of these candidates step by step, then evaluate the survivors."""
-        ids = self.ids[positions]
+    def _search(self, ids: np.ndarray) -> None:
+        """Tighten the bounds of these candidates step by step, then decide the survivors."""
+        classes = self.classes[ids]
         lengths, single = self.index.lengths[ids], self.index.single_symbol_events[ids]
-        lcs = np.minimum(self.ub[positions], lengths)
-        longest = np.minimum(_longest_runs(self.held[positions]), lcs) if self.has_mask else lcs
-        keep = self._may_enter(self._bounds(lcs, longest, lengths, single, True), ids)
+        lcs = np.minimum(self.class_ub[classes], lengths)
+        run = self.class_run[classes]
+        if self.has_mask and not self.mask_classes:
+            run = longest_runs(self.held[ids])
+        longest = np.minimum(run, lcs)
+        keep = self._may_enter(self.bounds.of(lcs, longest, lengths, single, True), ids)
+        if not self.all_pass:
+            keep &= self._similarity(lcs, lengths) >= self.threshold
         ids, lengths, single, lcs, longest = _select(keep, ids, lengths, single, lcs, longest)
         codes = self._codes(ids, lengths)
         runs, may_fix_up = self._block_features(codes)
         longest = np.minimum(longest, runs)
-        keep = self._may_enter(self._bounds(lcs, longest, lengths, single, may_fix_up), ids)
-        ids, lengths, single, longest, may_fix_up, codes = _select(keep, ids, lengths, single, longest, may_fix_up, codes)
+        keep = self._may_enter(self.bounds.of(lcs, longest, lengths, single, may_fix_up), ids)
+        self._finish(*_select(keep, ids, lengths, single, longest, may_fix_up, codes))
+
+    def _finish(self, ids: np.ndarray, lengths: np.ndarray, single: np.ndarray, longest: np.ndarray,
+                may_fix_up: np.ndarray, codes: np.ndarray) -> None:
+        """Steps 3 and 4 of the module docstring (exact LCS and gate, exact longest common
+        substring, known pre-potentials), then the decisions."""
         rows = _strings(codes)
         lcs = self._lcs(rows)  # exact now
-        bounds = self._bounds(lcs, np.minimum(longest, lcs), lengths, single, may_fix_up)
-        keep = np.flatnonzero((self._similarity(lcs, lengths) >= self.threshold) & self._may_enter(bounds, ids))
-        self._evaluate(*_select(keep, ids, bounds, lcs, single), [rows[k] for k in keep.tolist()])
+        keep = (self._similarity(lcs, lengths) >= self.threshold) & self._may_enter(
+            self.bounds.of(lcs, np.minimum(longest, lcs), lengths, single, may_fix_up), ids)
+        ids, lcs, lengths, single, may_fix_up, longest, codes, rows = _select(
+            keep, ids, lcs, lengths, single, may_fix_up, longest, codes, np.array(rows, object))
+        exact = longest_common_substrings(codes, self.state_codes)  # -1: not computed
+        longest = np.where(exact >= 0, exact, np.minimum(longest, lcs))
+        bounds = self.bounds.of(lcs, longest, lengths, single, may_fix_up)
+        known = (exact == lcs) & single & ~may_fix_up  # one block without a fix-up (step 4)
+        bounds = np.where(known, one_block_pre(lcs, lengths, self.len_state), bounds)
+        keep = self._may_enter(bounds, ids)
+        self._decide(*_select(keep, ids, bounds, known, lcs, lengths, single, rows))
 
     def _may_enter(self, bounds: np.ndarray, ids: np.ndarray) -> np.ndarray:
         """Whether a candidate's best possible key beats the K-th kept key (name keys for ties)."""
@@ -221,33 +223,46 @@ class IndexSearch:
             return np.zeros(0, np.int64)
         return process.cdist([self.state_code], rows, scorer=LCSseq.similarity, dtype=np.int64)[0]
 
-    # -- evaluation in (bound desc, name asc) order --------------------------------------------------
-    def _evaluate(self, ids: np.ndarray, bounds: np.ndarray, lcs: np.ndarray, single: np.ndarray,
-                  rows: list[str]) -> None:
-        keys = self.index.name_keys[ids]
-        alive, size = np.arange(len(ids)), _FIRST_CHUNK * self.limit
-        while len(alive):
-            alive = alive[self._may_enter(bounds[alive], ids[alive])]
-            batch, alive = _first_by_key(alive, bounds, keys, size)
-            for k in self._in_order(batch, ids, bounds, keys):
-                name = self.index.names[ids[k]]
-                if self.is_full and (-float(bounds[k]), name) >= self.best[-1][:2]:
-                    return  # every later candidate is no better
-                pre = self._pre(rows[k], bool(single[k]), name)
-                if not self.is_full or (-pre, name) < self.best[-1][:2]:
-                    insort(self.best, (-pre, name, lcs_similarity(int(lcs[k]), len(rows[k]), self.len_state)))
-                    del self.best[self.limit:]
-            size *= 4
+    # -- decisions in (bound desc, name asc) order ---------------------------------------------------
+    def _decide(self, ids: np.ndarray, bounds: np.ndarray, known: np.ndarray, lcs: np.ndarray,
+                lengths: np.ndarray, single: np.ndarray, rows: np.ndarray) -> None:
+        """Step 5 of the module docstring: ``bounds`` are the pre-potentials where ``known``;
+        ``rows``: the code rows (str objects)."""
+        order = np.lexsort((self.index.name_keys[ids], -bounds))
+        similarities = self._similarity(lcs, lengths)
+        start, size = 0, _FIRST_CHUNK * self.limit
+        while start < len(order):
+            batch = order[start:start + size]
+            start += size
+            can_enter = self._may_enter(bounds[batch], ids[batch])
+            if not can_enter.all():
+                start = len(order)  # a prefix of the order may enter, the rest never can
+                batch = batch[can_enter]
+            sure = batch[known[batch]]
+            self._merge(ids[sure], bounds[sure], similarities[sure])
+            rest = batch[~known[batch]]
+            rest = rest[self._may_enter(bounds[rest], ids[rest])]
+            self._merge(ids[rest], self._pres(rows[rest].tolist(), single[rest], ids[rest]), similarities[rest])
 
-    def _in_order(self, batch: np.ndarray, ids: np.ndarray, bounds: np.ndarray, keys: np.ndarray):
-        """``batch`` (sorted by bound desc, key asc) with equal-key runs put in name order."""
-        b, k = bounds[batch], keys[batch]
-        starts = np.flatnonzero(np.concatenate([[True], (b[1:] != b[:-1]) | (k[1:] != k[:-1])]))
-        for start, end in zip(starts.tolist(), starts[1:].tolist() + [len(batch)]):
-            if end - start == 1:
-                yield int(batch[start])
-            else:
-                yield from sorted(batch[start:end].tolist(), key=lambda i: self.index.names[ids[i]])
+    def _pres(self, rows: list[str], single: np.ndarray, ids: np.ndarray) -> np.ndarray:
+        """Pre-potentials of these candidates from their code rows (each distinct row once)."""
+        memo = self.memo
+        if single.all():  # the row alone is the key
+            for row in {row for row in rows if row not in memo}:
+                memo[row] = self._pre(row, True, "")
+            return np.fromiter(map(memo.__getitem__, rows), float, len(rows))
+        names = self.index.names
+        return np.array([self._pre(row, one, names[i]) for row, one, i in zip(rows, single.tolist(), ids.tolist())],
+                        float)
+
+    def _merge(self, ids: np.ndarray, pres: np.ndarray, similarities: np.ndarray) -> None:
+        """Add these candidates to the kept list (those that enter) and keep the first K."""
+        entering = self._may_enter(pres, ids)
+        names = self.index.names
+        self.best += zip((-pres[entering]).tolist(), map(names.__getitem__, ids[entering].tolist()),
+                         similarities[entering].tolist())
+        self.best.sort()
+        del self.best[self.limit:]
 
     def _pre(self, row: str, single: bool, name: str) -> float:
         """Pre-potential of one candidate from its code row, computed once per distinct row."""
@@ -273,51 +288,41 @@ class IndexSearch:
 
     def passing(self) -> int:
         """How many candidates pass the gate, counted up to K + 1 (KATO prunes when more than K do)."""
-        if self.is_sure is None:
-            return min(len(self.ids), self.limit + 1)
-        passing = int(np.count_nonzero(self.is_sure))
-        unsure = self.ids[~self.is_sure]
+        if self.all_pass:
+            return min(self.num_candidates, self.limit + 1)
+        ids = np.flatnonzero(self.classes)
+        lengths = self.index.lengths[ids]
+        passing = self._similarity(np.minimum(self.class_ub[self.classes[ids]], lengths), lengths) >= self.threshold
+        ids, lengths = ids[passing], lengths[passing]
+        sure = self._similarity(1, lengths) >= self.threshold
+        count = int(np.count_nonzero(sure))
+        unsure = ids[~sure]
         step = max(1, _MAX_CELLS // max(1, self.max_length))
         for start in range(0, len(unsure), step):
-            if passing > self.limit:
+            if count > self.limit:
                 break
-            ids = unsure[start:start + step]
-            lengths = self.index.lengths[ids]
-            lcs = self._lcs(_strings(self._codes(ids, lengths)))
-            passing += int(np.count_nonzero(self._similarity(lcs, lengths) >= self.threshold))
-        return min(passing, self.limit + 1)
+            chunk = unsure[start:start + step]
+            chunk_lengths = self.index.lengths[chunk]
+            lcs = self._lcs(_strings(self._codes(chunk, chunk_lengths)))
+            count += int(np.count_nonzero(self._similarity(lcs, chunk_lengths) >= self.threshold))
+        return min(count, self.limit + 1)
+
+
+def _ranks(order: np.ndarray, num_classes: int) -> np.ndarray:
+    """class -> its position in ``order`` (class 0, in no order, after every other), small ints."""
+    ranks = np.full(num_classes, len(order), np.min_scalar_type(len(order)))
+    ranks[order] = np.arange(len(order))
+    return ranks
+
+
+def _estimated_counts(rank: np.ndarray, num_ranks: int) -> np.ndarray:
+    """Patterns per rank, estimated from about ``_SAMPLE_SIZE`` evenly spaced patterns (exact for small KBs)."""
+    stride = max(1, len(rank) // _SAMPLE_SIZE)
+    return np.bincount(rank[::stride], minlength=num_ranks + 1)[:num_ranks] * stride
 
 
 def _select(keep: np.ndarray, *arrays: np.ndarray) -> tuple[np.ndarray, ...]:
     return tuple(array[keep] for array in arrays)
-
-
-def _longest_runs(held: np.ndarray) -> np.ndarray:
-    """Length of the longest run of consecutive set bits of each mask."""
-    runs = np.zeros(len(held), np.int64)
-    held = held.copy()
-    while True:
-        nonzero = held != 0
-        if not nonzero.any():
-            return runs
-        runs += nonzero
-        held &= held >> 1
-
-
-def _first_by_key(alive: np.ndarray, bounds: np.ndarray, keys: np.ndarray, size: int) -> tuple[np.ndarray, np.ndarray]:
-    """The ``size`` best of ``alive`` by (bound desc, key asc), with every tie of the last one,
-    sorted; and the rest (all worse)."""
-    if len(alive) > size:
-        negative = -bounds[alive]
-        cut = np.partition(negative, size - 1)[size - 1]
-        equal = negative == cut
-        need = size - int(np.count_nonzero(negative < cut))
-        key_cut = np.partition(keys[alive[equal]], need - 1)[need - 1]
-        chosen = (negative < cut) | (equal & (keys[alive] <= key_cut))
-        alive, rest = alive[chosen], alive[~chosen]
-    else:
-        rest = alive[:0]
-    return alive[np.lexsort((keys[alive], -bounds[alive]))], rest
 
 
 def _strings(codes: np.ndarray) -> list[str]:

@@ -57,22 +57,39 @@ def index_state(state: Tokens) -> dict[str, list[int]]:
     return positions
 
 
-def _longest_block(a: Tokens, b_positions: dict[str, list[int]],
-                   alo: int, ahi: int, blo: int, bhi: int) -> tuple[int, int, int]:
-    """Longest ``a[i:i+k] == b[j:j+k]`` inside the window; ties to the smallest i, then j."""
+def _common_runs(a: Tokens, b_positions: dict[str, list[int]]) -> list[tuple[int, int, int]]:
+    """Every ``(i, j, k)`` with ``a[i] == b[j]``, k the length of the common run ending there, in
+    (i, j) order: computed once per pattern, then read by every window."""
+    pairs: list[tuple[int, int, int]] = []
+    previous: dict[int, int] = {}  # j -> length of the common run ending at (i-1, j)
+    for i, token in enumerate(a):
+        positions = b_positions.get(token)
+        if positions:
+            current: dict[int, int] = {}
+            for j in positions:
+                k = current[j] = previous.get(j - 1, 0) + 1
+                pairs.append((i, j, k))
+            previous = current
+        elif previous:
+            previous = {}
+    return pairs
+
+
+def _longest_block(pairs: list[tuple[int, int, int]], alo: int, ahi: int, blo: int, bhi: int) -> tuple[int, int, int]:
+    """Longest ``a[i:i+k] == b[j:j+k]`` inside the window; ties to the smallest i, then j. A run
+    inside the window ending at (i, j) is the run ending there cut at the window's start."""
     best_i, best_j, best_k = alo, blo, 0
-    run: dict[int, int] = {}  # j -> length of the common run ending at (i-1, j)
-    for i in range(alo, ahi):
-        next_run: dict[int, int] = {}
-        for j in b_positions.get(a[i], ()):
-            if j < blo:
-                continue
-            if j >= bhi:
-                break
-            k = next_run[j] = run.get(j - 1, 0) + 1
-            if k > best_k:
-                best_i, best_j, best_k = i - k + 1, j - k + 1, k
-        run = next_run
+    for i, j, k in pairs:
+        if i >= ahi:
+            break
+        if i < alo or j < blo or j >= bhi:
+            continue
+        if k > i - alo:
+            k = i - alo + 1
+        if k > j - blo:
+            k = j - blo + 1
+        if k > best_k:
+            best_i, best_j, best_k = i - k + 1, j - k + 1, k
     return best_i, best_j, best_k
 
 
@@ -85,11 +102,14 @@ def matching_blocks(a: Tokens, b: Tokens,
     """
     if b_positions is None:
         b_positions = index_state(b)
+    pairs = _common_runs(a, b_positions)
+    if not pairs:
+        return []
     found: list[tuple[int, int, int]] = []
     queue = [(0, len(a), 0, len(b))]
     while queue:
         alo, ahi, blo, bhi = queue.pop()
-        i, j, k = block = _longest_block(a, b_positions, alo, ahi, blo, bhi)
+        i, j, k = block = _longest_block(pairs, alo, ahi, blo, bhi)
         if k:
             found.append(block)
             if alo < i and blo < j:

@@ -8,17 +8,15 @@ symbols in the ensemble's matches and missing (any other symbol counts as probab
 Floating point follows KATO's arithmetic step for step (numpy where KATO uses numpy, Python floats
 where it uses Python), with one deliberate difference: where KATO iterates a ``set`` of symbols
 (hash order, so the last bits can change between processes) we iterate symbols in order of first
-occurrence. The order of the candidates themselves is fixed by the caller (``predict.py``).
+occurrence. The order of the candidates themselves is fixed by the caller (``ensemble.py``).
 """
 from __future__ import annotations
 
-import hashlib
-import json
 from collections import Counter
 from functools import reduce
 from math import log, log2, log10
 from operator import add
-from typing import Callable, Iterable, Mapping, Sequence
+from typing import Callable, Iterable, Mapping, NamedTuple, Sequence
 
 import numpy as np
 
@@ -26,6 +24,15 @@ from katoray.engine.prediction import fragmentation_term
 from katoray.store.base import KBTotals
 
 _ABSENT_PROBABILITY = 1e-10  # confluence's stand-in for a symbol of probability 0 (avoids log 0)
+
+
+class EnsembleScores(NamedTuple):
+    """``present_scores``: shared by every prediction of one ensemble."""
+
+    probabilities: dict[str, float]
+    presents: list[list[str]]
+    counts: list[Counter]
+    itfdf: list[float]
 
 
 def present_symbols(prediction: Mapping) -> list[str]:
@@ -59,11 +66,13 @@ def ensemble_symbols(predictions: Iterable[Mapping]) -> set[str]:
 
 
 def itfdf_similarities(presents: Sequence[list[str]], frequencies: Sequence[int], state: Sequence[str],
-                       probabilities: Mapping[str, float]) -> list[float]:
+                       probabilities: Mapping[str, float], counts: Sequence[Counter] | None = None) -> list[float]:
     """``1 − (1 − cos(v_state, v_present))·freq/F`` per prediction, or 0.0 when F = 0.
 
-    Vectors run over the sorted union of present and state symbols, each entry ``P(s)·count``.
+    Vectors run over the sorted union of present and state symbols, each entry ``P(s)·count``;
+    ``counts``: each present's ``Counter``, if the caller has them.
     """
+    counts = counts if counts is not None else [Counter(present) for present in presents]
     symbols = sorted(set(state).union(*presents))
     column = {s: i for i, s in enumerate(symbols)}
     state_vec = np.zeros(len(symbols))
@@ -71,8 +80,8 @@ def itfdf_similarities(presents: Sequence[list[str]], frequencies: Sequence[int]
         state_vec[column[symbol]] = probabilities.get(symbol, 0) * count
     state_norm = np.linalg.norm(state_vec)
     matrix = np.zeros((len(presents), len(symbols)))
-    for row, present in enumerate(presents):
-        for symbol, count in Counter(present).items():
+    for row, present_counts in enumerate(counts):
+        for symbol, count in present_counts.items():
             matrix[row, column[symbol]] = probabilities.get(symbol, 0) * count
     if state_norm > 0:
         with np.errstate(divide="ignore", invalid="ignore"):
@@ -98,11 +107,12 @@ def confluence(present: Sequence[str], probabilities: Mapping[str, float], frequ
 
 
 def entropies(present: Sequence[str], probabilities: Mapping[str, float],
-              num_symbols: int) -> tuple[float, float, float]:
-    """(entropy, normalized_entropy, global_normalized_entropy) of the present symbols."""
+              num_symbols: int, counts: Counter | None = None) -> tuple[float, float, float]:
+    """(entropy, normalized_entropy, global_normalized_entropy) of the present symbols
+    (``counts``: their ``Counter``, if the caller has it)."""
     if not present:
         return 0.0, 0.0, 0.0
-    counts = Counter(present)
+    counts = counts if counts is not None else Counter(present)
     length = len(present)
     entropy = normalized = global_normalized = 0.0
     for count in counts.values():
@@ -119,13 +129,16 @@ def entropies(present: Sequence[str], probabilities: Mapping[str, float],
     return entropy, normalized, global_normalized
 
 
-def tfidf_score(present: Sequence[str], probabilities: Mapping[str, float], total_unique_patterns: int) -> float:
-    """Mean of ``tf·idf`` over the distinct present symbols, ``idf = log2(TUP/n) + 1``."""
+def tfidf_score(present: Sequence[str], probabilities: Mapping[str, float], total_unique_patterns: int,
+                counts: Counter | None = None) -> float:
+    """Mean of ``tf·idf`` over the distinct present symbols, ``idf = log2(TUP/n) + 1``
+    (``counts``: their ``Counter``, if the caller has it; it lists them in first-seen order)."""
     if not present or total_unique_patterns <= 0:
         return 0.0
+    counts = counts if counts is not None else Counter(present)
     scores = []
-    for symbol in dict.fromkeys(present):
-        tf = present.count(symbol) / len(present)
+    for symbol, count in counts.items():
+        tf = count / len(present)
         # n is rebuilt from the float probability as KATO does, so it can land one below pmf(s)
         n = int(probabilities[symbol] * total_unique_patterns) if symbol in probabilities else 1
         idf = log2(total_unique_patterns / (n if n != 0 else 1)) + 1
@@ -133,10 +146,10 @@ def tfidf_score(present: Sequence[str], probabilities: Mapping[str, float], tota
     return sum(scores) / len(scores)
 
 
-def future_key(future: Sequence[Sequence[str]]) -> str:
-    """KATO's grouping key of a future: sha1 of the JSON of its events, each sorted."""
-    text = json.dumps([sorted(event) for event in future], sort_keys=True)
-    return hashlib.sha1(text.encode()).hexdigest()
+def future_group(future: Sequence[Sequence[str]]) -> tuple[tuple[str, ...], ...]:
+    """KATO's grouping of futures: its key is the sha1 of the JSON of the events, each sorted, and
+    that JSON is equal exactly when these tuples are, so they group the same futures."""
+    return tuple(tuple(sorted(event)) for event in future)
 
 
 def predictive_information(predictions: list[dict]) -> list[dict]:
@@ -149,10 +162,11 @@ def predictive_information(predictions: list[dict]) -> list[dict]:
     for p in predictions:
         p["pattern_probability"] = p["frequency"] / total_frequency
         p["weighted_strength"] = p["similarity"] * p["pattern_probability"]
-    groups: dict[str, dict] = {}
-    for p in predictions:
-        if p["future"]:
-            group = groups.setdefault(future_key(p["future"]), {
+    keys = [future_group(p["future"]) if p["future"] else None for p in predictions]
+    groups: dict[tuple, dict] = {}
+    for p, key in zip(predictions, keys):
+        if key is not None:
+            group = groups.setdefault(key, {
                 "future": [list(event) for event in p["future"]], "total_weighted_frequency": 0.0,
                 "supporting_patterns": 0})
             group["total_weighted_frequency"] += p["frequency"] * p["similarity"]
@@ -160,8 +174,8 @@ def predictive_information(predictions: list[dict]) -> list[dict]:
     total_weighted = sum(g["total_weighted_frequency"] for g in groups.values())
     for group in groups.values():
         group["aggregate_potential"] = group["total_weighted_frequency"] / total_weighted if total_weighted > 0 else 0.0
-    for p in predictions:
-        share = groups[future_key(p["future"])]["aggregate_potential"] if p["future"] else 0.0
+    for p, key in zip(predictions, keys):
+        share = groups[key]["aggregate_potential"] if key is not None else 0.0
         p["predictive_information"] = p["weighted_strength"] / share if share > 0 else 0.0
     ranked = sorted(groups.values(), key=lambda g: g["aggregate_potential"], reverse=True)
     return [{"future": g["future"], "aggregate_potential": g["aggregate_potential"],
@@ -192,25 +206,26 @@ def potential(prediction: Mapping) -> float:
             + prediction["itfdf_similarity"] + fragmentation_term(prediction["fragmentation"]))
 
 
-def apply_ensemble_metrics(predictions: list[dict], state: Sequence[str], totals: KBTotals,
-                           symbol_pmf: Callable[[Iterable[str]], Mapping[str, int]]) -> list[dict]:
-    """Fill every ensemble field of ``predictions`` (in place, in KATO's order); return future_potentials.
-
-    ``predictions`` is the pruned ensemble in its fixed order, each with ``frequency`` set;
-    ``symbol_pmf`` is the KB's lookup of distinct-pattern counts per symbol.
-    """
-    tup = totals.total_unique_patterns
-    probabilities = symbol_probabilities(predictions, symbol_pmf(sorted(ensemble_symbols(predictions))), tup)
+def present_scores(predictions: Sequence[Mapping], state: Sequence[str], totals: KBTotals,
+                   symbol_pmf: Callable[[Iterable[str]], Mapping[str, int]]) -> EnsembleScores:
+    """What every prediction's symbol metrics share: the symbol probabilities, each present (flat)
+    with its ``Counter``, and each itfdf similarity. ``predictions`` is the pruned ensemble in
+    its fixed order (each with ``matches``, ``missing``, ``present`` and ``frequency`` set);
+    ``symbol_pmf`` is the KB's lookup of distinct-pattern counts per symbol."""
+    probabilities = symbol_probabilities(predictions, symbol_pmf(sorted(ensemble_symbols(predictions))),
+                                         totals.total_unique_patterns)
     presents = [present_symbols(p) for p in predictions]
-    itfdf = itfdf_similarities(presents, [p["frequency"] for p in predictions], state, probabilities)
-    for p, present, itfdf_value in zip(predictions, presents, itfdf):
-        entropy, normalized, global_normalized = entropies(present, probabilities, totals.num_symbols)
-        p.update(entropy=entropy, normalized_entropy=normalized, global_normalized_entropy=global_normalized,
-                 itfdf_similarity=itfdf_value,
-                 confluence=confluence(present, probabilities, p["frequency"], totals.total_pattern_frequencies),
-                 tfidf_score=tfidf_score(present, probabilities, tup))
-    future_potentials = predictive_information(predictions)
-    bayesian(predictions)
-    for p in predictions:
-        p["potential"] = potential(p)
-    return future_potentials
+    counts = [Counter(present) for present in presents]
+    itfdf = itfdf_similarities(presents, [p["frequency"] for p in predictions], state, probabilities, counts)
+    return EnsembleScores(probabilities, presents, counts, itfdf)
+
+
+def symbol_metrics(scores: EnsembleScores, index: int, frequency: int, totals: KBTotals) -> dict[str, float]:
+    """The ``index``-th prediction's entropy, normalized_entropy, global_normalized_entropy,
+    itfdf_similarity, confluence and tfidf_score (KATO's order)."""
+    present, counts, probabilities = scores.presents[index], scores.counts[index], scores.probabilities
+    entropy, normalized, global_normalized = entropies(present, probabilities, totals.num_symbols, counts)
+    return {"entropy": entropy, "normalized_entropy": normalized, "global_normalized_entropy": global_normalized,
+            "itfdf_similarity": scores.itfdf[index],
+            "confluence": confluence(present, probabilities, frequency, totals.total_pattern_frequencies),
+            "tfidf_score": tfidf_score(present, probabilities, totals.total_unique_patterns, counts)}

@@ -39,18 +39,13 @@ same ``pruned`` flag (KATO prunes, and so sets ``_pre_potential``, only when mor
     state positions those symbols fill; once that bound is below the K-th best and more than K
     candidates passed the gate (so KATO would prune), no unvisited pattern can be kept.
 
-A sharded level (``store.base.ShardedKnowledgeBase``: every pattern in exactly one shard) is
-searched shard by shard: the global first K are among the shards' first K each (the key depends on
-the pattern and the state alone), so they are the first K of that union in the same order; more
-than K pass overall exactly when the shards' counts, each taken up to K + 1, add up to more than K.
-The ensemble then reads the merged view (global totals and symbol statistics).
-
 Both evaluate a pattern relabelled so that every symbol absent from the state looks the same:
 equal relabellings give equal pre-potentials, so each is computed once per call.
 
 The name search caches pattern shapes per KB (a name is the sha1 of its events, so its shape
 never changes). Frequency and emotives are read fresh on every call.
 
+The ensemble (every field and metric of the kept candidates, the ranking) is ``ensemble.py``'s.
 Like KATO, when pruning happened every kept prediction carries its ``_pre_potential``.
 """
 from __future__ import annotations
@@ -58,13 +53,12 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Iterable
 
-from katoray.engine import metrics
 from katoray.engine.candidates import Scored, search_by_name, shape_of
 from katoray.engine.config import SessionConfig
-from katoray.engine.emotives import average_emotives
+from katoray.engine.ensemble import ensemble
 from katoray.engine.index_search import IndexSearch
 from katoray.engine.matching import Extraction, extract, fuzzy_extract, index_state, similarity
-from katoray.engine.prediction import build_candidate, pre_potential, scores, single_symbol_prediction
+from katoray.engine.prediction import pre_potential, scores, single_symbol_prediction
 from katoray.store.base import KnowledgeBase, PatternRecord, reading, shards_of, symbol_index
 
 PRUNING_FACTOR = 3  # KATO computes ensemble metrics for at most 3·max_predictions candidates
@@ -173,30 +167,7 @@ def _extract(flat: list[str], state: list[str], config: SessionConfig, positions
 
 def _ensemble(kb: KnowledgeBase, stm, state, config: SessionConfig, kept: list[Scored],
               pruned: bool) -> PredictionResult:
-    if not kept:
-        return PredictionResult()
-    unread = [s.name for s in kept if s.record is None]
-    fetched = kb.get_patterns(unread) if unread else {}
-    positions = index_state(state)
-    predictions = []
-    for s in kept:
-        record = s.record or fetched.get(s.name)
-        if record is None:   # deleted by another process (a backend without snapshots): gone
-            continue
-        events = record.pattern_data
-        flat = [symbol for event in events for symbol in event]
-        extraction, anomalies = _extract(flat, state, config, positions)
-        p = build_candidate(s.name, events, len(flat), extraction, s.similarity, stm, len(state))
-        p["anomalies"] = anomalies
-        p["frequency"] = record.frequency if record.frequency else 1  # KATO floors a 0 at 1
-        p["emotives"] = average_emotives(record.emotives)
-        if pruned:
-            p["_pre_potential"] = s.pre
-        predictions.append(p)
-    future_potentials = metrics.apply_ensemble_metrics(predictions, state, kb.totals(), kb.symbol_pmf)
-    key = config.rank_sort_algo
-    ranked = sorted(predictions, key=lambda p: (-p[key], p["name"]))[:config.max_predictions]
-    return PredictionResult(ranked, future_potentials)
+    return PredictionResult(*ensemble(kb, stm, state, config, kept, pruned, _extract))
 
 
 # -- single-symbol path ---------------------------------------------------------------------------

@@ -56,16 +56,20 @@ def present_cuts(flat: Sequence[str], event_lengths: Sequence[int], extraction: 
 
 def temporal_fields(events: Events, extraction: Extraction, stm: Events) -> dict:
     """``past``, ``present``, ``future``, ``missing`` and ``extras`` (lists of event lists)."""
-    matches = extraction.matches
     flat = [s for e in events for s in e]
     past_end, present_end = present_cuts(flat, [len(e) for e in events], extraction)
+    return _temporal_fields(events, extraction.matches, past_end, present_end, stm)
+
+
+def _temporal_fields(events: Events, matches: Sequence[str], past_end: int, present_end: int, stm: Events) -> dict:
     present = [list(e) for e in events[past_end:present_end]]
+    matched = set(matches)  # membership by value, as KATO's ``in`` on the list
     present_symbols = {s for event in present for s in event}
     return {
         "past": [list(e) for e in events[:past_end]],
         "present": present,
         "future": [list(e) for e in events[present_end:]],
-        "missing": [[s for s in event if s not in matches] for event in present],
+        "missing": [[s for s in event if s not in matched] for event in present],
         "extras": [[s for s in event if s not in present_symbols] for event in stm],
     }
 
@@ -93,13 +97,43 @@ def scores(flat: Sequence, event_lengths: Sequence[int], length: int, extraction
     ``flat`` may be any relabelling of the pattern that keeps equality with the state's symbols
     (the prediction path scores symbols mapped to small ints).
     """
-    num_matches = len(extraction.matches)
     past_end, present_end = present_cuts(flat, event_lengths, extraction)
+    return _scores(event_lengths, length, extraction, len_state, past_end, present_end)
+
+
+def _scores(event_lengths: Sequence[int], length: int, extraction: Extraction, len_state: int,
+            past_end: int, present_end: int) -> tuple[float, float, float, float]:
+    num_matches = len(extraction.matches)
     num_present = sum(event_lengths[past_end:present_end])
     return (num_matches / length if length > 0 else 0.0,
             num_matches / num_present if num_present > 0 else 0.0,
             snr(num_matches, num_flat_extras(num_matches, len_state)),
             float(extraction.num_blocks - 1))
+
+
+def _event_cuts(events: Events, event_lengths: Sequence[int], extraction: Extraction) -> tuple[int, int]:
+    """``present_cuts`` from the events themselves (the last past event is that flat slice)."""
+    past_end, present_end = event_cuts(event_lengths, extraction.start, extraction.stop - extraction.start)
+    if past_end > 0 and extraction.matches and extraction.matches[0] in events[past_end - 1]:
+        past_end -= 1  # KATO's fix-up
+    return past_end, present_end
+
+
+def candidate_summary(name: str, events: Events, length: int, extraction: Extraction, similarity: float,
+                      len_state: int, frequency: int) -> dict:
+    """What the ensemble needs of every candidate (``name``, ``matches``, ``present``,
+    ``missing``, ``future``, ``frequency``, ``similarity``, ``evidence``, ``confidence``, ``snr``,
+    ``fragmentation``), with ``build_candidate``'s values; the event lists are the pattern's own."""
+    event_lengths = [len(e) for e in events]
+    past_end, present_end = _event_cuts(events, event_lengths, extraction)
+    evidence, confidence, snr_value, fragmentation = _scores(event_lengths, length, extraction, len_state,
+                                                             past_end, present_end)
+    matched = set(extraction.matches)  # membership by value, as KATO's ``in`` on the list
+    present = events[past_end:present_end]
+    return {"name": name, "matches": extraction.matches, "present": present,
+            "missing": [[s for s in event if s not in matched] for event in present],
+            "future": events[present_end:], "frequency": frequency, "similarity": similarity,
+            "evidence": evidence, "confidence": confidence, "snr": snr_value, "fragmentation": fragmentation}
 
 
 def build_candidate(name: str, events: Events, length: int, extraction: Extraction,
@@ -109,9 +143,11 @@ def build_candidate(name: str, events: Events, length: int, extraction: Extracti
     ``frequency``, ``emotives`` and the ensemble metrics are filled in later; ``pattern_data`` is
     never added (KATO removes it before returning).
     """
-    evidence, confidence, snr_value, fragmentation = scores(
-        [s for e in events for s in e], [len(e) for e in events], length, extraction, len_state)
-    fields = temporal_fields(events, extraction, stm)
+    event_lengths = [len(e) for e in events]
+    past_end, present_end = _event_cuts(events, event_lengths, extraction)
+    evidence, confidence, snr_value, fragmentation = _scores(event_lengths, length, extraction, len_state,
+                                                             past_end, present_end)
+    fields = _temporal_fields(events, extraction.matches, past_end, present_end, stm)
     return {
         "type": "prototypical", "name": name, "frequency": None, "emotives": None,
         "matches": list(extraction.matches), "past": fields["past"], "present": fields["present"],

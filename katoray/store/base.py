@@ -223,7 +223,9 @@ class SymbolIndex:
     requested symbol, whose own id is ``symbol_ids[k]`` (-1 and an empty array when no pattern holds
     it). A pattern's flattened symbols, as symbol ids (``< num_symbol_ids``), are
     ``flat[offsets[id]:offsets[id] + lengths[id]]``; ``single_symbol_events[id]`` says whether every
-    one of its events holds exactly one symbol. The arrays must not be written to.
+    one of its events holds exactly one symbol. The arrays must not be written to. Over every id
+    (deleted ones too), ``length_range`` is the (smallest, largest) of ``lengths`` ((0, 0) for
+    none) and ``event_kinds`` whether some ``single_symbol_events`` is False, and some True.
     """
 
     symbol_ids: list[int]
@@ -235,6 +237,8 @@ class SymbolIndex:
     single_symbol_events: np.ndarray
     offsets: np.ndarray
     flat: np.ndarray
+    length_range: tuple[int, int]
+    event_kinds: tuple[bool, bool]
 
 
 @runtime_checkable

@@ -179,6 +179,8 @@ class PatternColumns:
         self.names: list[str | None] = []
         self.name_keys, self.lengths, self.single = Column(np.uint64), Column(np.int64), Column(bool)
         self.firsts, self.offsets, self.flat = Column(np.int64), Column(np.int64), Column(np.uint32)
+        self._length_range: tuple[int, int] | None = None   # over every row: rows are never removed
+        self._event_kinds = (False, False)                   # some row not single, some single
 
     def append(self, new: NewPatterns, symbols: np.ndarray) -> range:
         """Rows for ``new``, whose flattened symbols have the ids ``symbols``; returns their ids."""
@@ -193,13 +195,19 @@ class PatternColumns:
         firsts = np.full(len(ids), NO_SYMBOL, np.int64)
         firsts[new.has_first] = symbols[starts[new.has_first]]
         self.firsts.extend(firsts)
+        if len(ids):  # a search reads these per query: kept here, not recomputed over every row
+            low, high = int(new.lengths.min()), int(new.lengths.max())
+            self._length_range = (low, high) if self._length_range is None else \
+                (min(low, self._length_range[0]), max(high, self._length_range[1]))
+            self._event_kinds = (self._event_kinds[0] or not new.single.all(), self._event_kinds[1] or bool(new.single.any()))
         return ids
 
     def symbol_index(self, symbol_ids: list[int], postings: list[np.ndarray], num_symbol_ids: int) -> SymbolIndex:
         """``base.SymbolIndex`` over these columns for the symbols ``symbol_ids`` (-1: unknown)."""
         return SymbolIndex(symbol_ids=symbol_ids, postings=postings, num_symbol_ids=num_symbol_ids, names=self.names,
                            name_keys=self.name_keys.view(), lengths=self.lengths.view(),
-                           single_symbol_events=self.single.view(), offsets=self.offsets.view(), flat=self.flat.view())
+                           single_symbol_events=self.single.view(), offsets=self.offsets.view(), flat=self.flat.view(),
+                           length_range=self._length_range or (0, 0), event_kinds=self._event_kinds)
 
 
 class IdView:

@@ -221,11 +221,12 @@ class MemoryStore:
         return self._lock.reading()
 
     def _record(self, name: str, pattern_id: int) -> PatternRecord:
-        return PatternRecord(name, [list(e) for e in self._events[pattern_id]],
+        emotives, metadata = self._emotives.get(pattern_id), self._metadata.get(pattern_id)
+        return PatternRecord(name, list(map(list, self._events[pattern_id])),  # copies: callers may edit them
                              int(self._columns.lengths.data[pattern_id]),
                              int(self._frequency.data[pattern_id]),
-                             [dict(e) for e in self._emotives.get(pattern_id, ())],
-                             {k: list(v) for k, v in self._metadata.get(pattern_id, {}).items()})
+                             list(map(dict, emotives)) if emotives else [],
+                             {k: list(v) for k, v in metadata.items()} if metadata else {})
 
     def get_pattern(self, name: str) -> PatternRecord | None:
         with self._lock.reading():

@@ -5,11 +5,12 @@ from __future__ import annotations
 import random
 
 import numpy as np
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from rapidfuzz.distance import LCSseq
 
-from katoray.engine import index_search
+from katoray.engine import index_bounds, index_search
 from katoray.engine.config import SessionConfig
 from katoray.engine.matching import extract, matching_blocks, similarity
 from katoray.engine.naming import pattern_hash
@@ -112,6 +113,21 @@ def test_small_steps_and_bounds_without_a_table(monkeypatch):
     for _ in range(12):
         stm = [[rng.choice(LETTERS)] for _ in range(rng.randint(2, 8))]
         for config in (SessionConfig(max_predictions=2), SessionConfig(recall_threshold=0.3, max_predictions=5)):
+            _assert_exact(kb, stm, config)
+
+
+@pytest.mark.parametrize("sample_size, dp_cells", [(1, 0), (3, 1 << 10), (1 << 16, 0)])
+def test_groups_sized_from_a_tiny_sample_and_no_known_pre_potentials(monkeypatch, sample_size, dp_cells):
+    """Group sizes come from a sample (here of 1 or 3 patterns, so most classes look empty) and
+    one-block pre-potentials may be unknown (no dynamic programming): neither changes the result."""
+    monkeypatch.setattr(index_search, "_SAMPLE_SIZE", sample_size)
+    monkeypatch.setattr(index_bounds, "_MAX_DP_CELLS", dp_cells)
+    rng = random.Random(11)
+    chains = {tuple(rng.choice(LETTERS) for _ in range(6)) for _ in range(400)}
+    kb = _kb([[[s] for s in chain] for chain in sorted(chains)])
+    for _ in range(10):
+        stm = [[rng.choice(LETTERS)] for _ in range(rng.randint(2, 9))]
+        for config in (SessionConfig(max_predictions=3), SessionConfig(recall_threshold=0.4, max_predictions=20)):
             _assert_exact(kb, stm, config)
 
 

@@ -38,6 +38,9 @@ def assert_index_matches_records(kb: MemoryStore, symbols=SYMBOLS) -> None:
         assert [symbol_of.get(symbol_id, "?") for symbol_id in row] == [s if s in symbols else "?" for s in flat]
         assert index.lengths[i] == record.length
         assert index.single_symbol_events[i] == all(len(e) == 1 for e in record.pattern_data)
+    lengths, single = index.lengths, index.single_symbol_events  # every row, deleted ones too
+    assert index.length_range == ((int(lengths.min()), int(lengths.max())) if len(lengths) else (0, 0))
+    assert index.event_kinds == (not single.all(), bool(single.any()))
     by_key = sorted(live, key=lambda i: int(index.name_keys[i]))
     for a, b in zip(by_key, by_key[1:]):  # a smaller key is a smaller name
         assert index.name_keys[a] == index.name_keys[b] or index.names[a] < index.names[b]

@@ -47,8 +47,8 @@ def ensure_ray(spec: RunSpec) -> bool:
 
     if ray.is_initialized():
         return False
-    if os.environ.get("RAY_ADDRESS"):
-        ray.init(logging_level="WARNING")
+    if os.environ.get("RAY_ADDRESS"):   # worker logs only when verbose, as on a private Ray: errors stay one line
+        ray.init(logging_level="WARNING", log_to_driver=spec.verbose)
     else:
         cpus = max(2, math.ceil(options.cpus_needed(len(spec.all_kb_ids), spec.workers)))
         ray.init(address="local", num_cpus=cpus, include_dashboard=False, logging_level="WARNING",

@@ -17,7 +17,7 @@ import pytest
 from katoray.cli import build_parser, main
 from katoray.jobs import TrainingManifest, fingerprint
 from tests.conftest import KJV_BOOKS
-from tests.jobs import GPT2, REPO, cli_env, corpus, katoray
+from tests.jobs import GPT2, REPO, cli_env, corpus, katoray, session_env
 
 
 @pytest.fixture(scope="module")
@@ -100,13 +100,13 @@ def test_runs_delete_asks_on_a_terminal(tmp_path):
     assert not config.run_dir.exists()
 
 
-def test_train_json_is_the_last_line(tmp_path, tmp_path_factory, kjv_books_path):
+def test_train_json_is_the_last_line(ray_session, tmp_path, tmp_path_factory, kjv_books_path):
     books = corpus(tmp_path_factory, kjv_books_path, 8_000)
     console_script = Path(sys.executable).with_name("katoray")      # the installed entry point, not -m
     result = subprocess.run([str(console_script), "train", "--data", str(books), "--tokenizer", str(GPT2),
                              "--max-samples", "3", "--chunk-sizes", "4", "--nodes", "2", "--runs-dir", str(tmp_path),
-                             "--run-id", "as-json", "--json"], env=cli_env(), capture_output=True, text=True,
-                            timeout=240)
+                             "--run-id", "as-json", "--json"], env=session_env(ray_session), capture_output=True,
+                            text=True, timeout=240)
     assert result.returncode == 0, result.stderr[-3000:]
     lines = result.stdout.splitlines()
     assert lines[0].startswith("katoray run as-json in ")

@@ -81,6 +81,13 @@ def cli_env(**extra: str) -> dict[str, str]:
     return env
 
 
+def session_env(ray_session, **extra: str) -> dict[str, str]:
+    """``cli_env`` for a command that joins the session's Ray (``RAY_ADDRESS``, as a job on a
+    cluster does) instead of starting its own: about 9 s less per command on these machines. Not
+    for a command the test kills with everything it started (``crash``): its actors would outlive it."""
+    return cli_env(RAY_ADDRESS=ray_session.address_info["address"], **extra)
+
+
 def katoray(*args: str, cwd: Path | None = None, env: dict | None = None, input: str | None = None,
             timeout: float = SUBPROCESS_TIMEOUT_S) -> subprocess.CompletedProcess:
     """Run ``python -m katoray ARGS`` and return its result (text)."""

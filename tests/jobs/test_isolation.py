@@ -15,7 +15,7 @@ import pytest
 from katoray.errors import ConfigError
 from katoray.jobs import TrainConfig, TrainingManifest, fingerprint, start_run
 from katoray.jobs.runs import list_runs, load_manifest
-from tests.jobs import GPT2, cli_env, corpus, katoray, start_katoray, wait_for_checkpoint
+from tests.jobs import GPT2, corpus, katoray, session_env, start_katoray, wait_for_checkpoint
 
 def katoray_lines(stderr: str) -> list[str]:
     """What katoray said: stderr without Ray's own start-up line (README: harmless, not katoray's)."""
@@ -92,7 +92,8 @@ def test_a_full_disk_ends_in_one_message_and_resumes_once_there_is_room(ray_sess
 
     data = corpus(tmp_path_factory, kjv_books_path, 20_000)
     args = ("--data", str(data), "--tokenizer", str(GPT2), "--batch-size", "1", "--workers", "1", "--quiet")
-    failed = katoray("train", *args, "--runs-dir", str(small_disk), "--run-id", "full")
+    env = session_env(ray_session)
+    failed = katoray("train", *args, "--runs-dir", str(small_disk), "--run-id", "full", env=env)
     assert failed.returncode == 2, failed.stderr[-3000:]
     said = katoray_lines(failed.stderr)
     assert len(said) == 1 and said[0].startswith("katoray: error: ") and "Traceback" not in failed.stderr
@@ -100,10 +101,10 @@ def test_a_full_disk_ends_in_one_message_and_resumes_once_there_is_room(ray_sess
     assert f"katoray resume full --runs-dir {small_disk}" in failed.stderr
     status = list_runs(small_disk)["full"]["status"]
     assert status in ("failed", "interrupted")            # whichever the disk let it record; never "running"
-    again = katoray("resume", "full", "--runs-dir", str(small_disk), "--quiet")   # the disk is still full
+    again = katoray("resume", "full", "--runs-dir", str(small_disk), "--quiet", env=env)   # the disk is still full
     assert again.returncode == 2 and "Traceback" not in again.stderr and "is full" in again.stderr
     subprocess.run(["mount", "-o", "remount,size=64m", str(small_disk)], check=True)
-    resumed = katoray("resume", "full", "--runs-dir", str(small_disk), "--quiet", "--json")
+    resumed = katoray("resume", "full", "--runs-dir", str(small_disk), "--quiet", "--json", env=env)
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     expected = reference_fingerprint(tmp_path_factory, data=str(data), tokenizer=str(GPT2), batch_size=1)
     assert fingerprint("full", small_disk) == expected
@@ -118,7 +119,7 @@ def test_a_runs_folder_that_fills_mid_run_ends_in_one_message(ray_session, small
     data = corpus(tmp_path_factory, kjv_books_path, 20_000)
     proc = start_katoray("train", "--data", str(data), "--tokenizer", str(GPT2), "--batch-size", "1",
                          "--checkpoint-interval", "1", "--workers", "1", "--quiet", "--runs-dir", str(small_disk),
-                         "--run-id", "filled", "--store", f"sqlite:///{tmp_path}/kbs")
+                         "--run-id", "filled", "--store", f"sqlite:///{tmp_path}/kbs", env=session_env(ray_session))
     wait_for_checkpoint(small_disk / "filled", 2, proc)
     with open(small_disk / "ballast", "wb") as ballast:      # another program fills the disk
         with pytest.raises(OSError):
@@ -132,7 +133,7 @@ def test_a_runs_folder_that_fills_mid_run_ends_in_one_message(ray_session, small
     assert f"katoray resume filled --runs-dir {small_disk}" in said[0]
     assert list_runs(small_disk)["filled"]["status"] in ("interrupted", "failed")   # never "running"
     (small_disk / "ballast").unlink()
-    resumed = katoray("resume", "filled", "--runs-dir", str(small_disk), "--quiet")
+    resumed = katoray("resume", "filled", "--runs-dir", str(small_disk), "--quiet", env=session_env(ray_session))
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     assert fingerprint("filled", small_disk) == reference_fingerprint(tmp_path_factory, data=str(data),
                                                                       tokenizer=str(GPT2), batch_size=1)
@@ -141,7 +142,8 @@ def test_a_runs_folder_that_fills_mid_run_ends_in_one_message(ray_session, small
 # -- a MongoDB server lost mid-run ------------------------------------------------------------------
 @pytest.mark.ray
 @pytest.mark.mongo
-def test_a_lost_mongodb_server_ends_in_one_message_naming_the_host(tmp_path, tmp_path_factory, kjv_books_path):
+def test_a_lost_mongodb_server_ends_in_one_message_naming_the_host(ray_session, tmp_path, tmp_path_factory,
+                                                                   kjv_books_path):
     from secantus import SecantusDBServer
 
     if os.environ.get("MONGO_URI"):
@@ -154,7 +156,7 @@ def test_a_lost_mongodb_server_ends_in_one_message_naming_the_host(tmp_path, tmp
         proc = start_katoray("train", "--data", str(data), "--tokenizer", str(GPT2), "--batch-size", "1",
                              "--checkpoint-interval", "1", "--workers", "1", "--runs-dir", str(tmp_path / "runs"),
                              "--run-id", "lost", "--store", "mongodb", "--quiet",
-                             env=cli_env(MONGO_URI=uri))
+                             env=session_env(ray_session, MONGO_URI=uri))
         wait_for_checkpoint(tmp_path / "runs" / "lost", 2, proc)
     finally:
         server.stop()
@@ -170,9 +172,10 @@ def test_a_lost_mongodb_server_ends_in_one_message_naming_the_host(tmp_path, tmp
 
 
 @pytest.mark.ray
-def test_a_jsonl_of_blank_lines_says_it_taught_nothing(tmp_path):
+def test_a_jsonl_of_blank_lines_says_it_taught_nothing(ray_session, tmp_path):
     blank = tmp_path / "blank.jsonl"
     blank.write_text("\n\n   \n")
-    done = katoray("train", "--data", str(blank), "--runs-dir", str(tmp_path / "runs"), "--quiet")
+    done = katoray("train", "--data", str(blank), "--runs-dir", str(tmp_path / "runs"), "--quiet",
+                   env=session_env(ray_session))
     assert done.returncode == 0, done.stderr[-3000:]
     assert "note: no documents were read (the corpus holds no rows, or only blank lines" in done.stdout

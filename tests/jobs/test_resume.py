@@ -34,15 +34,17 @@ def books(tmp_path_factory, kjv_books_path):
     return corpus(tmp_path_factory, kjv_books_path, BOOKS_UNDER)
 
 
-def kill_then_resume(runs_dir, run_id, data, store_args=(), env=None, kill_after=4):
-    """Train in a subprocess, crash it after ``kill_after`` checkpointed batches, resume it."""
+def kill_then_resume(ray_session, runs_dir, run_id, data, store_args=(), env=None, kill_after=4):
+    """Train in a subprocess on its own Ray, crash it with everything it started after
+    ``kill_after`` checkpointed batches, resume it in a subprocess on the session's Ray."""
     proc = start_katoray("train", "--data", str(data), "--runs-dir", str(runs_dir), "--run-id", run_id, *TRAIN,
                          *store_args, "--quiet", env=env)
     at_kill = wait_for_checkpoint(runs_dir / run_id, kill_after, proc)
     crash(proc)
     manifest = TrainingManifest.load(runs_dir / run_id)
     assert manifest.status == "running"                  # nobody could record the end
-    resumed = katoray("resume", run_id, "--runs-dir", str(runs_dir), "--json", env=env)
+    resumed = katoray("resume", run_id, "--runs-dir", str(runs_dir), "--json",
+                      env={**(env or cli_env()), "RAY_ADDRESS": ray_session.address_info["address"]})
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     return at_kill, json.loads(resumed.stdout.strip().splitlines()[-1])
 
@@ -51,7 +53,7 @@ def kill_then_resume(runs_dir, run_id, data, store_args=(), env=None, kill_after
 def test_sigkilled_run_resumes_to_the_uninterrupted_result(ray_session, books, tmp_path, tmp_path_factory):
     expected, uninterrupted = reference_run(tmp_path_factory, data=str(books), tokenizer=str(GPT2), batch_size=1,
                                             workers=2)
-    at_kill, stats = kill_then_resume(tmp_path, "killed", books)
+    at_kill, stats = kill_then_resume(ray_session, tmp_path, "killed", books)
     assert at_kill["num_completed_batches"] < len(books.read_text().splitlines()) == 29
     assert fingerprint("killed", tmp_path) == expected
     assert counted(stats) == counted(uninterrupted)   # unlearned symbols, new patterns, reuse: as if never killed
@@ -98,7 +100,8 @@ def test_sigkilled_mongodb_run_resumes_to_the_uninterrupted_result(ray_session, 
     expected = reference_fingerprint(tmp_path_factory, data=str(data), tokenizer=str(GPT2), batch_size=1)  # sqlite: same
     env = cli_env(MONGO_URI=mongo_uri)
     try:
-        at_kill, stats = kill_then_resume(tmp_path, "killed-mongo", data, ("--store", "mongodb"), env, kill_after=3)
+        at_kill, stats = kill_then_resume(ray_session, tmp_path, "killed-mongo", data, ("--store", "mongodb"), env,
+                                          kill_after=3)
         books = len(data.read_text().splitlines())
         assert at_kill["num_completed_batches"] < books == 11
         assert fingerprint("killed-mongo", tmp_path, mongo_uri) == expected

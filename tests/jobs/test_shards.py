@@ -16,7 +16,7 @@ import pytest
 from katoray.jobs import Checkpoint, TrainConfig, TrainingManifest, fingerprint, resume_run, start_run
 from katoray.jobs.runs import delete_run
 from katoray.store.sharded import ShardedStore, shard_of
-from tests.jobs import GPT2, counted
+from tests.jobs import GPT2, counted, reference_fingerprint
 
 CHUNKS = (4, 3, 3, 3)
 
@@ -127,11 +127,14 @@ def test_a_shard_actor_killed_mid_run_loses_nothing(ray_session, ten_books, unsh
 
 @pytest.mark.ray
 @pytest.mark.mongo
-def test_sharded_levels_on_mongodb_are_one_database_per_shard(ray_session, ten_books, unsharded, tmp_path, mongo_uri):
+def test_sharded_levels_on_mongodb_are_one_database_per_shard(ray_session, ten_books, tmp_path, tmp_path_factory,
+                                                              mongo_uri):
     import pymongo
 
-    expected, _, _ = unsharded
-    stats = start_run(config(tmp_path, "mongo-shards", ten_books, shards=(2, 2, 1, 1), store=mongo_uri))
+    few = {"max_samples": 3, "workers": 1, "batch_size": 1}   # the in-process MongoDB server is slow
+    expected = reference_fingerprint(tmp_path_factory, data=str(ten_books), tokenizer=str(GPT2), chunk_sizes=CHUNKS,
+                                     **few)
+    stats = start_run(config(tmp_path, "mongo-shards", ten_books, shards=(2, 2, 1, 1), store=mongo_uri, **few))
     client = pymongo.MongoClient(mongo_uri)
     try:
         assert stats["status"] == "finished"

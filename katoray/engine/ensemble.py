@@ -96,7 +96,7 @@ def _prediction(candidate: _Candidate, index: int, stm: list[list[str]], len_sta
     s, record, summary = candidate.scored, candidate.record, candidate.summary
     p = build_candidate(s.name, record.pattern_data, candidate.length, candidate.extraction, s.similarity, stm,
                         len_state)
-    p["anomalies"] = candidate.anomalies
+    p["anomalies"] = list(candidate.anomalies)   # memoised extractions share one list
     p["frequency"] = summary["frequency"]
     p["emotives"] = average_emotives(record.emotives)
     if pruned:   # like KATO, when pruning happened every kept prediction carries its _pre_potential

@@ -216,6 +216,7 @@ CTRL_C_DURING_SHUTDOWN = """
 import os, signal, sys, time
 import ray
 from katoray.cli import _stop_ray
+signal.signal(signal.SIGINT, signal.default_int_handler)   # as in a terminal, even if started from `cmd &`
 ray.init(address="local", num_cpus=1, include_dashboard=False, logging_level="ERROR")
 real_shutdown = ray.shutdown
 

@@ -52,9 +52,26 @@ TIMEOUT_S = 900
 
 
 def run(*args: str, timeout: float = TIMEOUT_S, **kwargs) -> subprocess.CompletedProcess:
-    done = subprocess.run(list(args), capture_output=True, text=True, timeout=timeout, **kwargs)
-    assert done.returncode == 0, f"{' '.join(args)} failed ({done.returncode}):\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}"
+    return succeeded(subprocess.run(list(args), capture_output=True, text=True, timeout=timeout, **kwargs))
+
+
+def succeeded(done: subprocess.CompletedProcess) -> subprocess.CompletedProcess:
+    command = " ".join(done.args)
+    assert done.returncode == 0, f"{command} failed ({done.returncode}):\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}"
     return done
+
+
+def submit(*args: str, env: dict, wait_s: float = 120) -> subprocess.CompletedProcess:
+    """``ray job submit ARGS``, again while the head's job agent is still starting (``ray up``
+    returns once Ray is up; the dashboard agent registers a few seconds later, more on a busy
+    machine, and until then Ray answers "No available agent ... try again later")."""
+    deadline = time.monotonic() + wait_s
+    while True:
+        done = subprocess.run(list(args), capture_output=True, text=True, timeout=TIMEOUT_S, env=env)
+        if done.returncode == 0 or "No available agent" not in done.stderr or time.monotonic() > deadline:
+            break
+        time.sleep(2)
+    return succeeded(done)
 
 
 def free_port() -> int:
@@ -198,9 +215,10 @@ def test_ray_up_trains_a_job_and_ray_down(ray_session, folder, tmp_path):
     try:
         up = run(ray_cli, "up", "-y", "--no-config-cache", str(config), env=env)
         assert "Ray runtime started" in up.stdout + up.stderr or "ray start" in up.stdout + up.stderr
-        job = run(ray_cli, "job", "submit", "--address", f"http://127.0.0.1:{dashboard}", "--working-dir", str(REPO),
-                  "--", "python", "scripts/train.py", "--data", str(data), "--tokenizer", str(SHARED / "tokenizers" / "gpt2"),
-                  "--runs-dir", str(runs_dir), "--run-id", "on-ray-up", *TRAIN, "--json", env=env)
+        job = submit(ray_cli, "job", "submit", "--address", f"http://127.0.0.1:{dashboard}", "--working-dir", str(REPO),
+                     "--", "python", "scripts/train.py", "--data", str(data), "--tokenizer",
+                     str(SHARED / "tokenizers" / "gpt2"), "--runs-dir", str(runs_dir), "--run-id", "on-ray-up", *TRAIN,
+                     "--json", env=env)
         assert "succeeded" in job.stdout.lower(), job.stdout[-3000:]
         stats = json.loads(next(line for line in reversed(job.stdout.splitlines()) if line.startswith("{")))
         assert stats["status"] == "finished" and stats["node0_shards"] == 2

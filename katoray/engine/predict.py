@@ -39,6 +39,12 @@ same ``pruned`` flag (KATO prunes, and so sets ``_pre_potential``, only when mor
     state positions those symbols fill; once that bound is below the K-th best and more than K
     candidates passed the gate (so KATO would prune), no unvisited pattern can be kept.
 
+A sharded level (``store.base.ShardedKnowledgeBase``: every pattern in exactly one shard) is
+searched shard by shard: the global first K are among the shards' first K each (the key depends on
+the pattern and the state alone), so they are the first K of that union in the same order; more
+than K pass overall exactly when the shards' counts, each taken up to K + 1, add up to more than K.
+The ensemble then reads the merged view (global totals and symbol statistics).
+
 Both evaluate a pattern relabelled so that every symbol absent from the state looks the same:
 equal relabellings give equal pre-potentials, so each is computed once per call.
 

@@ -163,10 +163,13 @@ def cluster_config(folder: Path, key: Path, sshd: Sshd, dashboard: int) -> Path:
     venv, *install = config["setup_commands"]
     config["setup_commands"] = [venv, "cp ~/ci/katoray-ci.pth ~/venv/lib/python3.11/site-packages/",
                                 "cp ~/ci/ray ~/venv/bin/ray", *install]
-    gcs, client = free_port(), free_port()
+    # Free ports for everything with a fixed default: another Ray on this machine (the suite runs
+    # beside this test) may hold 6379, 8265, 10001 or the job agent's 52365 (then the head's agent
+    # cannot listen, and every job submission answers "No available agent").
+    gcs, client, agent = free_port(), free_port(), free_port()
     config["head_start_ray_commands"] = [
         command.replace("--port=6379", f"--port={gcs} --dashboard-port={dashboard} --ray-client-server-port={client} "
-                                       f"--num-cpus=4 --temp-dir={folder / 'ray'}")
+                                       f"--dashboard-agent-listen-port={agent} --num-cpus=4 --temp-dir={folder / 'ray'}")
         for command in config["head_start_ray_commands"]]
     assert any(f"--port={gcs}" in c for c in config["head_start_ray_commands"])
     path = folder / "cluster.yaml"

@@ -59,6 +59,7 @@ def test_sigkilled_run_resumes_to_the_uninterrupted_result(ray_session, books, t
     assert counted(stats) == counted(uninterrupted)   # unlearned symbols, new patterns, reuse: as if never killed
     assert stats["status"] == "finished" and stats["resumed"] and stats["attempts"] == 2
     assert stats["samples_processed"] == 29        # every document counted once over both attempts
+    assert 1 <= stats["workers_used"] <= 2         # pool actors over both attempts, never more than the pool
     prints = fingerprint("killed", tmp_path)       # learn events too, batches replayed after the checkpoint included
     assert [stats[f"node{i}_observations"] for i in range(len(prints))] == [
         prints[f"node{i}"]["total_frequency"] for i in range(len(prints))]

@@ -355,10 +355,15 @@ def affinity_increments(learns: Iterable[tuple[Sequence[Sequence[str]], Sequence
         if not average:
             continue
         for symbol in dict.fromkeys(s for event in events for s in event):
-            sums = out.setdefault(symbol, {})
-            for key, value in average.items():
-                sums[key] = sums.get(key, 0.0) + value
+            add_affinity(out, symbol, average)
     return out
+
+
+def add_affinity(affinity: dict[str, dict[str, float]], symbol: str, sums: Mapping[str, float]) -> None:
+    """Add ``sums`` (emotive -> value) to ``affinity[symbol]``, key by key, in ``sums``' order."""
+    stored = affinity.setdefault(symbol, {})
+    for key, value in sums.items():
+        stored[key] = stored.get(key, 0.0) + value
 
 
 def check_apply_args(persistence: int, metadata_cap: int | None) -> None:

@@ -21,8 +21,8 @@ from typing import Callable, Iterable, Iterator, Sequence
 import numpy as np
 
 from katoray.store.base import (DeltaColumns, KBTotals, PatternDelta, PatternRecord, PatternRows, SymbolIndex,
-                                affinity_increments, check_apply_args, check_limit, emotive_learns, merge_emotives,
-                                merge_metadata)
+                                add_affinity, affinity_increments, check_apply_args, check_limit, emotive_learns,
+                                merge_emotives, merge_metadata)
 from katoray.store.columns import NO_SYMBOL, Column, NewPatterns, PatternColumns, cuts, posting_groups, symbol_ids_of
 from katoray.store.locking import ReadWriteLock
 from katoray.store.sampling import sample_records
@@ -89,9 +89,7 @@ class MemoryStore:
 
     def _add_affinity(self, increments: dict[str, dict[str, float]]) -> None:
         for symbol, sums in increments.items():
-            stored = self._affinity.setdefault(symbol, {})
-            for key, value in sums.items():
-                stored[key] = stored.get(key, 0.0) + value
+            add_affinity(self._affinity, symbol, sums)
 
     def apply_columns(self, columns: DeltaColumns, batch_id: str | None = None, *,
                       persistence: int = 5, metadata_cap: int | None = None) -> bool:

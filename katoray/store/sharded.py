@@ -36,7 +36,7 @@ from operator import attrgetter
 from typing import Iterable, Iterator, Sequence
 
 from katoray.store.base import (DeltaColumns, KBTotals, KnowledgeBase, PatternDelta, PatternRecord, PatternRows,
-                                check_limit, pattern_rows, reading, stored_symbols)
+                                add_affinity, check_limit, pattern_rows, reading, stored_symbols)
 from katoray.store.sampling import sample_records
 
 HASH_DIGITS = 8   # hex digits of a name that choose its shard (32 bits: even for any shard count in use)
@@ -201,9 +201,7 @@ class ShardedStore:
         total: dict[str, dict[str, float]] = {}
         for kb in self.shards:
             for symbol, sums in kb.symbol_affinity(symbols).items():
-                mine = total.setdefault(symbol, {})
-                for key, value in sums.items():
-                    mine[key] = mine.get(key, 0.0) + value
+                add_affinity(total, symbol, sums)
         return total if symbols is None else {s: total[s] for s in dict.fromkeys(symbols) if s in total}
 
     # -- aggregates: each shard's, added up -------------------------------------------------------

@@ -22,7 +22,7 @@ from katoray.store import run_kb_id
 from katoray.text.corpora import CorpusError
 from katoray.text.tokenizers import load_tokenizer
 from tests.jobs import (GPT2, alive, cli_env, corpus, counted, crash, descendants, katoray, reference_fingerprint,
-                        reference_run, start_katoray, wait_for_checkpoint)
+                        reference_run, session_env, start_katoray, wait_for_checkpoint)
 
 BOOKS_UNDER = 20_000     # 29 books: long enough to be killed mid-run with batches of one book
 TINY_BOOKS_UNDER = 8_000  # 11 books for the slower in-process MongoDB server
@@ -34,17 +34,19 @@ def books(tmp_path_factory, kjv_books_path):
     return corpus(tmp_path_factory, kjv_books_path, BOOKS_UNDER)
 
 
-def kill_then_resume(ray_session, runs_dir, run_id, data, store_args=(), env=None, kill_after=4):
+def kill_then_resume(ray_session, runs_dir, run_id, data, store_args=(), env_extra=None, kill_after=4):
     """Train in a subprocess on its own Ray, crash it with everything it started after
-    ``kill_after`` checkpointed batches, resume it in a subprocess on the session's Ray."""
+    ``kill_after`` checkpointed batches, resume it in a subprocess on the session's Ray
+    (``env_extra``: more environment for both, such as ``MONGO_URI``)."""
+    env_extra = env_extra or {}
     proc = start_katoray("train", "--data", str(data), "--runs-dir", str(runs_dir), "--run-id", run_id, *TRAIN,
-                         *store_args, "--quiet", env=env)
+                         *store_args, "--quiet", env=cli_env(**env_extra))
     at_kill = wait_for_checkpoint(runs_dir / run_id, kill_after, proc)
     crash(proc)
     manifest = TrainingManifest.load(runs_dir / run_id)
     assert manifest.status == "running"                  # nobody could record the end
     resumed = katoray("resume", run_id, "--runs-dir", str(runs_dir), "--json",
-                      env={**(env or cli_env()), "RAY_ADDRESS": ray_session.address_info["address"]})
+                      env=session_env(ray_session, **env_extra))
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     return at_kill, json.loads(resumed.stdout.strip().splitlines()[-1])
 
@@ -99,10 +101,9 @@ def test_sigkilled_mongodb_run_resumes_to_the_uninterrupted_result(ray_session, 
 
     data = corpus(tmp_path_factory, kjv_books_path, TINY_BOOKS_UNDER)
     expected = reference_fingerprint(tmp_path_factory, data=str(data), tokenizer=str(GPT2), batch_size=1)  # sqlite: same
-    env = cli_env(MONGO_URI=mongo_uri)
     try:
-        at_kill, stats = kill_then_resume(ray_session, tmp_path, "killed-mongo", data, ("--store", "mongodb"), env,
-                                          kill_after=3)
+        at_kill, stats = kill_then_resume(ray_session, tmp_path, "killed-mongo", data, ("--store", "mongodb"),
+                                          {"MONGO_URI": mongo_uri}, kill_after=3)
         books = len(data.read_text().splitlines())
         assert at_kill["num_completed_batches"] < books == 11
         assert fingerprint("killed-mongo", tmp_path, mongo_uri) == expected

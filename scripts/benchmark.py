@@ -7,6 +7,7 @@
     python scripts/benchmark.py tokenize            # the tokenizer itself vs through katoray's per-word cache
     python scripts/benchmark.py map                 # tokenizing alone vs tokenizing + the 4-level map
     python scripts/benchmark.py train               # end-to-end training (1 and 2 workers) vs tokenizing alone
+    python scripts/benchmark.py startup             # `katoray train` as a command, start to exit, vs Ray's own start and stop
     python scripts/benchmark.py ingest              # one shard actor fed precomputed deltas: tokens/s per shard per level
     python scripts/benchmark.py mongo               # flush rate and write amplification into MongoDB (SecantusDB)
     python scripts/benchmark.py serve               # katoray serve: observe p50 on one connection; 20 clients x 30 s
@@ -75,6 +76,12 @@ def bench_train(args) -> list[dict]:
     from scripts.benchmarks.train import bench_train as run
 
     return [run(KJV_BOOKS, GPT2, workers=tuple(args.workers))]
+
+
+def bench_startup(args) -> list[dict]:
+    from scripts.benchmarks.startup import bench_startup as run
+
+    return [run(KJV_BOOKS, GPT2, repeats=args.repeats)]
 
 
 def bench_ingest(args) -> list[dict]:
@@ -152,7 +159,7 @@ class _secantus:
 
 BENCHMARKS = {"store": bench_store, "sqlite": bench_sqlite, "predict": bench_predict, "tokenize": bench_tokenize,
               "map": bench_map, "train": bench_train, "mongo": bench_mongo, "serve": bench_serve,
-              "use": bench_use, "analysis": bench_analysis, "ingest": bench_ingest}
+              "use": bench_use, "analysis": bench_analysis, "ingest": bench_ingest, "startup": bench_startup}
 
 
 def main() -> None:
@@ -166,6 +173,7 @@ def main() -> None:
     parser.add_argument("--queries", type=int, default=50, help="STMs per size for the prediction benchmark")
     parser.add_argument("--workers", type=int, nargs="+", default=[1, 2], help="worker counts for `train`")
     parser.add_argument("--shards", type=int, nargs="+", default=[1, 2, 4], help="shard counts for `ingest`")
+    parser.add_argument("--repeats", type=int, default=3, help="runs of each kind for `startup` (medians)")
     parser.add_argument("--analysis-patterns", type=int, default=1_000_000, help="patterns of the analysed level")
     parser.add_argument("--analysis-mongo", type=int, default=0, metavar="N",
                         help="also analyse an N-pattern level in MongoDB (0: sqlite only)")

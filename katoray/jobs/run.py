@@ -66,8 +66,7 @@ def start_run(config: TrainConfig) -> dict[str, Any]:
     spec = _spec(config, run_uid)
     data = data_identity(config.data, config.dataset)   # a missing corpus fails before anything exists,
     _check_first_document(config)                        # so does a wrong text field,
-    _connect_ray(config.address)                         # so does an unreachable Ray cluster,
-    tokenizer = _load_tokenizer(config)                  # an unknown tokenizer,
+    tokenizer = _ray_and_tokenizer(config, spec)         # an unreachable Ray cluster, an unknown tokenizer,
     _check_stores(spec)                                  # an unreachable store
     with RunLock(config.run_dir):
         if (config.run_dir / MANIFEST_FILE).exists():     # another process started it meanwhile
@@ -178,6 +177,13 @@ def _load_tokenizer(config: TrainConfig):
     from katoray.text.tokenizers import load_tokenizer
 
     return load_tokenizer(config.tokenizer)
+
+
+def _ray_and_tokenizer(config: TrainConfig, spec: RunSpec):
+    """Ray up (joined or started) and the tokenizer loaded, the one while the other happens."""
+    from katoray.runtime.driver import ray_up_while
+
+    return ray_up_while(spec, config.address, lambda: _load_tokenizer(config))
 
 
 def _check_stores(spec: RunSpec) -> None:

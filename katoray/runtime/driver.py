@@ -18,23 +18,26 @@ import logging
 import math
 import os
 import signal
+import socket
 import sys
 import threading
 import warnings
 from contextlib import contextmanager
-from typing import Any, Callable, Iterable, Sequence, TextIO
+from typing import Any, Callable, Iterable, Sequence, TextIO, TypeVar
 
 from katoray.errors import ConfigError, KatorayError
 from katoray.runtime import options
 from katoray.runtime.progress import ProgressLine, TrainingStats
 from katoray.runtime.sinks import NodeSink
-from katoray.runtime.source import make_datasource
+from katoray.runtime.source import make_datasource, start_reader_process
 from katoray.runspec import RunSpec
 from katoray.text.shards import Shard, batching_fingerprint
 from katoray.text.tokenizers import TextTokenizer, load_tokenizer
 
+PROBE_TIMEOUT_S = 5.0          # a Ray address that does not answer a TCP connection by then is down
 ACTOR_WAIT_S = 600             # the pool's actors must be up by then (Ray Data's default: forever)
 CheckpointHook = Callable[[frozenset, dict], None]
+T = TypeVar("T")
 
 log = logging.getLogger(__name__)
 
@@ -48,6 +51,7 @@ def ensure_ray(spec: RunSpec) -> bool:
     if ray.is_initialized():
         return False
     if os.environ.get("RAY_ADDRESS"):   # worker logs only when verbose, as on a private Ray: errors stay one line
+        check_reachable(os.environ["RAY_ADDRESS"])
         ray.init(logging_level="WARNING", log_to_driver=spec.verbose)
     else:
         cpus = max(2, math.ceil(options.cpus_needed(len(spec.all_kb_ids), spec.workers)))
@@ -55,6 +59,35 @@ def ensure_ray(spec: RunSpec) -> bool:
                  log_to_driver=spec.verbose)
     _quiet_sigterm()
     return True
+
+
+def ray_up_while(spec: RunSpec, address: str | None, load: Callable[[], T]) -> T:
+    """Join or start the run's Ray (``connect_ray``, ``ensure_ray``) and meanwhile call ``load``
+    (the run's tokenizer) in a thread; returns what ``load`` returned, or raises what it raised
+    once Ray is up (a Ray start cannot be cut short).
+
+    Starting a local Ray takes about 4 s here, mostly waiting for its processes, and loading a
+    tokenizer folder about 1.5 s, mostly importing transformers: one under the other, a run's
+    first batch comes that much sooner. Ray Data is imported in the same thread (about 1 s) for
+    the same reason.
+    """
+    outcome: dict[str, Any] = {}
+
+    def work() -> None:
+        try:
+            outcome["value"] = load()
+            import ray.data  # noqa: F401  (build_dataset's import, done while Ray starts)
+        except BaseException as err:   # handed to the caller, raised there
+            outcome["error"] = err
+
+    worker = threading.Thread(target=work, name="katoray-load", daemon=True)
+    worker.start()
+    connect_ray(address)
+    ensure_ray(spec)
+    worker.join()
+    if "error" in outcome:
+        raise outcome["error"]
+    return outcome["value"]
 
 
 def _quiet_sigterm() -> None:
@@ -89,12 +122,31 @@ def connect_ray(address: str | None) -> None:
 
     if ray.is_initialized():
         return
+    check_reachable(address)
     try:
         ray.init(address=address, logging_level="WARNING")
     except ConnectionError as err:
-        raise ConfigError(f"cannot join the Ray cluster at {address!r} ({err}); start it (ray start --head), fix the "
-                          "address, or leave the address out to train on a private local Ray") from err
+        raise _unreachable(address, err) from err
     _quiet_sigterm()
+
+
+def check_reachable(address: str, timeout_s: float = PROBE_TIMEOUT_S) -> None:
+    """ConfigError at once if nothing answers at a ``host:port`` (or ``ray://host:port``) Ray
+    address: ``ray.init`` would retry for minutes, printing a warning every few seconds. Other
+    forms (``auto``, ``local``) are Ray's to resolve."""
+    where = address.removeprefix("ray://")
+    host, sep, port = where.rpartition(":")
+    if "://" in where or not sep or not host or not port.isdigit():
+        return
+    try:
+        socket.create_connection((host.strip("[]"), int(port)), timeout=timeout_s).close()
+    except OSError as err:
+        raise _unreachable(address, err) from err
+
+
+def _unreachable(address: str, err: BaseException) -> ConfigError:
+    return ConfigError(f"cannot join the Ray cluster at {address!r} ({type(err).__name__}: {err}); start it (ray start "
+                       "--head), fix the address, or leave the address out to train on a private local Ray")
 
 
 # -- the run ---------------------------------------------------------------------------------------
@@ -130,6 +182,7 @@ def run_training(spec: RunSpec, shards: Sequence[Shard], *, on_checkpoint: Check
     ensure_ray(spec)   # a Ray started here stays up: the caller may train again or analyse
     _warn_if_too_small(spec)
     sink = NodeSink(spec, detached)
+    start_reader_process()   # while the node actors and the pool start (Ray Data starts it after them)
     progress = ProgressLine((progress_stream or sys.stderr) if spec.verbose else None)
     checkpoint = _Checkpointer(spec.checkpoint_interval, on_checkpoint)
     try:

@@ -6,6 +6,7 @@ Shards, batches and their ids are planned without Ray in :mod:`katoray.text.shar
 """
 from __future__ import annotations
 
+import os
 from typing import Any, Callable, Iterable, Iterator, Sequence
 
 from katoray.config import Batching
@@ -15,6 +16,30 @@ from katoray.text.shards import Shard, encode_documents, iter_batches
 def make_datasource(shards: Sequence[Shard], batching: Batching, skip_batches: Iterable[str] = ()):
     """A ``ray.data.Datasource`` over ``shards`` (one read task per shard)."""
     return _corpus_datasource_class()(list(shards), batching, frozenset(skip_batches))
+
+
+def start_reader_process():
+    """Start a Ray worker process for the run's read tasks now, with what they import loaded.
+
+    Ray Data schedules the first read task only once the mapper pool is up, and a fresh worker
+    process then takes about 1.5 s to start and import Ray Data and pyarrow before the first
+    batch is read. This task (same CPU request as a read task) starts one while the node actors
+    and the pool start; Ray keeps a finished task's process and hands it the read task. Returns
+    the task's reference (its value: that process's pid; nothing waits for it).
+    """
+    import ray
+
+    from katoray.runtime.options import READ_OPTIONS
+
+    return ray.remote(**READ_OPTIONS)(_import_reader).remote()
+
+
+def _import_reader() -> int:
+    import pyarrow  # noqa: F401
+    import ray.data  # noqa: F401
+
+    _corpus_datasource_class()
+    return os.getpid()
 
 
 _CLASS: list = []

@@ -39,6 +39,7 @@ import yaml
 
 from katoray.jobs import TrainConfig, fingerprint, start_run
 from tests.conftest import REPO, SHARED
+from tests.net import free_port
 
 pytestmark = [pytest.mark.rayup, pytest.mark.slow,
               pytest.mark.skipif(os.environ.get("KATORAY_RAY_UP") != "1",
@@ -72,12 +73,6 @@ def submit(*args: str, env: dict, wait_s: float = 120) -> subprocess.CompletedPr
             break
         time.sleep(2)
     return succeeded(done)
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 # -- the machine ----------------------------------------------------------------------------------

@@ -15,6 +15,7 @@ from katoray.runspec import RunSpec
 from katoray.runtime.driver import check_reachable, ray_up_while
 from katoray.runtime.source import start_reader_process
 from tests.jobs import katoray
+from tests.net import free_port
 
 
 def spec(tmp_path) -> RunSpec:
@@ -41,12 +42,6 @@ def test_the_loads_error_is_raised_as_itself_once_ray_is_up(ray_session, tmp_pat
     with pytest.raises(ConfigError) as raised:
         ray_up_while(spec(tmp_path), None, load)
     assert raised.value is error
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def test_an_address_where_nothing_answers_fails_at_once_naming_it():

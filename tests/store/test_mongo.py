@@ -7,7 +7,6 @@ of an apply, and connection failures that are fast and never show the password.
 from __future__ import annotations
 
 import re
-import socket
 import time
 import traceback
 import uuid
@@ -22,6 +21,7 @@ from katoray.store import kb_id_for, open_store
 from katoray.store.base import PatternDelta
 from katoray.store.memory import MemoryStore
 from katoray.store.mongo import MongoStore
+from tests.net import free_port
 
 pytestmark = pytest.mark.mongo
 
@@ -302,14 +302,8 @@ def test_batch_too_large_to_recover_is_refused_before_any_write(client, mongo_ur
 
 
 # -- connection failures and credentials ---------------------------------------------------------
-def closed_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def test_unreachable_server_fails_fast_naming_the_host_not_the_password():
-    port = closed_port()
+    port = free_port()
     url = "mongodb://kato:" + "s3cr3t-pw" + f"@127.0.0.1:{port}/"  # the traceback shows this line's source
     started = time.monotonic()
     with pytest.raises(StoreUnreachableError) as info:

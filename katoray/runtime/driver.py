@@ -68,15 +68,18 @@ def ray_up_while(spec: RunSpec, address: str | None, load: Callable[[], T]) -> T
 
     Starting a local Ray takes about 4 s here, mostly waiting for its processes, and loading a
     tokenizer folder about 1.5 s, mostly importing transformers: one under the other, a run's
-    first batch comes that much sooner. Ray Data is imported in the same thread (about 1 s) for
-    the same reason.
+    first batch comes that much sooner. Ray itself is imported before the thread starts: what
+    ``ray.init`` imports after that (274 modules) and what loading a tokenizer imports (462,
+    transformers') have none in common, so the threads never import one module at once (two
+    threads in one circular import can leave one of them a half-initialised module).
     """
+    import ray  # noqa: F401
+
     outcome: dict[str, Any] = {}
 
     def work() -> None:
         try:
             outcome["value"] = load()
-            import ray.data  # noqa: F401  (build_dataset's import, done while Ray starts)
         except BaseException as err:   # handed to the caller, raised there
             outcome["error"] = err
 

@@ -13,7 +13,9 @@ Where the time goes, from the same invocation:
   process, start-up included) and ``utilization``: their sum over wall seconds x cores. On two
   cores a run is CPU-bound, so tokens/s = cores x utilization / (CPU per token).
 - ``startup``: the same run on one document: what a run costs before its tokens matter; the
-  ``marginal_tokens_per_sec`` of the full run is its extra tokens over its extra seconds. The
+  ``marginal_tokens_per_sec`` of the full run is its extra tokens over its extra seconds, and
+  ``marginal_cpu_us_per_token`` its extra CPU per role over them; ``work_allows``: the share of
+  the 2-core limit that two fully busy cores reach at that CPU per token (the rate's ceiling). The
   first run of a driver (``first_run_in_driver_seconds``, as every ``katoray train`` is) also
   starts Ray Data's own actors; it runs first, so the compared runs start equally warm.
 - ``empty_actors_startup_seconds``: as many empty actors as a run starts (levels + workers):
@@ -125,6 +127,26 @@ def cpu_by_role(stats: dict, levels: int, cores: int = 2) -> dict:
             "utilization": round(total / (stats["total_time_seconds"] * cores), 3)}
 
 
+def marginal_cpu(stats: dict, one_doc: dict, levels: int, baseline: dict, cores: int = 2) -> dict:
+    """CPU us per token of each role beyond start-up (this run's CPU seconds minus the one-document
+    run's, over the extra tokens), and ``work_allows``: the share of the 2-core tokenize-only limit
+    that ``cores`` fully busy on that much CPU per token would give (the rate's ceiling on this
+    machine whatever the scheduling; ``marginal_ratio_to_two_core_limit`` is what the run got)."""
+    extra = stats["tokens_processed"] - one_doc["tokens_processed"]
+    if extra <= 0:
+        return {}
+    full, start = cpu_by_role(stats, levels)["cpu_seconds"], cpu_by_role(one_doc, levels)["cpu_seconds"]
+    # A pool actor reports its CPU with each batch it maps: a one-document run hears from one
+    # actor, this run from ``workers_used``; each of them paid the start-up once.
+    start["pool"] *= stats["workers_used"] / max(1, one_doc["workers_used"])
+    per_token = {role: (full[role] - start[role]) / extra * 1e6 for role in ("driver", "pool")}
+    per_token["nodes"] = [(a - b) / extra * 1e6 for a, b in zip(full["per_node"], start["per_node"])]
+    total = per_token["driver"] + per_token["pool"] + sum(per_token["nodes"])
+    return {"marginal_cpu_us_per_token": {"driver": round(per_token["driver"], 3), "pool": round(per_token["pool"], 3),
+                                          "nodes": [round(n, 3) for n in per_token["nodes"]], "total": round(total, 3)},
+            "work_allows": round(cores / (total * 1e-6) / baseline["two_core_limit"], 3) if total > 0 else None}
+
+
 def peak_memory(stats: dict, levels: int) -> dict:
     """A run's size and the peak resident memory (MiB) of each role."""
     return {"documents": stats["samples_processed"], "tokens": stats["tokens_processed"],
@@ -206,6 +228,7 @@ def _run_row(n: int, stats: dict, baseline: dict, floor: float, one_doc: dict, l
             "marginal_tokens_per_sec": marginal,
             "marginal_ratio_to_two_core_limit": marginal / baseline["two_core_limit"],
             **cpu_by_role(stats, levels),
+            **marginal_cpu(stats, one_doc, levels, baseline),
             "batches": stats["batches_processed"],
             "patterns": [stats[f"node{i}_patterns"] for i in range(levels)]}
 

@@ -15,7 +15,6 @@ set of batch ids a resume may skip. Statistics and the progress line live in
 from __future__ import annotations
 
 import logging
-import math
 import os
 import signal
 import socket
@@ -54,7 +53,7 @@ def ensure_ray(spec: RunSpec) -> bool:
         check_reachable(os.environ["RAY_ADDRESS"])
         ray.init(logging_level="WARNING", log_to_driver=spec.verbose)
     else:
-        cpus = max(2, math.ceil(options.cpus_needed(len(spec.all_kb_ids), spec.workers)))
+        cpus = options.local_num_cpus(len(spec.all_kb_ids), spec.workers)
         ray.init(address="local", num_cpus=cpus, include_dashboard=False, logging_level="WARNING",
                  log_to_driver=spec.verbose)
     _quiet_sigterm()

@@ -6,6 +6,7 @@ fraction. ``num_cpus`` is a logical count used for scheduling, not a CPU pin.
 """
 from __future__ import annotations
 
+import math
 from typing import Any
 
 NAMESPACE_PREFIX = "katoray-"     # node actors of run <id> live in namespace katoray-<id>
@@ -80,3 +81,9 @@ def cpus_needed(num_nodes: int, num_workers: int) -> float:
     """Logical CPUs a training run reserves: node actors (one per shard of each level) + pool +
     one read task + the driver."""
     return num_nodes * NODE_NUM_CPUS + num_workers * MAPPER_NUM_CPUS + READ_NUM_CPUS + DRIVER_NUM_CPUS
+
+
+def local_num_cpus(num_nodes: int, num_workers: int) -> int:
+    """Logical CPUs of a private local Ray started for such a run: what it reserves, rounded up,
+    and at least 2."""
+    return max(2, math.ceil(cpus_needed(num_nodes, num_workers)))

@@ -27,11 +27,10 @@ import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
-RAY_ONLY = ("import math, ray\n"
+RAY_ONLY = ("import ray\n"
             "from katoray.runtime import options\n"
-            "cpus = max(2, math.ceil(options.cpus_needed(4, 2)))\n"
-            "ray.init(address='local', num_cpus=cpus, include_dashboard=False, logging_level='WARNING', "
-            "log_to_driver=False)\n"
+            "ray.init(address='local', num_cpus=options.local_num_cpus(4, 2), include_dashboard=False, "
+            "logging_level='WARNING', log_to_driver=False)\n"
             "ray.shutdown()\n")
 
 

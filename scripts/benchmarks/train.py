@@ -33,7 +33,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import pickle
 import tempfile
 import time
@@ -187,7 +186,7 @@ def bench_train(corpus: str | Path, tokenizer: str | Path, workers: Sequence[int
     from katoray.runtime import options
 
     if not ray.is_initialized():
-        cpus = max(2, math.ceil(options.cpus_needed(levels, max(workers))))
+        cpus = options.local_num_cpus(levels, max(workers))
         ray.init(address="local", num_cpus=cpus, include_dashboard=False, logging_level="ERROR")
     root = Path(store_root or tempfile.mkdtemp(prefix="katoray-bench-"))
     baseline = tokenize_only(corpus, tokenizer)

@@ -112,10 +112,12 @@ class ShardedStore:
                                                             metadata_cap=metadata_cap), parts)
 
     def _each(self, apply, parts: Sequence) -> bool:
+        self._symbols_key = None
         applied = [apply(kb, part) for kb, part in zip(self.shards, parts)]   # every shard, none skipped
         return any(applied)
 
     def delete_patterns(self, names: Iterable[str]) -> int:
+        self._symbols_key = None
         parts = split_rows(names := list(names), len(self.shards))
         return sum(kb.delete_patterns([names[r] for r in rows]) for kb, rows in zip(self.shards, parts) if rows)
 
@@ -129,6 +131,7 @@ class ShardedStore:
         return all(kb.is_applied(batch_id) for kb in self.shards)
 
     def clear(self) -> None:
+        self._symbols_key = None
         for kb in self.shards:
             kb.clear()
 
@@ -177,8 +180,10 @@ class ShardedStore:
                         sum(t.total_symbols_in_patterns_frequencies for t in each), self._distinct_symbols(each))
 
     def _distinct_symbols(self, each: list[KBTotals]) -> int:
-        """Distinct symbols over every shard: counted again only when a shard's totals moved
-        (every learn adds to its symbol total, every deletion takes from its pattern count)."""
+        """Distinct symbols over every shard: counted again after a write through this object, and
+        when a shard's totals moved (another process's learn adds to its symbol total, its deletion
+        takes from its pattern count). Equal totals do not mean equal symbols (a cleared level
+        learning other patterns of the same sizes), so the totals only stand for writes elsewhere."""
         key = tuple(each)
         if key != self._symbols_key:
             if sum(1 for t in each if t.num_symbols) <= 1:     # one shard holds every symbol there is

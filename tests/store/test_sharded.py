@@ -127,6 +127,19 @@ def test_distinct_symbols_are_counted_again_after_any_change():
     assert sharded.totals() == reference.totals()
 
 
+def test_distinct_symbols_are_counted_again_when_new_contents_have_the_old_totals():
+    """Found by the randomised congruence test: after ``clear``, patterns of the same sizes in the
+    same shards give every shard its old totals, while the symbols they share across shards differ."""
+    names = {shard: next(f"{i:08x}" + "0" * 32 for i in range(4096) if shard_of(f"{i:08x}" + "0" * 32, 2) == shard)
+             for shard in (0, 1)}
+    sharded = ShardedStore([MemoryStore("s0"), MemoryStore("s1")])
+    sharded.apply([PatternDelta(names[0], [["a"], ["b"]], 1), PatternDelta(names[1], [["c"], ["d"]], 1)])
+    assert sharded.totals().num_symbols == 4
+    sharded.clear()
+    sharded.apply([PatternDelta(names[0], [["a"], ["b"]], 1), PatternDelta(names[1], [["a"], ["b"]], 1)])
+    assert sharded.totals().num_symbols == 2
+
+
 def test_open_level_is_the_one_kb_or_its_shards(tmp_path):
     url = f"sqlite:///{tmp_path}"
     single = open_level(url, ["node0_r_kato"])

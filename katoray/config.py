@@ -30,8 +30,16 @@ DEFAULT_METADATA_CAP = 16           # values kept per metadata key per pattern (
 DEFAULT_DATASET = "pydoc"           # Python's own docs: the corpus every install has (no download)
 DEFAULT_WORKERS = max(1, min(4, os.cpu_count() or 1))   # mapper actors; each keeps a core busy
 DEFAULT_CHECKPOINT_INTERVAL = 100   # documents between checkpoints (a checkpoint is one small JSON write)
-DEFAULT_BATCH_SIZE = 64             # documents per batch at most (short rows: wikitext lines)
-DEFAULT_BATCH_CHARS = 262_144       # characters that close a batch early (books: ~60k tokens/batch)
+# A batch is the unit of one knowledge-base write per level, and each write has a cost that does
+# not grow with the batch (the symbols it touches are updated once per batch, one transaction, one
+# Ray task and acknowledgement), so batches are sized by text, about 250k GPT-2 tokens, and the
+# document cap only stops runaway batches of tiny rows. Measured on 2 cores, 2 workers
+# (`python scripts/benchmark.py batching`): the KJV one verse per document took 25 CPU s at the
+# earlier 64 documents / 256 KiB (486 batches of ~2k tokens) and 9 CPU s at these (8 batches);
+# the KJV books five times over 19.5-20.3 CPU s and 16.6-18.9. Larger still (4 MiB) saved little
+# more and doubled the time to the first batch.
+DEFAULT_BATCH_SIZE = 4096           # documents per batch at most
+DEFAULT_BATCH_CHARS = 1_048_576     # characters that close a batch (books: ~250k tokens per batch)
 KB_FILES_DIR = "kb"                 # the default store: sqlite:///<runs_dir>/<run_id>/kb, a file per level
 
 MODES = ("chunking", "structure")

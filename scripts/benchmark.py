@@ -9,6 +9,7 @@
     python scripts/benchmark.py train               # end-to-end training (1 and 2 workers) vs tokenizing alone
     python scripts/benchmark.py startup             # `katoray train` as a command, start to exit, vs Ray's own start and stop
     python scripts/benchmark.py ingest              # one shard actor fed precomputed deltas: tokens/s per shard per level
+    python scripts/benchmark.py batching            # the same training at several batch sizes, on long (books) and short (verses) documents
     python scripts/benchmark.py mongo               # flush rate and write amplification into MongoDB (SecantusDB)
     python scripts/benchmark.py serve               # katoray serve: observe p50 on one connection; 20 clients x 30 s
     python scripts/benchmark.py use                 # next-token top-1/top-5 and ms/position on held-out KJV vs an infinity-gram
@@ -34,6 +35,7 @@ sys.path.insert(0, str(REPO))  # `python scripts/benchmark.py` imports scripts.b
 
 SHARED = REPO.parent / "shared"
 KJV_BOOKS = SHARED / "data" / "kjv" / "kjv_books.jsonl.gz"
+KJV_VERSES = SHARED / "data" / "kjv" / "kjv_verses.txt.gz"
 GPT2 = SHARED / "tokenizers" / "gpt2"
 
 
@@ -82,6 +84,12 @@ def bench_startup(args) -> list[dict]:
     from scripts.benchmarks.startup import bench_startup as run
 
     return [run(KJV_BOOKS, GPT2, repeats=args.repeats)]
+
+
+def bench_batching(args) -> list[dict]:
+    from scripts.benchmarks.batching import bench_batching as run
+
+    return run(KJV_BOOKS, KJV_VERSES, GPT2)
 
 
 def bench_ingest(args) -> list[dict]:
@@ -159,7 +167,8 @@ class _secantus:
 
 BENCHMARKS = {"store": bench_store, "sqlite": bench_sqlite, "predict": bench_predict, "tokenize": bench_tokenize,
               "map": bench_map, "train": bench_train, "mongo": bench_mongo, "serve": bench_serve,
-              "use": bench_use, "analysis": bench_analysis, "ingest": bench_ingest, "startup": bench_startup}
+              "use": bench_use, "analysis": bench_analysis, "ingest": bench_ingest, "startup": bench_startup,
+              "batching": bench_batching}
 
 
 def main() -> None:

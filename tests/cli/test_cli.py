@@ -148,7 +148,7 @@ def test_help_from_the_shell():
     top = katoray("--help")
     assert top.returncode == 0 and all(cmd in top.stdout for cmd in ("train", "resume", "runs", "serve"))
     train = katoray("train", "--help")
-    assert train.returncode == 0 and "--checkpoint-interval N" in train.stdout and "(default: 64)" in train.stdout
+    assert train.returncode == 0 and "--checkpoint-interval N" in train.stdout and "(default: 4096)" in train.stdout
     job = subprocess.run([sys.executable, str(REPO / "scripts" / "train.py"), "--help"], capture_output=True,
                          text=True, env=cli_env(), timeout=60)
     assert job.returncode == 0 and "--runs-dir DIR" in job.stdout and "required for a Ray job" in job.stdout

@@ -109,14 +109,25 @@ class LevelDeltas:
         return [self._encode([names[r] for r in rows]) for rows in split_rows(names, shards)]
 
     def _encode(self, names: list[str]) -> bytes:
-        meta = self.metadata
-        metadata = {i: {key: sorted(values) for key, values in meta[name].items()}
-                    for i, name in enumerate(names) if name in meta}
+        meta, shared = self.metadata, {}
+        # Equal metadata goes as one object (pickle then writes it once; the node's merge is
+        # memoised by object): a batch's patterns share the metadata of a few documents.
+        metadata = {i: _shared_metadata(meta[name], shared) for i, name in enumerate(names) if name in meta}
         counts = list(map(self.counts.__getitem__, names))
         joined = list(map(self.symbols.__getitem__, names))
         if all(isinstance(symbols, str) for symbols in joined):   # joined with SYMBOL_SEP already
             return encode_joined(names, joined, counts, metadata)
         return encode_columns(names, list(map(self.symbols_of, names)), counts, metadata)
+
+
+def _shared_metadata(metadata: dict[str, set[str]], shared: dict[tuple, dict[str, list[str]]]) -> dict[str, list[str]]:
+    """``{key: sorted(values)}``, the same object for equal metadata within one ``shared``."""
+    sorted_values = [(key, tuple(sorted(values))) for key, values in metadata.items()]
+    key = tuple(sorted_values)
+    wire = shared.get(key)
+    if wire is None:
+        wire = shared[key] = {k: list(values) for k, values in sorted_values}
+    return wire
 
 
 class HierarchyDeltas:

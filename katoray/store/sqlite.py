@@ -140,7 +140,7 @@ class SqliteStore(SqliteAggregates):
         conn = self._conn
         self._check_generation()
         annotations = self._merged_annotations(batch, persistence, metadata_cap)
-        lengths = list(map(len, batch.symbols))
+        lengths = batch.lengths()
         last_id = conn.execute("SELECT coalesce(max(id), 0) FROM patterns").fetchone()[0]
         # Joined JSON is checked once the batch's distinct symbols are known (below), not per occurrence.
         data = batch.joined_data()

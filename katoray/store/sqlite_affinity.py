@@ -26,6 +26,8 @@ def has_affinity(conn: sqlite3.Connection) -> bool:
 def add_affinity(conn: sqlite3.Connection, batch: Batch) -> None:
     """Add the batch's learns with emotives (patterns in batch order, as every backend sums them)."""
     annotated = batch.annotated
+    if not any(emotives for learns in annotated.values() for emotives, _ in learns):
+        return   # training's batches: metadata at most (the scan below would visit every pattern)
     learns = [(batch.pattern_events(i), emotives) for i, name in enumerate(batch.names)
               for emotives, _ in annotated.get(name, ()) if emotives]
     if not learns:

@@ -14,11 +14,33 @@ symbol lists, counts, metadata)`` when a symbol holds the separator or is not a 
 from __future__ import annotations
 
 import pickle
-from typing import Iterable, Sequence
+from typing import Iterable, Iterator, Sequence
 
 from katoray.store.base import DeltaColumns, KnowledgeBase, PatternDelta
 
 SYMBOL_SEP = "\x1f"   # joins a pattern's symbols (the map keeps them joined this way too)
+
+
+class JoinedSymbols(Sequence):
+    """Each pattern's symbols as the wire carries them, joined by ``SYMBOL_SEP``; a sequence of
+    symbol lists, each split when read. A store that can use the joined text (the SQLite store's
+    statistics and JSON) reads ``joined`` and never splits 100k small strings one by one."""
+
+    __slots__ = ("joined",)
+
+    def __init__(self, joined: list[str]) -> None:
+        self.joined = joined
+
+    def __len__(self) -> int:
+        return len(self.joined)
+
+    def __getitem__(self, i):   # an int gives one pattern's symbols; a slice, a list of them
+        if isinstance(i, slice):
+            return [joined.split(SYMBOL_SEP) for joined in self.joined[i]]
+        return self.joined[i].split(SYMBOL_SEP)
+
+    def __iter__(self) -> Iterator[list[str]]:
+        return (joined.split(SYMBOL_SEP) for joined in self.joined)
 
 
 def encode_joined(names: list[str], joined: list[str], counts: list[int],
@@ -66,7 +88,7 @@ def decode_payload(payload: bytes | Sequence[PatternDelta]) -> DeltaColumns | li
         return [PatternDelta(name, events, count, [], metadata) for name, events, count, metadata in body[0]]
     names, symbols, counts, metadata = body
     if form == "joined":
-        symbols = [joined.split(SYMBOL_SEP) for joined in symbols]
+        symbols = JoinedSymbols(symbols)
     elif form != "lists":
         raise ValueError(f"unknown delta wire form {form!r}: the sender runs another katoray version")
     return DeltaColumns(names, symbols, counts, metadata)

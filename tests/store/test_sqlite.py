@@ -410,6 +410,71 @@ def test_pattern_data_is_the_encoders_text(store):
     assert state(store) == state(reference(plain, escaped))
 
 
+def wire_columns(deltas: list[PatternDelta]):
+    """``deltas`` as a node actor receives them from a mapper: the wire's joined form, decoded."""
+    from katoray.store.wire import JoinedSymbols, decode_payload, encode_deltas
+
+    columns = decode_payload(encode_deltas(deltas))
+    assert isinstance(columns.symbols, JoinedSymbols)   # the form the store reads without splitting
+    return columns
+
+
+@pytest.fixture(params=["arrays", "counters"])
+def joined_path(request, monkeypatch):
+    """Both ways a joined batch's symbols are counted: numpy from the first pattern, or never."""
+    monkeypatch.setattr("katoray.store.sqlite_rows.JOINED_ARRAYS_MIN", 0 if request.param == "arrays" else 10**9)
+
+
+def test_wire_batches_match_memory(store, joined_path):
+    """The joined form the wire delivers (one symbol per event) is applied by its own path
+    (``sqlite_rows.joined_increments``, the JSON text from the joined string): the same store as
+    the deltas give MemoryStore: re-learns, counts 0 to 3, symbols repeated in a pattern, symbols
+    JSON escapes, one-symbol patterns, the empty-string symbol and an empty batch."""
+    first = [delta(["a"], ["b"], ["a"]), delta(["b"], ["c"], count=2), delta(['say "hi"'], ["tab\t"]),
+             delta(["é"], ["😀"], ["\u2028"])]
+    second = [first[0], delta(["b"], ["c"], count=3), delta(["c"], ["c"], ["d"], ["c"], count=3),
+              delta(["d"], ["a"], count=0), delta(["e"], ["e"]), delta(["x"]), delta([""], ["a"]),
+              delta(["back\\slash"], ["a"], count=0), first[2]]
+    for batch_id, batch, applied in (("b0", first, True), ("b1", [], True), ("b2", second, True), ("b2", second, False)):
+        assert store.apply_columns(wire_columns(batch), batch_id) == applied   # a re-sent batch changes nothing
+    assert state(store) == state(reference(first, [], second))
+    encode = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
+    stored = dict(store._conn.execute("SELECT name, pattern_data FROM patterns"))
+    assert stored == {d.name: encode(d.events) for d in first + second}
+    assert store.symbol_frequencies(["c", "e", ""]) == {"c": 2 + 3 + 3 * 3, "e": 2, "": 1}
+    assert store.symbol_pmf(["c", "a", "back\\slash"]) == {"c": 2, "a": 4, "back\\slash": 1}
+
+
+_WIRE_SYMBOLS = ["a", "b", "c", "d", '"', ""]
+_WIRE_PATTERN = st.lists(st.sampled_from(_WIRE_SYMBOLS), min_size=1, max_size=5)
+
+
+def wire_state(kb) -> tuple:
+    return state(kb) + (kb.symbol_pmf(_WIRE_SYMBOLS), kb.symbol_frequencies(_WIRE_SYMBOLS))
+
+
+@settings(max_examples=150, deadline=None)
+@given(batches=st.lists(st.lists(st.tuples(_WIRE_PATTERN, st.integers(0, 3)), max_size=8), min_size=1, max_size=4),
+       arrays=st.booleans())
+def test_random_wire_batches_match_memory(batches, arrays):
+    """Random batches of one-symbol events through the joined wire form, counted with numpy or
+    not: SQLite answers as MemoryStore does after each."""
+    import tempfile
+    from unittest import mock
+
+    with tempfile.TemporaryDirectory() as tmp, \
+            mock.patch("katoray.store.sqlite_rows.JOINED_ARRAYS_MIN", 0 if arrays else 10**9):
+        kb, ref = SqliteStore(Path(tmp) / "kb.sqlite", "node0_kato"), MemoryStore()
+        try:
+            for i, batch in enumerate(batches):
+                deltas = list({d.name: d for d in (delta(*[[s] for s in p], count=n) for p, n in batch)}.values())
+                kb.apply_columns(wire_columns(deltas), f"b{i}")
+                ref.apply(deltas, f"b{i}")
+                assert wire_state(kb) == wire_state(ref)
+        finally:
+            kb.close()
+
+
 @pytest.fixture
 def first_two(store):
     """FIRST and SECOND applied to ``store`` and to a MemoryStore reference."""

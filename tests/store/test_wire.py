@@ -60,3 +60,35 @@ def test_a_level_split_by_shard_sends_each_shard_its_own_patterns(symbols, shard
         assert sorted((d for part in decoded for d in part), key=lambda d: d.name) == level.to_deltas()
         if shards == 1:
             assert parts == [level.encode()]
+
+
+def test_joined_symbols_read_as_lists():
+    from katoray.store.wire import JoinedSymbols
+
+    symbols = JoinedSymbols(["a\x1fb", "c", "\x1fd"])
+    assert len(symbols) == 3 and symbols[0] == ["a", "b"] and symbols[2] == ["", "d"]
+    assert list(symbols) == [["a", "b"], ["c"], ["", "d"]] and symbols[1:] == [["c"], ["", "d"]]
+
+
+def test_equal_metadata_travels_as_one_object(tmp_path):
+    """A level's patterns from one document share its metadata: the wire carries one object for
+    equal metadata (written once), and a store still gives each pattern its own."""
+    from katoray.config import HierarchyConfig
+    from katoray.hierarchy.mapping import TokenizedDocument, map_documents
+    from katoray.store.memory import MemoryStore
+    from katoray.store.sqlite import SqliteStore
+    from katoray.store.wire import apply_payload, decode_payload
+
+    config = HierarchyConfig("chunking", (2, 2), frozenset({0, 1}), metadata_cap=3)
+    docs = [TokenizedDocument(f"d{i}", [[[list("abcdefgh")[i:] * 2]]], {"title": f"t{i % 2}"}) for i in range(4)]
+    level = map_documents(docs, config).levels[0]
+    columns = decode_payload(level.encode())
+    objects = {id(meta) for meta in columns.metadata.values()}
+    distinct = {repr(meta) for meta in columns.metadata.values()}
+    assert len(columns.metadata) == len(columns.names) > len(distinct) == len(objects) >= 2
+    sqlite, memory = SqliteStore(tmp_path / "kb.sqlite", "node0_kato"), MemoryStore()
+    for kb in (sqlite, memory):
+        apply_payload(kb, level.encode(), "b0", persistence=5, metadata_cap=3)
+    assert [r.to_dict() for r in sqlite.iter_patterns()] == [r.to_dict() for r in memory.iter_patterns()]
+    assert {repr(r.metadata) for r in sqlite.iter_patterns()} == distinct
+    sqlite.close()

@@ -204,8 +204,8 @@ def joined_increments(joined: list[str], pattern_lengths: list[int], counts: lis
     """``symbol_increments`` of patterns whose symbols come joined by ``SYMBOL_SEP`` (the wire's
     form; ``pattern_lengths``: symbols per pattern), without splitting them one by one: one split
     of the whole batch, each distinct symbol given a number, then counts over integer arrays.
-    Measured on the KJV's node0 batches: about half the CPU of splitting each pattern and counting
-    with ``Counter``."""
+    Measured on the KJV's node0 batches, in one process, alternating with ``Counter`` counting of
+    the split patterns: node0's whole apply went from 0.88 to 0.73-0.75 CPU us per token."""
     import numpy as np
 
     if not joined:   # (an empty batch: a shard's part may hold no pattern; "" would split into [""])

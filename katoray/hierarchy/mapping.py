@@ -115,7 +115,7 @@ class LevelDeltas:
         metadata = {i: _shared_metadata(meta[name], shared) for i, name in enumerate(names) if name in meta}
         counts = list(map(self.counts.__getitem__, names))
         joined = list(map(self.symbols.__getitem__, names))
-        if all(isinstance(symbols, str) for symbols in joined):   # joined with SYMBOL_SEP already
+        if set(map(type, joined)) <= {str}:   # joined with SYMBOL_SEP already (else some are tuples)
             return encode_joined(names, joined, counts, metadata)
         return encode_columns(names, list(map(self.symbols_of, names)), counts, metadata)
 

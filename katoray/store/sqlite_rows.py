@@ -283,22 +283,34 @@ def check_symbols_are_text(batch: Batch) -> None:
 def merged_annotations(batch: Batch, stored_rows: list[tuple], persistence: int,
                        metadata_cap: int | None) -> dict[str, tuple[str | None, str | None]]:
     """Final emotives/metadata JSON of each annotated pattern of ``batch``: the stored values
-    (``stored_rows``: name, emotives JSON, metadata JSON), then one merge per learn."""
-    stored = {name: (json.loads(e) if e else [], json.loads(m) if m else {}) for name, e, m in stored_rows}
+    (``stored_rows``: name, emotives JSON, metadata JSON), then one merge per learn. None for a
+    column the batch leaves as it is stored."""
+    stored = {name: (e, m) for name, e, m in stored_rows}   # JSON text, parsed where a merge needs it
     out = {}
     fresh: dict[str, str] = {}   # memo of fresh_metadata_json
-    # The same, by object: the wire sends equal metadata as one shared object (LevelDeltas), and
-    # every one stays alive in ``batch`` during the loop, so an id names one object throughout.
+    # Memos by object: the wire sends equal metadata as one shared object (LevelDeltas), and every
+    # one stays alive in ``batch`` during the loop, so an id names one object throughout.
     by_object: dict[int, str] = {}
+    # (stored metadata JSON, id(new metadata)) -> the merged JSON, None if the merge changes nothing:
+    # a re-learned pattern mostly meets its own documents' metadata again.
+    remerged: dict[tuple[str, int], str | None] = {}
     for name, learns in batch.annotated.items():
-        if name not in stored and len(learns) == 1 and not learns[0][0]:   # training's case
+        row = stored.get(name)
+        if len(learns) == 1 and not learns[0][0]:   # training's case: one learn, metadata only
             metadata = learns[0][1]
-            text = by_object.get(id(metadata))
-            if text is None:
-                text = by_object[id(metadata)] = fresh_metadata_json(metadata, metadata_cap, fresh)
-            out[name] = (None, text)
+            if row is None:
+                text = by_object.get(id(metadata))
+                if text is None:
+                    text = by_object[id(metadata)] = fresh_metadata_json(metadata, metadata_cap, fresh)
+                out[name] = (None, text)
+                continue
+            key = (row[1] or "", id(metadata))
+            if key not in remerged:
+                merged = to_json(merge_metadata(json.loads(row[1]) if row[1] else {}, metadata, metadata_cap))
+                remerged[key] = None if merged == row[1] else merged
+            out[name] = (None, remerged[key])
             continue
-        emotives, metadata = stored.get(name, ([], {}))
+        emotives, metadata = (json.loads(row[0]) if row and row[0] else [], json.loads(row[1]) if row and row[1] else {})
         for new_emotives, new_metadata in learns:   # the same sequence of merges MemoryStore makes
             if new_emotives:
                 emotives = merge_emotives(emotives, new_emotives, persistence)

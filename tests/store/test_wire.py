@@ -92,3 +92,32 @@ def test_equal_metadata_travels_as_one_object(tmp_path):
     assert [r.to_dict() for r in sqlite.iter_patterns()] == [r.to_dict() for r in memory.iter_patterns()]
     assert {repr(r.metadata) for r in sqlite.iter_patterns()} == distinct
     sqlite.close()
+
+
+def test_relearned_patterns_merge_their_metadata_as_memory_does(tmp_path):
+    """Batches whose patterns were learned before, from documents with the same, other or more
+    metadata than stored (capped at 2 values): SQLite's merges (memoised per stored text and
+    metadata object, nothing written when nothing changes) leave what MemoryStore's leave."""
+    from katoray.config import HierarchyConfig
+    from katoray.hierarchy.mapping import TokenizedDocument, map_documents
+    from katoray.store.memory import MemoryStore
+    from katoray.store.sqlite import SqliteStore
+    from katoray.store.wire import apply_payload
+
+    config = HierarchyConfig("chunking", (2, 2), frozenset({0, 1}), metadata_cap=2)
+
+    def payload(titles: list[str]) -> bytes:
+        # Pattern "ab" is in every document, "cd" and "ef" in t0's and t1's, "cx" and "yz" in the
+        # others': stored metadata differs from pattern to pattern.
+        docs = [TokenizedDocument(f"d{i}", [[[list("abc" + ("def" if title < "t2" else "xyz")) * 2]]],
+                                  {"title": title, "part": str(i % 2)}) for i, title in enumerate(titles)]
+        return map_documents(docs, config).levels[0].encode()
+
+    sqlite, memory = SqliteStore(tmp_path / "kb.sqlite", "node0_kato"), MemoryStore()
+    batches = [["t1", "t1"], ["t1"], ["t2", "t1"], ["t0"], ["t3", "t4"], ["t1"]]
+    for i, titles in enumerate(batches):
+        for kb in (sqlite, memory):
+            apply_payload(kb, payload(titles), f"b{i}", persistence=5, metadata_cap=2)
+        assert [r.to_dict() for r in sqlite.iter_patterns()] == [r.to_dict() for r in memory.iter_patterns()]
+    assert {tuple(r.metadata["title"]) for r in sqlite.iter_patterns()} == {("t0", "t1"), ("t2", "t3")}
+    sqlite.close()

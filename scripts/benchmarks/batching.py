@@ -40,14 +40,9 @@ def verses_as_documents(verses: str | Path, dest: Path) -> Path:
 
 def bench_batching(books: str | Path, verses: str | Path, tokenizer: str | Path,
                    batchings: Sequence[tuple[int, int]] = BATCHINGS, workers: int = 2, levels: int = 4) -> list[dict]:
-    import ray
+    from scripts.benchmarks.train import cpu_by_role, ensure_local_ray, train_once
 
-    from katoray.runtime import options
-    from scripts.benchmarks.train import cpu_by_role, train_once
-
-    if not ray.is_initialized():
-        ray.init(address="local", num_cpus=options.local_num_cpus(levels, workers), include_dashboard=False,
-                 logging_level="ERROR")
+    ensure_local_ray(levels, workers)
     root = Path(tempfile.mkdtemp(prefix="katoray-batching-"))
     corpora = {"books": Path(books), "verses": verses_as_documents(verses, root / "verses.jsonl.gz")}
     train_once(corpora["books"], tokenizer, workers, levels, 8, root / "warm-up", None, None, 1)

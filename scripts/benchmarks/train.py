@@ -178,19 +178,24 @@ def actor_startup_floor(num_actors: int) -> float:
     return seconds
 
 
+def ensure_local_ray(levels: int, workers: int) -> None:
+    """A private local Ray sized as ``katoray train`` sizes its own, unless one is up already."""
+    import ray
+
+    from katoray.runtime import options
+
+    if not ray.is_initialized():
+        ray.init(address="local", num_cpus=options.local_num_cpus(levels, workers), include_dashboard=False,
+                 logging_level="ERROR")
+
+
 def bench_train(corpus: str | Path, tokenizer: str | Path, workers: Sequence[int] = (1, 2), levels: int = 4,
                 chunk: int = 8, batch_size: int | None = None, batch_chars: int | None = None,
                 store_root: str | Path | None = None) -> dict:
     """Tokenize-only rate, then one training run per worker count, and with ``max(workers)`` a
     one-document run, a half-corpus run and a three-times-the-corpus run; ratios and figures from
     this same invocation."""
-    import ray
-
-    from katoray.runtime import options
-
-    if not ray.is_initialized():
-        cpus = options.local_num_cpus(levels, max(workers))
-        ray.init(address="local", num_cpus=cpus, include_dashboard=False, logging_level="ERROR")
+    ensure_local_ray(levels, max(workers))
     root = Path(store_root or tempfile.mkdtemp(prefix="katoray-bench-"))
     baseline = tokenize_only(corpus, tokenizer)
     floor = {n: actor_startup_floor(levels + n) for n in workers}

@@ -62,16 +62,21 @@ def succeeded(done: subprocess.CompletedProcess) -> subprocess.CompletedProcess:
     return done
 
 
-def submit(*args: str, env: dict, wait_s: float = 120) -> subprocess.CompletedProcess:
+def submit(*args: str, env: dict, ray_temp: Path, wait_s: float = 240) -> subprocess.CompletedProcess:
     """``ray job submit ARGS``, again while the head's job agent is still starting (``ray up``
-    returns once Ray is up; the dashboard agent registers a few seconds later, more on a busy
-    machine, and until then Ray answers "No available agent ... try again later")."""
+    returns once Ray is up; the dashboard agent registers a few seconds later, minutes when the
+    suite beside this test keeps both cores busy, and until then Ray answers "No available agent
+    ... try again later"). If it never comes, the failure shows the end of the head's agent logs
+    (``ray_temp``: the head's Ray temp folder)."""
     deadline = time.monotonic() + wait_s
     while True:
         done = subprocess.run(list(args), capture_output=True, text=True, timeout=TIMEOUT_S, env=env)
         if done.returncode == 0 or "No available agent" not in done.stderr or time.monotonic() > deadline:
             break
         time.sleep(2)
+    if done.returncode != 0 and "No available agent" in done.stderr:
+        logs = sorted(ray_temp.glob("session_*/logs/dashboard_agent.*"))
+        done.stderr += "".join(f"\n--- {log} ---\n{log.read_text(errors='replace')[-600:]}" for log in logs)
     return succeeded(done)
 
 
@@ -216,7 +221,7 @@ def test_ray_up_trains_a_job_and_ray_down(ray_session, folder, tmp_path):
         job = submit(ray_cli, "job", "submit", "--address", f"http://127.0.0.1:{dashboard}", "--working-dir", str(REPO),
                      "--", "python", "scripts/train.py", "--data", str(data), "--tokenizer",
                      str(SHARED / "tokenizers" / "gpt2"), "--runs-dir", str(runs_dir), "--run-id", "on-ray-up", *TRAIN,
-                     "--json", env=env)
+                     "--json", env=env, ray_temp=folder / "ray")
         assert "succeeded" in job.stdout.lower(), job.stdout[-3000:]
         stats = json.loads(next(line for line in reversed(job.stdout.splitlines()) if line.startswith("{")))
         assert stats["status"] == "finished" and stats["node0_shards"] == 2

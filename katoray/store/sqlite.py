@@ -43,6 +43,7 @@ import sqlite3
 import threading
 from contextlib import AbstractContextManager, contextmanager
 from itertools import chain, compress, filterfalse
+from operator import not_
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable, Iterable, Iterator, Sequence, TypeVar
 
@@ -68,6 +69,9 @@ SYMBOL_CACHE_MAX = 1_000_000   # stored symbols a store keeps in its set (~100 b
 
 _INSERT_SYMBOL = "INSERT INTO symbols VALUES (?, ?, ?)"
 _UPDATE_SYMBOL = "UPDATE symbols SET frequency = frequency + ?, pmf = pmf + ? WHERE symbol = ?"
+# A re-learned pattern's symbols: occurring once more, in no new pattern (one parameter to bind
+# instead of three: measured ~15% less per row)
+_COUNT_SYMBOL_ONCE = "UPDATE symbols SET frequency = frequency + 1 WHERE symbol = ?"
 
 T = TypeVar("T")
 
@@ -190,8 +194,11 @@ class SqliteStore(SqliteAggregates):
             fresh = list(filterfalse(stored.__contains__, fresh))
         missing = list(filterfalse(pmf.__contains__, fresh))
         created = set(fresh)
-        updates = [(freq[s], pmf.get(s, 0), s) for s in filterfalse(created.__contains__, freq)]
-        if missing or self._conn.executemany(_UPDATE_SYMBOL, updates).rowcount != len(updates):
+        known = list(filterfalse(created.__contains__, freq))
+        once = [freq[s] == 1 and s not in pmf for s in known]
+        updates = [(freq[s], pmf.get(s, 0), s) for s in compress(known, map(not_, once))]
+        counted = self._conn.executemany(_COUNT_SYMBOL_ONCE, zip(compress(known, once))).rowcount
+        if missing or counted + self._conn.executemany(_UPDATE_SYMBOL, updates).rowcount != len(known):
             raise StoreError(f"{str(self.path)!r}: symbols of stored patterns are missing from the symbol table "
                              f"(e.g. {(missing or ['?'])[0]!r}); the file is damaged, nothing was written. "
                              "Rebuild this KB")

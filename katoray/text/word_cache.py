@@ -30,10 +30,15 @@ from __future__ import annotations
 import re
 import sys
 from collections import ChainMap
-from itertools import chain
+from itertools import chain, filterfalse, islice
+from operator import itemgetter
 from typing import Any, Callable, Mapping, Sequence
 
 WORD_START = re.compile(r"(?= \S)")
+# The same cut with the space dropped: the regex then jumps from space to space (a literal first
+# character) instead of trying a zero-width match at every position: measured on the KJV, 0.095-0.108
+# against 0.138-0.152 CPU us per token (a warm ``tokenize_batch`` costs about 0.25-0.3).
+SPACE_BEFORE_WORD = re.compile(r" (?=\S)")
 MAX_CACHE_BYTES = 32 * 1024 * 1024   # per cache, as sys.getsizeof counts (a full cache starts over)
 DICT_SLOT_BYTES = 100                # a dict entry's share of the table, beyond key and value
 MAX_WORD_CHARS = 64                  # longer "words" (URLs, text without spaces) are not kept
@@ -53,8 +58,12 @@ class WordCache:
         max_bytes: the cache's size bound (words, piece lists and pieces, as ``sys.getsizeof``
             counts them); when full, it starts over with the words of the call that filled it.
 
+    A text is cut with ``SPACE_BEFORE_WORD``: its first word, then the words that follow a space,
+    without that space. They are cached apart: ``_after`` maps ``w`` to the pieces of ``' ' + w``,
+    ``_first`` a text's first word to its own pieces (``'the'`` and ``' the'`` differ).
+
     Safe for concurrent calls (a pool actor may map two batches in threads): a call looks words
-    up in the dict it started with, and a full cache is replaced by a new one, never emptied.
+    up in the dicts it started with, and a full cache is replaced by new ones, never emptied.
     Under concurrency the size count is approximate and a word may be tokenized twice; the
     pieces never differ.
     """
@@ -64,11 +73,12 @@ class WordCache:
         self._tokenize_texts = tokenize_texts
         self._added = re.compile("|".join(map(re.escape, added_tokens))) if added_tokens else None
         self.max_bytes = max_bytes
-        self._pieces: dict[str, list[str]] = {}
+        self._after: dict[str, list[str]] = {}
+        self._first: dict[str, list[str]] = {}
         self._bytes = 0
 
     def __len__(self) -> int:
-        return len(self._pieces)
+        return len(self._after) + len(self._first)
 
     def tokenize_batch(self, texts: Sequence[str]) -> list[list[str]]:
         added = self._added
@@ -80,25 +90,35 @@ class WordCache:
         return [next(found) if flag else next(split) for flag in whole]
 
     def _by_words(self, texts: Sequence[str]) -> list[list[str]]:
-        words = list(map(WORD_START.split, texts))
-        known = self._pieces
-        missing = list({word for text_words in words for word in text_words if word not in known})
-        get = self._learn(known, missing) if missing else known.__getitem__
-        return [list(chain.from_iterable(map(get, text_words))) for text_words in words]
+        cuts = list(map(SPACE_BEFORE_WORD.split, texts))   # [first word, word after a space, ...] per text
+        after, first = self._after, self._first
+        # C loops over every word (a set, then the unknown ones): a comprehension cost 1/6 of a warm call
+        missing_after = list(filterfalse(after.__contains__, set(chain.from_iterable(
+            islice(words, 1, None) for words in cuts))))
+        missing_first = list(filterfalse(first.__contains__, set(map(itemgetter(0), cuts))))
+        get_after = self._learn(after, missing_after, " ") if missing_after else after.__getitem__
+        get_first = self._learn(first, missing_first, "") if missing_first else first.__getitem__
+        return [list(chain(get_first(words[0]), chain.from_iterable(map(get_after, islice(words, 1, None)))))
+                for words in cuts]
 
-    def _learn(self, known: dict[str, list[str]], missing: list[str]) -> Callable[[str], list[str]]:
-        """Tokenize ``missing``, keep what may be kept; returns this call's lookup."""
-        pieces = self._tokenize_texts(missing)
+    def _learn(self, known: dict[str, list[str]], missing: list[str], space: str) -> Callable[[str], list[str]]:
+        """Tokenize ``space + word`` for each of ``missing`` and keep what may be kept, in
+        ``known`` (one of this cache's dicts); returns this call's lookup."""
+        pieces = self._tokenize_texts([space + word for word in missing] if space else missing)
         if len(pieces) != len(missing):
             raise RuntimeError(f"the tokenizer gave {len(pieces)} results for {len(missing)} words")
         learned = dict(zip(missing, pieces))
-        keep = learned if max(map(len, missing)) <= MAX_WORD_CHARS else \
-            {word: p for word, p in learned.items() if len(word) <= MAX_WORD_CHARS}
+        longest = MAX_WORD_CHARS - len(space)
+        keep = learned if max(map(len, missing)) <= longest else \
+            {word: p for word, p in learned.items() if len(word) <= longest}
         known.update(keep)   # this call's lookups read `known` even if it is replaced below
         added = sum(map(_entry_bytes, keep.items()))
         self._bytes += added
         if self._bytes > self.max_bytes:   # full: start over with this call's new words, if they fit
-            self._pieces, self._bytes = (dict(keep), added) if added <= self.max_bytes else ({}, 0)
+            fits = added <= self.max_bytes
+            self._after, self._first = (dict(keep) if fits and known is self._after else {},
+                                        dict(keep) if fits and known is self._first else {})
+            self._bytes = added if fits else 0
         return known.__getitem__ if len(keep) == len(learned) else ChainMap(learned, known).__getitem__
 
 

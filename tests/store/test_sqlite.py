@@ -522,7 +522,10 @@ def test_ids_freed_at_the_end_are_given_again(first_two):
     assert state(store) == state(ref)
 
 
-def test_stored_symbol_missing_from_its_table_is_refused(store):
+@pytest.mark.parametrize("batch", [SECOND, [FIRST[0]]], ids=["in-a-new-pattern", "once-more-by-a-relearn"])
+def test_stored_symbol_missing_from_its_table_is_refused(store, batch):
+    """Whichever update counts the missing symbol (the general one, or the one for a symbol
+    occurring once more in no new pattern), the apply is refused whole."""
     store.apply(FIRST, "b0")
     before = state(store)
     other = sqlite3.connect(store.path)
@@ -530,7 +533,7 @@ def test_stored_symbol_missing_from_its_table_is_refused(store):
     other.commit()
     other.close()
     with pytest.raises(StoreError, match="symbols of stored patterns are missing.*nothing was written"):
-        store.apply(SECOND, "b1")
+        store.apply(batch, "b1")
     assert not store.is_applied("b1") and state(store)[0] == before[0]
 
 

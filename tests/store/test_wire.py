@@ -28,16 +28,32 @@ def test_wire_form_refuses_emotives():
         encode_deltas([delta])
 
 
-@pytest.mark.parametrize("symbols", [["a", "b", "c"], ["x\x1fy", "z"], ["é", "Ġthe", "it's"]])
-def test_level_wire_format_round_trips(symbols):
+@pytest.mark.parametrize("symbols, form", [(["a", "b", "c"], "text"), (["é", "Ġthe", "it's"], "text"),
+                                           (["x\x1ey", "z"], "joined"), (["x\x1fy", "z"], "lists"),
+                                           (["x\ny", "z"], "text")])
+def test_level_wire_format_round_trips(symbols, form):
+    """Each form round-trips; a symbol holding a separator of a form takes the next one (names,
+    joined by newlines in the "text" form, are hex: a newline in a symbol is only a symbol)."""
+    import pickle
+
     from katoray.config import HierarchyConfig
     from katoray.hierarchy.mapping import TokenizedDocument, map_documents
 
     config = HierarchyConfig("chunking", (2, 2), frozenset({0, 1}), metadata_cap=3)
     docs = [TokenizedDocument(f"d{i}", [[[symbols * 3]]], {"doc_id": f"d{i}", "source": "s"}) for i in range(3)]
     deltas = map_documents(docs, config)
+    assert pickle.loads(deltas.levels[0].encode())[0] == form
     for level in deltas.levels:
         assert decode_deltas(level.encode()) == level.to_deltas()
+
+
+def test_names_holding_the_text_forms_separator_go_as_lists():
+    from katoray.store.wire import decode_payload, encode_joined
+
+    for names in (["a\nb", "c"], ["c", "a\nb"]):
+        columns = decode_payload(encode_joined(names, ["x\x1fy", "z"], [1, 2], {1: {"k": ["v"]}}))
+        assert (columns.names, list(columns.symbols), columns.counts) == (names, [["x", "y"], ["z"]], [1, 2])
+    assert decode_payload(encode_joined([], [], [], {})).names == []
 
 
 @pytest.mark.parametrize("symbols", [["a", "b", "c"], ["x\x1fy", "z"]])

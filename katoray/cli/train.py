@@ -78,6 +78,9 @@ def add_train_arguments(parser: argparse.ArgumentParser, job: bool = False) -> N
                      help="documents per batch (one knowledge-base write per level)")
     run.add_argument("--batch-chars", type=count, default=default("batch_chars"), metavar="N",
                      help="characters that close a batch early (0: no limit)")
+    run.add_argument("--first-batch-chars", type=count, default=default("first_batch_chars"), metavar="N",
+                     help="characters that close the run's first batch; each next one of its shard holds twice "
+                          "as many, up to --batch-chars (0: every batch at --batch-chars)")
     run.add_argument("--checkpoint-interval", type=positive, default=default("checkpoint_interval"), metavar="N",
                      help="documents between checkpoints")
     _add_common_run_flags(run, address_default="auto" if job else None)
@@ -115,6 +118,7 @@ def train_command(args: argparse.Namespace, job: bool = False) -> int:
         levels=args.levels, chunk_sizes=args.chunk_sizes, mode=args.mode, segment_method=args.segment_method,
         tokenizer=args.tokenizer, data=args.data, dataset=args.dataset, text_field=args.text_field,
         max_samples=args.max_samples, batch_size=args.batch_size, batch_chars=args.batch_chars or None,
+        first_batch_chars=args.first_batch_chars or None,
         metadata_cap=args.metadata_cap, store=store_arg(args.store), shards=args.shards,
         run_id=args.run_id or new_run_id(),
         runs_dir=args.runs_dir, workers=args.workers, checkpoint_interval=args.checkpoint_interval,

@@ -158,6 +158,7 @@ def _recorded_config(manifest: TrainingManifest, folder: Path) -> TrainConfig:
         values["store"] = None           # the default store moves with its run folder
     values["runs_dir"] = str(folder.parent)
     values["address"] = None             # where the run's Ray was is no default for where it resumes
+    values.setdefault("first_batch_chars", None)   # a run started before first batches were smaller had none
     return TrainConfig.from_dict(values).for_run(manifest.run_id)
 
 

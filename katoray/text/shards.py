@@ -38,6 +38,8 @@ def batching_fingerprint(batching: Batching, shards: Sequence["Shard"]) -> str:
     """Short hash of what batch ids refer to: the shards' files and the batching."""
     identity = {"shards": [s.identity() for s in shards], "text_field": batching.text_field,
                 "batch_size": batching.batch_size, "batch_chars": batching.batch_chars}
+    if batching.first_batch_chars is not None:   # (absent: the fingerprint of a run from before the ramp)
+        identity["first_batch_chars"] = batching.first_batch_chars
     return hashlib.sha1(json.dumps(identity, sort_keys=True).encode()).hexdigest()[:12]
 
 
@@ -181,11 +183,15 @@ def iter_batches(shard: Shard, batching: Batching = Batching(),
     """(batch id, documents) of one shard, skipping ids in ``skip``.
 
     A batch closes at ``batch_size`` documents or once it holds ``batch_chars`` characters of
-    text (a document is never split), so books and one-line rows both make useful batches.
+    text (a document is never split), so books and one-line rows both make useful batches. The
+    run's first shard ramps up to that size (``Batching.chars_limit``), so the pipeline starts on a
+    small batch; the other shards do not (each of their batches would be one more write). Batch
+    boundaries depend on the shard and the batching alone, never on ``skip``.
     """
     batch: list = []
     chars, index = 0, 0
-    size, max_chars = batching.batch_size, batching.batch_chars
+    limit = batching.chars_limit if shard.index == 0 else lambda _index: batching.batch_chars
+    size, max_chars = batching.batch_size, limit(0)
     for doc in iter_shard(shard, batching.text_field):
         batch.append(doc)
         chars += len(doc.text)
@@ -193,6 +199,7 @@ def iter_batches(shard: Shard, batching: Batching = Batching(),
             if batch_id(shard.index, index) not in skip:
                 yield batch_id(shard.index, index), batch
             batch, chars, index = [], 0, index + 1
+            max_chars = limit(index)
     if batch and batch_id(shard.index, index) not in skip:
         yield batch_id(shard.index, index), batch
 

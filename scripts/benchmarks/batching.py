@@ -7,7 +7,8 @@ per level), so small batches pay them per few tokens. Two corpora, both the KJV:
 (short rows, as wikitext or web text: the documents limit closes it). For each batching
 (documents, characters), one training run (GPT-2 tokens, 4 levels of chunk 8, SQLite, 2 workers,
 one Ray for all runs, a warm-up run first): batches, seconds end to end, seconds to the first
-batch, CPU seconds per role and CPU us per token in all.
+batch, CPU seconds per role and CPU us per token in all. Each corpus is one shard, so its first
+batches are the ramp of ``Batching.first_batch_chars`` where a batching has one.
 
     python -m scripts.benchmarks.batching --books ../shared/data/kjv/kjv_books.jsonl.gz \
         --verses ../shared/data/kjv/kjv_verses.txt.gz --tokenizer ../shared/tokenizers/gpt2
@@ -21,10 +22,14 @@ import tempfile
 from pathlib import Path
 from typing import Sequence
 
-from katoray.config import DEFAULT_BATCH_CHARS, DEFAULT_BATCH_SIZE
+from katoray.config import DEFAULT_BATCH_CHARS, DEFAULT_BATCH_SIZE, DEFAULT_FIRST_BATCH_CHARS
 
-# (documents, characters) per batch: katoray's defaults before this benchmark, today's, and larger.
-BATCHINGS = ((64, 262_144), (DEFAULT_BATCH_SIZE, DEFAULT_BATCH_CHARS), (4 * DEFAULT_BATCH_SIZE, 4 * DEFAULT_BATCH_CHARS))
+# (documents, characters, characters of a shard's first batch) per batch: katoray's defaults before
+# this benchmark, today's sizes without and with smaller first batches (today's defaults), and larger.
+BATCHINGS = ((64, 262_144, None), (DEFAULT_BATCH_SIZE, DEFAULT_BATCH_CHARS, None),
+             (DEFAULT_BATCH_SIZE, DEFAULT_BATCH_CHARS, DEFAULT_FIRST_BATCH_CHARS),
+             (4 * DEFAULT_BATCH_SIZE, 4 * DEFAULT_BATCH_CHARS, DEFAULT_FIRST_BATCH_CHARS))
+DEFAULTS = (DEFAULT_BATCH_SIZE, DEFAULT_BATCH_CHARS, DEFAULT_FIRST_BATCH_CHARS)
 
 
 def verses_as_documents(verses: str | Path, dest: Path) -> Path:
@@ -39,7 +44,8 @@ def verses_as_documents(verses: str | Path, dest: Path) -> Path:
 
 
 def bench_batching(books: str | Path, verses: str | Path, tokenizer: str | Path,
-                   batchings: Sequence[tuple[int, int]] = BATCHINGS, workers: int = 2, levels: int = 4) -> list[dict]:
+                   batchings: Sequence[tuple[int, int, int | None]] = BATCHINGS, workers: int = 2,
+                   levels: int = 4) -> list[dict]:
     from scripts.benchmarks.train import cpu_by_role, ensure_local_ray, train_once
 
     ensure_local_ray(levels, workers)
@@ -48,12 +54,12 @@ def bench_batching(books: str | Path, verses: str | Path, tokenizer: str | Path,
     train_once(corpora["books"], tokenizer, workers, levels, 8, root / "warm-up", None, None, 1)
     rows = []
     for corpus, path in corpora.items():
-        for documents, chars in batchings:
-            stats = train_once(path, tokenizer, workers, levels, 8, root / f"{corpus}-{documents}-{chars}",
-                               documents, chars)
+        for documents, chars, first in batchings:
+            stats = train_once(path, tokenizer, workers, levels, 8, root / f"{corpus}-{documents}-{chars}-{first}",
+                               documents, chars, first_batch_chars=first)
             cpu = cpu_by_role(stats, levels)
-            rows.append({"corpus": corpus, "batch_size": documents, "batch_chars": chars,
-                         "default": (documents, chars) == (DEFAULT_BATCH_SIZE, DEFAULT_BATCH_CHARS),
+            rows.append({"corpus": corpus, "batch_size": documents, "batch_chars": chars, "first_batch_chars": first,
+                         "default": (documents, chars, first) == DEFAULTS,
                          "batches": stats["batches_processed"], "tokens": stats["tokens_processed"],
                          "seconds": round(stats["total_time_seconds"], 2),
                          "first_batch_seconds": round(stats["first_batch_seconds"], 2), **cpu,

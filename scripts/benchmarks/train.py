@@ -42,6 +42,8 @@ import time
 from pathlib import Path
 from typing import Sequence
 
+from katoray.config import DEFAULT_FIRST_BATCH_CHARS
+
 
 def tokenize_only(corpus: str | Path, tokenizer: str | Path) -> dict:
     """Tokens/s of one process tokenizing the paragraphs training tokenizes (``simple``
@@ -78,7 +80,7 @@ def tokenize_only(corpus: str | Path, tokenizer: str | Path) -> dict:
 
 def train_once(corpus: str | Path, tokenizer: str | Path, workers: int, levels: int, chunk: int,
                store_dir: Path, batch_size: int | None, batch_chars: int | None,
-               max_samples: int | None = None) -> dict:
+               max_samples: int | None = None, first_batch_chars: int | None = DEFAULT_FIRST_BATCH_CHARS) -> dict:
     from katoray.config import TrainConfig, new_run_id
     from katoray.runspec import RunSpec
     from katoray.runtime import run_training
@@ -87,7 +89,7 @@ def train_once(corpus: str | Path, tokenizer: str | Path, workers: int, levels: 
     extra = {k: v for k, v in (("batch_size", batch_size), ("batch_chars", batch_chars)) if v is not None}
     config = TrainConfig(levels=levels, chunk_sizes=(chunk,), data=str(corpus), max_samples=max_samples,
                          tokenizer=str(tokenizer), store=f"sqlite:///{store_dir}", workers=workers, verbose=False,
-                         checkpoint_interval=1, **extra).for_run(new_run_id())
+                         checkpoint_interval=1, first_batch_chars=first_batch_chars, **extra).for_run(new_run_id())
     marks: list[tuple[int, float]] = []   # (tokens, seconds) at each finished batch
 
     def record(_done, counters) -> None:

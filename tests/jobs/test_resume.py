@@ -185,6 +185,20 @@ def test_resume_refuses_another_structure_listing_every_difference(unfinished, t
         resume_run("r1", runs_dir, batch_sizes=8)
 
 
+def test_a_run_from_before_smaller_first_batches_keeps_its_batching(unfinished):
+    """A manifest without ``first_batch_chars`` (katoray before it) resumes with none: its batch
+    ids name the batches it was cut into. A new run's is recorded; either is structural."""
+    runs_dir, _ = unfinished
+    manifest = TrainingManifest.load(runs_dir / "r1")
+    assert manifest.config["first_batch_chars"] == 65_536
+    with pytest.raises(ConfigError, match=r"first_batch_chars: run had 65536, now None"):
+        resume_run("r1", runs_dir, first_batch_chars=None)
+    del manifest.config["first_batch_chars"]
+    manifest.save()
+    with pytest.raises(ConfigError, match=r"first_batch_chars: run had None, now 65536"):
+        resume_run("r1", runs_dir, first_batch_chars=65_536)
+
+
 def test_resume_refuses_a_corpus_that_changed_since_the_run_started(unfinished):
     runs_dir, data = unfinished
     before = data.read_bytes()

@@ -108,9 +108,11 @@ class Batching:
         if not isinstance(self.text_field, str) or not self.text_field:
             raise ConfigError(f"text_field must be a field name, got {self.text_field!r}")
 
-    def chars_limit(self, index: int) -> int | None:
-        """Characters that close batch number ``index`` (0 = the first) of a run's first shard."""
-        if self.batch_chars is None or self.first_batch_chars is None or self.first_batch_chars >= self.batch_chars:
+    def chars_limit(self, shard: int, index: int) -> int | None:
+        """Characters that close batch number ``index`` (0 = the first) of shard number ``shard``:
+        only the run's first shard (0) ramps up (each batch of the others would be one more write)."""
+        if shard != 0 or self.batch_chars is None or self.first_batch_chars is None or \
+                self.first_batch_chars >= self.batch_chars:
             return self.batch_chars
         ramp_batches = (self.batch_chars // self.first_batch_chars).bit_length()   # (bounds the shift below)
         return min(self.batch_chars, self.first_batch_chars << index) if index < ramp_batches else self.batch_chars

@@ -185,13 +185,11 @@ def iter_batches(shard: Shard, batching: Batching = Batching(),
     A batch closes at ``batch_size`` documents or once it holds ``batch_chars`` characters of
     text (a document is never split), so books and one-line rows both make useful batches. The
     run's first shard ramps up to that size (``Batching.chars_limit``), so the pipeline starts on a
-    small batch; the other shards do not (each of their batches would be one more write). Batch
-    boundaries depend on the shard and the batching alone, never on ``skip``.
+    small batch. Batch boundaries depend on the shard and the batching alone, never on ``skip``.
     """
     batch: list = []
     chars, index = 0, 0
-    limit = batching.chars_limit if shard.index == 0 else lambda _index: batching.batch_chars
-    size, max_chars = batching.batch_size, limit(0)
+    size, max_chars = batching.batch_size, batching.chars_limit(shard.index, 0)
     for doc in iter_shard(shard, batching.text_field):
         batch.append(doc)
         chars += len(doc.text)
@@ -199,7 +197,7 @@ def iter_batches(shard: Shard, batching: Batching = Batching(),
             if batch_id(shard.index, index) not in skip:
                 yield batch_id(shard.index, index), batch
             batch, chars, index = [], 0, index + 1
-            max_chars = limit(index)
+            max_chars = batching.chars_limit(shard.index, index)
     if batch and batch_id(shard.index, index) not in skip:
         yield batch_id(shard.index, index), batch
 

@@ -44,7 +44,8 @@ def test_the_first_shards_first_batches_grow_from_first_batch_chars(tmp_path):
     shard = _corpus_of(tmp_path, 100, 1000)
     assert shard.index == 0
     batching = Batching(batch_chars=16_000, first_batch_chars=2_000)
-    assert [batching.chars_limit(i) for i in range(6)] == [2_000, 4_000, 8_000, 16_000, 16_000, 16_000]
+    assert [batching.chars_limit(0, i) for i in range(6)] == [2_000, 4_000, 8_000, 16_000, 16_000, 16_000]
+    assert [batching.chars_limit(1, i) for i in range(3)] == [16_000] * 3
     batches = list(iter_batches(shard, batching))
     assert [len(docs) for _, docs in batches] == [2, 4, 8, 16, 16, 16, 16, 16, 6]
     assert [d.doc_id for _, docs in batches for d in docs] == [f"even.jsonl#{i}" for i in range(100)]
@@ -55,8 +56,8 @@ def test_the_first_shards_first_batches_grow_from_first_batch_chars(tmp_path):
     assert [len(docs) for _, docs in iter_batches(shard, Batching(batch_chars=None, first_batch_chars=2_000))] == [100]
     second = dataclasses.replace(shard, index=1)
     assert [len(docs) for _, docs in iter_batches(second, batching)] == [16] * 6 + [4]
-    assert Batching(batch_chars=3_000, first_batch_chars=5_000).chars_limit(0) == 3_000   # never above batch_chars
-    assert Batching().chars_limit(10 ** 9) == Batching().batch_chars
+    assert Batching(batch_chars=3_000, first_batch_chars=5_000).chars_limit(0, 0) == 3_000   # never above batch_chars
+    assert Batching().chars_limit(0, 10 ** 9) == Batching().batch_chars
 
 
 def test_the_default_first_batches_on_the_kjv(kjv_books_path):

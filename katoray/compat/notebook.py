@@ -22,8 +22,8 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from katoray.compat.nodes import HierarchicalNode, used_nodes
-from katoray.config import (DEFAULT_BATCH_CHARS, DEFAULT_BATCH_SIZE, DEFAULT_CHECKPOINT_INTERVAL, DEFAULT_METADATA_CAP,
-                            DEFAULT_RUNS_DIR, TrainConfig)
+from katoray.config import (DEFAULT_BATCH_CHARS, DEFAULT_BATCH_SIZE, DEFAULT_CHECKPOINT_INTERVAL,
+                            DEFAULT_FIRST_BATCH_CHARS, DEFAULT_METADATA_CAP, DEFAULT_RUNS_DIR, TrainConfig)
 from katoray.errors import ConfigError
 from katoray.store.urls import is_memory
 
@@ -35,7 +35,8 @@ def train_from_streaming_dataset_parallel(
         store: str | None = None, run_id: str | None = None, nodes: Sequence[HierarchicalNode] | None = None,
         tokenizer: str | None = None, tokenizer_name: str | None = None, metadata_cap: int | None = None,
         checkpoint_dir: str | None = None, checkpoint_interval: int | None = None,
-        resume_from_checkpoint: bool = False, profiler: Any = None) -> dict[str, Any]:
+        resume_from_checkpoint: bool = False, profiler: Any = None,
+        first_batch_chars: int | None = DEFAULT_FIRST_BATCH_CHARS, shards: int | Sequence[int] = 1) -> dict[str, Any]:
     """Train a hierarchy on a corpus with ``num_workers`` parallel workers on Ray, as a durable run.
 
     Args:
@@ -52,6 +53,10 @@ def train_from_streaming_dataset_parallel(
         text_field: the text column of jsonl/parquet rows.
         batch_size, batch_chars: a batch (one knowledge-base write per level) holds up to
             ``batch_size`` documents and closes early at ``batch_chars`` characters.
+        first_batch_chars: the run's first batches close at this many characters, doubling up to
+            ``batch_chars`` (the pipeline starts sooner); None = whole batches from the start.
+        shards: knowledge bases per level, each owned by its own node actor (one count for every
+            level, or one per level); the trained knowledge is the same whatever the count.
         store, run_id, nodes, tokenizer, metadata_cap: without a learner (or to override it).
         tokenizer_name: kato-lm's separate argument; it must agree with the learner's.
         checkpoint_dir: the runs folder (default ``runs``): the run's manifest and checkpoints go
@@ -82,7 +87,8 @@ def train_from_streaming_dataset_parallel(
     else:
         config = notebook_config(learner, nodes, num_levels, num_workers, segment_method, verbose, dataset_key, data,
                                  max_samples, text_field, batch_size, batch_chars, store, run_id, tokenizer,
-                                 tokenizer_name, metadata_cap, runs_dir, checkpoint_interval)
+                                 tokenizer_name, metadata_cap, runs_dir, checkpoint_interval,
+                                 first_batch_chars=first_batch_chars, shards=shards)
         stats = start_run(config)
     if learner is not None and is_memory(learner.store) and stats.get("run_id") == learner.run_id:
         learner.open(_run_store(stats))          # the learner's sessions now read the run's knowledge bases
@@ -102,7 +108,9 @@ def train_from_streaming_dataset(dataset_key: str | None = None, max_samples: in
 
 def notebook_config(learner: Any, nodes, num_levels: int, num_workers: int, segment_method: str, verbose: bool,
                     dataset_key, data, max_samples, text_field, batch_size, batch_chars, store, run_id, tokenizer,
-                    tokenizer_name, metadata_cap, runs_dir, checkpoint_interval) -> TrainConfig:
+                    tokenizer_name, metadata_cap, runs_dir, checkpoint_interval, *,
+                    first_batch_chars: int | None = DEFAULT_FIRST_BATCH_CHARS,
+                    shards: int | Sequence[int] = 1) -> TrainConfig:
     """The ``TrainConfig`` of a notebook call: the learner's hierarchy, tokenizer, store and run."""
     if learner is not None and nodes is not None:
         raise ConfigError("pass either learner= or nodes=, not both (the learner already has its nodes)")
@@ -117,6 +125,7 @@ def notebook_config(learner: Any, nodes, num_levels: int, num_workers: int, segm
         session_configs=tuple(n.session_config for n in used), segment_method=segment_method,
         tokenizer=_one_tokenizer(learner, tokenizer, tokenizer_name), data=data, dataset=dataset_key,
         text_field=text_field, max_samples=max_samples, batch_size=batch_size, batch_chars=batch_chars,
+        first_batch_chars=first_batch_chars, shards=shards,
         metadata_cap=metadata_cap or getattr(learner, "metadata_cap", None) or DEFAULT_METADATA_CAP,
         store=None if store is None or is_memory(store) else store,
         run_id=run_id or getattr(learner, "run_id", None), runs_dir=runs_dir, workers=num_workers,

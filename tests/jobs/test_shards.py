@@ -36,6 +36,26 @@ def unsharded(ten_books, tmp_path_factory):
 
 
 @pytest.mark.ray
+def test_the_notebook_function_trains_sharded_levels(ray_session, ten_books, unsharded, tmp_path):
+    """kato-lm's name takes ``shards`` and ``first_batch_chars`` as the CLI and TrainConfig do."""
+    from katoray import HierarchicalNode, train_from_streaming_dataset_parallel
+
+    expected, reference, _ = unsharded
+    nodes = [HierarchicalNode(f"node{level}", chunk_size=size) for level, size in enumerate(CHUNKS)]
+    stats = train_from_streaming_dataset_parallel(data=str(ten_books), nodes=nodes, tokenizer=str(GPT2),
+                                                  num_workers=1, run_id="notebook", verbose=False,
+                                                  checkpoint_dir=str(tmp_path), shards=(2, 1, 1, 1),
+                                                  first_batch_chars=None)
+    assert fingerprint("notebook", tmp_path) == expected
+    batching = ("batches_processed",)   # whole batches here, one document per batch in the reference
+    assert {k: v for k, v in counted(stats).items() if k not in batching} == \
+        {k: v for k, v in counted(reference).items() if k not in batching}
+    assert stats["node0_shards"] == 2
+    manifest = TrainingManifest.load(tmp_path / "notebook")
+    assert manifest.config["shards"] == [2, 1, 1, 1] and manifest.config["first_batch_chars"] is None
+
+
+@pytest.mark.ray
 @pytest.mark.parametrize("shards", [3, (3, 2, 1, 1)], ids=["3", "3-2-1-1"])
 def test_sharded_runs_equal_the_unsharded_run(ray_session, ten_books, unsharded, tmp_path, shards):
     expected, reference, one_dir = unsharded

@@ -77,7 +77,7 @@ def bench_map(args) -> list[dict]:
 def bench_train(args) -> list[dict]:
     from scripts.benchmarks.train import bench_train as run
 
-    return [run(KJV_BOOKS, GPT2, workers=tuple(args.workers))]
+    return [run(KJV_BOOKS, GPT2, workers=tuple(args.workers), times=args.times)]
 
 
 def bench_startup(args) -> list[dict]:
@@ -181,6 +181,8 @@ def main() -> None:
                         help="knowledge-base sizes for the prediction benchmark")
     parser.add_argument("--queries", type=int, default=50, help="STMs per size for the prediction benchmark")
     parser.add_argument("--workers", type=int, nargs="+", default=[1, 2], help="worker counts for `train`")
+    parser.add_argument("--times", type=int, default=3,
+                        help="`train`'s long run: the KJV this many times over (re-learns past the first)")
     parser.add_argument("--shards", type=int, nargs="+", default=[1, 2, 4], help="shard counts for `ingest`")
     parser.add_argument("--repeats", type=int, default=3, help="runs of each kind for `startup` (medians)")
     parser.add_argument("--analysis-patterns", type=int, default=1_000_000, help="patterns of the analysed level")

@@ -96,8 +96,10 @@ def test_the_seed_notebook_runs_as_written(ray_session, ten_books, tmp_path, mon
     paragraph = paragraph_cell.split("GENERATED PARAGRAPH (combined):")[1].split("=" * 60)[1].strip()
     assert paragraph and all(" ".join(part.split()) in text for part in _bullets(paragraph_cell))
     sentence_cell = next(out for out in printed if "GENERATING SENTENCES FROM NODE0" in out)
-    sentences = re.findall(r"^\d+\. (.+)$", sentence_cell, re.M)
-    assert len(sentences) == 5 and all(" ".join(s.split()) in text for s in sentences), sentences
+    listed = sentence_cell.split("Generated Sentences:\n", 1)[1]
+    listed = listed[:listed.rindex("\n", 0, listed.rindex("Generated 5 sentences from learned patterns"))]
+    sentences = _numbered(listed, 5)
+    assert all(" ".join(s.split()) in text for s in sentences), sentences
     # The run has its manifest, its analyzers see what the learner sees, and cleanup ran.
     manifest = namespace["load_latest_manifest"]()
     learner = namespace["learner"]
@@ -105,6 +107,19 @@ def test_the_seed_notebook_runs_as_written(ray_session, ten_books, tmp_path, mon
     assert "Total patterns deleted across all nodes:" in everything
     summary = next(out for out in printed if "HIERARCHICAL TRAINING SESSION SUMMARY" in out)
     assert re.search(r"node0: [\d,]+ patterns \(avg freq: [\d.]+\)", summary), summary
+
+
+def _numbered(printed: str, count: int) -> list[str]:
+    """The texts printed as ``1. <text>`` .. ``count. <text>``, each up to the next number. A
+    sampled pattern may decode to text holding or starting with a newline (GPT-2 has newline
+    tokens), so an item is not one line."""
+    starts = []
+    for number in range(1, count + 1):
+        found = re.compile(rf"^{number}\. ", re.M).search(printed, starts[-1][1] if starts else 0)
+        assert found, f"item {number} is missing from {printed!r}"
+        starts.append((found.start(), found.end()))
+    ends = [start for start, _ in starts[1:]] + [len(printed)]
+    return [printed[begin:end] for (_, begin), end in zip(starts, ends)]
 
 
 def _bullets(printed: str) -> list[str]:
